@@ -1,0 +1,43 @@
+"""wire/ is sans-I/O: it must never reach for sockets, trio, SQL or the clock."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FORBIDDEN_IN_WIRE = {"trio", "socket", "sqlalchemy", "time", "asyncio", "selectors"}
+FORBIDDEN_OUTSIDE_DB = {"sqlalchemy"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+WIRE_FILES = sorted((REPO / "wire").rglob("*.py"))
+CRAWLER_FILES = sorted((REPO / "crawler").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", WIRE_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_wire_is_sans_io(path: Path) -> None:
+    bad = imported_modules(path) & FORBIDDEN_IN_WIRE
+    assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}; wire/ must stay sans-I/O"
+
+
+@pytest.mark.parametrize("path", CRAWLER_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_only_db_knows_sql(path: Path) -> None:
+    bad = imported_modules(path) & FORBIDDEN_OUTSIDE_DB
+    assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}; only db/ speaks SQL"
+
+
+def test_wire_files_exist() -> None:
+    assert len(WIRE_FILES) >= 3

@@ -1,0 +1,104 @@
+"""The secp256k1 and keccak primitives every protocol here is built from.
+
+One module so that each primitive has exactly one implementation (and one place
+to benchmark): node ids, discovery signatures, ENR "v4" signatures and the RLPx
+ECDH all come through here.
+
+Public keys travel in two forms: 64 bytes (x || y, as in enode URLs, discv4
+and RLPx) and 33 bytes (compressed, as in ENRs).  Functions accept either the
+64-byte raw form or a coincurve ``PublicKey``; they return raw 64-byte keys.
+"""
+
+from __future__ import annotations
+
+from coincurve import PrivateKey, PublicKey
+from Crypto.Hash import keccak
+
+from .errors import BadSignature
+
+__all__ = [
+    "keccak256",
+    "new_keccak256",
+    "node_id_from_pubkey",
+    "pubkey_from_private",
+    "compress_pubkey",
+    "decompress_pubkey",
+    "sign_recoverable",
+    "recover_pubkey",
+    "ecdh_x",
+    "generate_private_key",
+    "PrivateKey",
+    "PublicKey",
+]
+
+
+def keccak256(data: bytes) -> bytes:
+    """Keccak-256 (the pre-standard SHA-3 Ethereum uses) of ``data``."""
+    return keccak.new(data=data, digest_bits=256).digest()
+
+
+def new_keccak256() -> "keccak.Keccak_Hash":
+    """A running Keccak-256 state whose digest can be read between updates.
+
+    RLPx's ingress/egress MACs are such running states.
+    """
+    return keccak.new(digest_bits=256, update_after_digest=True)
+
+
+def generate_private_key() -> PrivateKey:
+    return PrivateKey()
+
+
+def pubkey_from_private(key: PrivateKey) -> bytes:
+    """The raw 64-byte public key of ``key``."""
+    return key.public_key.format(compressed=False)[1:]
+
+
+def _to_point(pubkey: bytes) -> PublicKey:
+    try:
+        if len(pubkey) == 64:
+            return PublicKey(b"\x04" + pubkey)
+        return PublicKey(pubkey)
+    except (ValueError, TypeError) as exc:
+        raise BadSignature(f"not a secp256k1 public key: {pubkey.hex()[:20]}... ({exc})") from exc
+
+
+def node_id_from_pubkey(pubkey: bytes) -> bytes:
+    """keccak256 of the 64-byte public key (accepts 33, 64 or 65 byte forms)."""
+    if len(pubkey) != 64:
+        pubkey = _to_point(pubkey).format(compressed=False)[1:]
+    return keccak256(pubkey)
+
+
+def compress_pubkey(pubkey: bytes) -> bytes:
+    """64 (or 65) byte public key -> 33-byte compressed form."""
+    return _to_point(pubkey).format(compressed=True)
+
+
+def decompress_pubkey(pubkey: bytes) -> bytes:
+    """33 (or 65) byte public key -> raw 64-byte form; BadSignature if not on the curve."""
+    return _to_point(pubkey).format(compressed=False)[1:]
+
+
+def sign_recoverable(key: PrivateKey, msg_hash: bytes) -> bytes:
+    """65-byte ``r || s || v`` signature (v in {0, 1}) over a 32-byte hash."""
+    return key.sign_recoverable(msg_hash, hasher=None)
+
+
+def recover_pubkey(signature: bytes, msg_hash: bytes) -> bytes:
+    """The raw 64-byte key that made ``signature`` (65 bytes, r||s||v) over ``msg_hash``."""
+    if len(signature) != 65:
+        raise BadSignature(f"signature must be 65 bytes, got {len(signature)}")
+    if signature[64] > 3:
+        raise BadSignature(f"signature recovery id {signature[64]} out of range")
+    try:
+        key = PublicKey.from_signature_and_message(signature, msg_hash, hasher=None)
+    except Exception as exc:  # coincurve raises bare Exception on bad input
+        raise BadSignature(f"cannot recover public key from signature ({exc})") from exc
+    return key.format(compressed=False)[1:]
+
+
+def ecdh_x(key: PrivateKey, pubkey: bytes) -> bytes:
+    """The x coordinate of ``key * pubkey`` (RLPx and ECIES use it unhashed)."""
+    point = _to_point(pubkey).multiply(key.secret)
+    return point.format(compressed=True)[1:]
