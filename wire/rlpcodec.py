@@ -31,7 +31,8 @@ Item: TypeAlias = Union[bytes, list[Any]]
 
 def encode(item: Any) -> bytes:
     """RLP-encode ``item`` (ints, bytes, str and nested sequences of them)."""
-    return rlp.encode(item)
+    encoded: bytes = rlp.encode(item)
+    return encoded
 
 
 def decode(data: bytes) -> Item:
