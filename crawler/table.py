@@ -286,16 +286,9 @@ class RoutingTable(Generic[N]):
         return self._add_entry(bucket, node, front=True, verified=True)
 
     def _add_entry(self, bucket: _Bucket[N], node: N, *, front: bool, verified: bool) -> AddResult:
-        r = _find(bucket.replacements, node.node_id)
-        if r >= 0:
-            # Promote a replacement: its /24 slot moves with it (or to its new IP).
-            old = bucket.replacements.pop(r)
-            self._release_ip(bucket, old.node.ip)
-            if not self._claim_ip(bucket, node.ip):
-                self._claim_ip(bucket, old.node.ip)  # cannot fail: we just freed it
-                bucket.replacements.insert(r, old)
-                return AddResult.IP_LIMIT
-        elif not self._claim_ip(bucket, node.ip):
+        # No need to look in the replacement list: it is empty whenever the bucket
+        # has room, since remove() refills the bucket from it first.
+        if not self._claim_ip(bucket, node.ip):
             return AddResult.IP_LIMIT
         entry = _Entry(node, int.from_bytes(node.node_id, "big"), verified)
         if front:
