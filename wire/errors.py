@@ -28,6 +28,7 @@ __all__ = [
     "HandshakeError",
     "BadMAC",
     "DecompressionError",
+    "BadEnodeURL",
 ]
 
 
@@ -93,3 +94,7 @@ class BadMAC(RemoteProtocolError):
 
 class DecompressionError(RemoteProtocolError):
     """Raised when a snappy-compressed message is corrupt or claims too large a size."""
+
+
+class BadEnodeURL(MalformedMessage):
+    """Raised when an ``enode://`` URL is malformed: bad key, address, port or shape."""
