@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import trio
@@ -26,31 +26,36 @@ class JsProcess:
     _events: trio.MemoryReceiveChannel[dict[str, Any]]
     seen: list[dict[str, Any]] = field(default_factory=list)
     stderr: bytearray = field(default_factory=bytearray)
+    _claimed: set[int] = field(default_factory=set)
 
     async def next_event(self, timeout: float = EVENT_TIMEOUT) -> dict[str, Any] | None:
-        """The next event, or None once the process has exited and every event was read."""
-        with trio.move_on_after(timeout) as scope:
+        """The next event from the process, or None once it has exited and every event was read."""
+        with trio.move_on_after(timeout):
             try:
                 event = await self._events.receive()
             except trio.EndOfChannel:
                 return None
-        if scope.cancelled_caught:
-            self.fail(f"no event within {timeout} s")
-        self.seen.append(event)
-        return event
+            self.seen.append(event)
+            return event
+        self.fail(f"no event within {timeout} s")
 
     async def wait_for(
         self, name: str, timeout: float = EVENT_TIMEOUT, **match: Any
     ) -> dict[str, Any]:
-        """The first event called ``name`` (whose fields equal ``match``) after those already read."""
-        with trio.move_on_after(timeout) as scope:
+        """The earliest event called ``name`` whose fields equal ``match`` and that no earlier
+        ``wait_for`` returned; events read meanwhile stay in ``seen``, so the order of waits is free."""
+        for index, event in enumerate(self.seen):
+            if index not in self._claimed and _matches(event, name, match):
+                self._claimed.add(index)
+                return event
+        with trio.move_on_after(timeout):
             while True:
-                event = await self.next_event(timeout=timeout + 1)
-                if event is None:
+                arrived = await self.next_event(timeout=timeout + 1)
+                if arrived is None:
                     self.fail(f"exited (rc={self.process.returncode}) before event {name!r} {match}")
-                if event["event"] == name and all(event.get(k) == v for k, v in match.items()):
-                    return event
-        assert scope.cancelled_caught
+                if _matches(arrived, name, match):
+                    self._claimed.add(len(self.seen) - 1)
+                    return arrived
         self.fail(f"no event {name!r} {match} within {timeout} s")
 
     def events_named(self, name: str) -> list[dict[str, Any]]:
@@ -62,10 +67,14 @@ class JsProcess:
             while await self.next_event(timeout=timeout + 1) is not None:
                 pass
 
-    def fail(self, what: str) -> Any:
+    def fail(self, what: str) -> NoReturn:
         seen = "\n  ".join(json.dumps(event)[:300] for event in self.seen) or "(none)"
         tail = self.stderr.decode(errors="replace")[-STDERR_TAIL:] or "(empty)"
         pytest.fail(f"{self.name}: {what}\nevents seen:\n  {seen}\nstderr:\n{tail}", pytrace=False)
+
+
+def _matches(event: dict[str, Any], name: str, match: dict[str, Any]) -> bool:
+    return event["event"] == name and all(event.get(key) == value for key, value in match.items())
 
 
 async def read_events(
