@@ -1,0 +1,244 @@
+"""Open (create, check, migrate) the crawl database.
+
+``open_database`` takes a file path or a SQLAlchemy URL.  SQLite is the
+default: every connection gets foreign keys ON, WAL journaling (readers never
+block the one writer) and a busy timeout.  The schema carries a version; an
+older database is migrated step by step through ``MIGRATIONS``, a newer one is
+refused.  Driver exceptions are translated here, once, into ``db.errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, update
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from .errors import (
+    DatabaseError,
+    DatabaseLocked,
+    DatabaseUnreadable,
+    MigrationMissing,
+    NotADatabase,
+    SchemaTooNew,
+    UnknownSchema,
+    UnsupportedDatabase,
+)
+from .models import Base, SchemaVersion
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MIGRATIONS",
+    "Migration",
+    "Database",
+    "open_database",
+    "translate_error",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1  # bump with every model change, and add MIGRATIONS[old] for it
+BUSY_TIMEOUT = 5.0  # s, how long SQLite waits for another writer before "database is locked"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")  # the two with insert().on_conflict_do_update
+
+# A migration moves a database from version v (its key) to v + 1, inside the
+# caller's transaction.
+Migration = Callable[[Connection], None]
+MIGRATIONS: dict[int, Migration] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An open crawl database: the engine and a session factory.  Sessions belong to the caller."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _url_for(url_or_path: str | Path) -> URL:
+    text = str(url_or_path)
+    if "://" in text:
+        try:
+            return make_url(text)
+        except sa_exc.ArgumentError as exc:
+            raise DatabaseUnreadable(f"{text!r} is not a database URL: {exc}") from exc
+    if text == ":memory:":
+        return make_url("sqlite://")
+    return URL.create("sqlite", database=str(Path(text).expanduser().resolve()))
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def translate_error(exc: BaseException, where: str) -> DatabaseError:
+    """One driver exception as the narrow ``DatabaseError`` it means, with a one-line message."""
+    if isinstance(exc, DatabaseError):
+        return exc
+    orig = getattr(exc, "orig", None) or exc
+    message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    lowered = message.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return DatabaseLocked(
+            f"{where} is locked by another process (another crawl still writing?): {message}"
+        )
+    if "not a database" in lowered or "malformed" in lowered or "encrypted" in lowered:
+        return NotADatabase(f"{where} is not an SQLite database (corrupt, or some other file): {message}")
+    if "unable to open" in lowered or "readonly" in lowered or "read-only" in lowered or isinstance(orig, OSError):
+        return DatabaseUnreadable(f"cannot open {where}: {message}")
+    return DatabaseError(f"{where}: {message}")
+
+
+def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # SQLite ignores foreign keys unless asked, per connection.
+            cursor.execute("PRAGMA foreign_keys=ON")
+            if wal:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                # WAL is safe against corruption with NORMAL; only the last commits can be lost on power cut.
+                cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+
+def _make_engine(url: URL, busy_timeout: float, echo: bool) -> Engine:
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_DIALECTS:
+        raise UnsupportedDatabase(
+            f"{backend!r} databases are not supported; use an SQLite path or a postgresql:// URL"
+        )
+    if backend != "sqlite":
+        return create_engine(url, echo=echo, pool_pre_ping=True)
+    # The writer works from a thread (trio.to_thread), so connections may change threads;
+    # it is the only writer, serialised by a CapacityLimiter(1).
+    connect_args: dict[str, Any] = {"timeout": busy_timeout, "check_same_thread": False}
+    if _sqlite_file(url) is None:
+        # One shared connection, or every thread would see its own empty in-memory database.
+        engine = create_engine(url, echo=echo, connect_args=connect_args, poolclass=StaticPool)
+        _install_sqlite_hooks(engine, wal=False)
+    else:
+        engine = create_engine(url, echo=echo, connect_args=connect_args)
+        _install_sqlite_hooks(engine, wal=True)
+    return engine
+
+
+def _stored_version(conn: Connection) -> int | None:
+    """The schema version, or None for an empty database; UnknownSchema if it is somebody else's."""
+    tables = set(inspect(conn).get_table_names())
+    if SchemaVersion.__tablename__ not in tables:
+        if tables:
+            raise UnknownSchema(
+                f"database holds tables ({', '.join(sorted(tables)[:5])}) but no ethcrawl schema_version: not ours"
+            )
+        return None
+    version = conn.execute(select(SchemaVersion.version).where(SchemaVersion.id == 1)).scalar_one_or_none()
+    if version is None:
+        raise UnknownSchema("database has a schema_version table without a version row")
+    return version
+
+
+def _write_version(conn: Connection, version: int, *, insert: bool) -> None:
+    now = datetime.now(timezone.utc)
+    if insert:
+        conn.execute(sa_insert(SchemaVersion).values(id=1, version=version, updated_at=now))
+    else:
+        conn.execute(update(SchemaVersion).where(SchemaVersion.id == 1).values(version=version, updated_at=now))
+
+
+def _prepare_schema(
+    conn: Connection, *, create: bool, target: int, migrations: Mapping[int, Migration], where: str
+) -> None:
+    version = _stored_version(conn)
+    if version is None:
+        if not create:
+            raise DatabaseUnreadable(f"{where} has no ethcrawl schema and create=False")
+        Base.metadata.create_all(conn)
+        _write_version(conn, target, insert=True)
+        log.info("database created path=%s schema_version=%d", where, target)
+        return
+    if version > target:
+        raise SchemaTooNew(
+            f"{where} has schema version {version}, newer than this ethcrawl's {target}; upgrade ethcrawl"
+        )
+    while version < target:
+        step = migrations.get(version)
+        if step is None:
+            raise MigrationMissing(f"{where} has schema version {version} and no migration to {version + 1}")
+        step(conn)
+        version += 1
+        _write_version(conn, version, insert=False)
+        log.info("database migrated path=%s schema_version=%d", where, version)
+
+
+def open_database(
+    url_or_path: str | Path,
+    *,
+    create: bool = True,
+    busy_timeout: float = BUSY_TIMEOUT,
+    echo: bool = False,
+) -> Database:
+    """Open the database at ``url_or_path`` (file path, ``:memory:`` or SQLAlchemy URL).
+
+    Creates the schema when the database is empty (and ``create``), runs the
+    registered migrations when it is older, and raises a ``DatabaseError``
+    subclass when it is newer, corrupt, unreadable or locked.
+    """
+    url = _url_for(url_or_path)
+    where = url.render_as_string(hide_password=True)
+    path = _sqlite_file(url)
+    if path is not None:
+        where = str(path)
+        if path.is_dir():
+            raise DatabaseUnreadable(f"cannot open {where}: it is a directory")
+        if not create and not path.exists():
+            raise DatabaseUnreadable(f"cannot open {where}: no such file (and create=False)")
+        if not path.parent.is_dir():
+            raise DatabaseUnreadable(f"cannot open {where}: folder {path.parent} does not exist")
+    engine = _make_engine(url, busy_timeout, echo)
+    try:
+        if engine.dialect.name == "sqlite":
+            # Take the write lock up front (BEGIN IMMEDIATE): a database another crawl is
+            # writing fails here, clearly, instead of in the middle of our crawl.  AUTOCOMMIT
+            # stops pysqlite from issuing its own BEGIN/COMMIT around our statements.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    _prepare_schema(conn, create=create, target=SCHEMA_VERSION, migrations=MIGRATIONS, where=where)
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+        else:
+            with engine.begin() as conn:
+                _prepare_schema(conn, create=create, target=SCHEMA_VERSION, migrations=MIGRATIONS, where=where)
+    except DatabaseError:
+        engine.dispose()
+        raise
+    except (sa_exc.SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        raise translate_error(exc, where) from exc
+    return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))

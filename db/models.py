@@ -1,0 +1,197 @@
+"""The crawl database schema: SQLAlchemy 2.0 typed models.
+
+Only portable types are used so the same models run on SQLite (the default)
+and PostgreSQL: bytes are ``LargeBinary``, big integers that can exceed 64
+bits (total difficulty) are decimal text, timestamps are UTC (``UTCDateTime``).
+Bump ``engine.SCHEMA_VERSION`` and register a migration for every change here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "UTCDateTime",
+    "Base",
+    "SchemaVersion",
+    "Crawl",
+    "Node",
+    "Sighting",
+    "Edge",
+    "DialAttempt",
+]
+
+NODE_ID_SIZE = 32  # bytes
+PUBKEY_SIZE = 64  # bytes
+HASH_SIZE = 32  # bytes
+FORK_HASH_SIZE = 4  # bytes
+IP_TEXT_SIZE = 45  # chars, the longest IPv6 text form
+# uint256 in decimal is 78 digits; total difficulty is stored as text so SQLite keeps it exact.
+BIG_UINT_TEXT_SIZE = 78
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zones: we store naive UTC there and attach UTC on the
+    way out.  A naive datetime from our own code is refused, not guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column")
+        utc = value.astimezone(timezone.utc)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)  # the DateTime impl parses for us
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# Column aliases shared by the models (SQLAlchemy's Annotated type map).
+IntPK = Annotated[int, mapped_column(Integer, primary_key=True, autoincrement=True)]
+UTCTime = Annotated[datetime, mapped_column(UTCDateTime())]
+NodeId = Annotated[bytes, mapped_column(LargeBinary(NODE_ID_SIZE))]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        bytes: LargeBinary(),
+        str: Text(),
+        int: BigInteger(),
+    }
+
+
+class SchemaVersion(Base):
+    """One row: the schema version the database was last written with."""
+
+    __tablename__ = "schema_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[UTCTime]
+
+
+class Crawl(Base):
+    __tablename__ = "crawls"
+
+    id: Mapped[IntPK]
+    started_at: Mapped[UTCTime]
+    ended_at: Mapped[datetime | None]
+    parameters: Mapped[str]  # JSON text: portable, and only ever read whole
+    # Final counts, filled in from the other tables when the crawl finishes.
+    node_count: Mapped[int] = mapped_column(default=0)
+    edge_count: Mapped[int] = mapped_column(default=0)
+    dials_ok: Mapped[int] = mapped_column(default=0)
+    dials_failed: Mapped[int] = mapped_column(default=0)
+
+
+class Node(Base):
+    """Every node ever seen, with its latest address and the highest-seq ENR received."""
+
+    __tablename__ = "nodes"
+
+    node_id: Mapped[NodeId] = mapped_column(primary_key=True)
+    pubkey: Mapped[bytes] = mapped_column(LargeBinary(PUBKEY_SIZE))
+    ip: Mapped[str | None] = mapped_column(String(IP_TEXT_SIZE))
+    udp_port: Mapped[int | None] = mapped_column(Integer)
+    tcp_port: Mapped[int | None] = mapped_column(Integer)
+    enr: Mapped[bytes | None]  # exactly as received, never re-encoded
+    enr_seq: Mapped[int | None]
+    first_seen: Mapped[UTCTime]
+    last_seen: Mapped[UTCTime]
+
+
+class Sighting(Base):
+    """A node as seen in one crawl."""
+
+    __tablename__ = "sightings"
+
+    crawl_id: Mapped[int] = mapped_column(ForeignKey("crawls.id"), primary_key=True)
+    node_id: Mapped[NodeId] = mapped_column(ForeignKey("nodes.node_id"), primary_key=True, index=True)
+    first_seen: Mapped[UTCTime]
+    source: Mapped[str] = mapped_column(String(16))  # records.SOURCES
+    responded: Mapped[bool] = mapped_column(Boolean, default=False)
+    enr_received: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Edge(Base):
+    """In crawl ``crawl_id``, ``from_node`` returned ``to_node``: the DHT's topology."""
+
+    __tablename__ = "edges"
+
+    crawl_id: Mapped[int] = mapped_column(ForeignKey("crawls.id"), primary_key=True)
+    from_node: Mapped[NodeId] = mapped_column(ForeignKey("nodes.node_id"), primary_key=True)
+    to_node: Mapped[NodeId] = mapped_column(ForeignKey("nodes.node_id"), primary_key=True)
+    first_seen: Mapped[UTCTime]
+
+    __table_args__ = (Index("ix_edges_to_node", "to_node"),)
+
+
+class DialAttempt(Base):
+    """One RLPx attempt.  ``node_id`` has no foreign key: inbound peers may be unknown to discovery."""
+
+    __tablename__ = "dial_attempts"
+
+    id: Mapped[IntPK]
+    crawl_id: Mapped[int] = mapped_column(ForeignKey("crawls.id"), index=True)
+    node_id: Mapped[NodeId] = mapped_column(index=True)
+    attempted_at: Mapped[UTCTime]
+    direction: Mapped[str] = mapped_column(String(8))  # records.DIRECTIONS
+    outcome: Mapped[str] = mapped_column(String(24))  # records.OUTCOMES
+    ip: Mapped[str | None] = mapped_column(String(IP_TEXT_SIZE))
+    tcp_port: Mapped[int | None] = mapped_column(Integer)
+    disconnect_reason: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None]
+    client_id: Mapped[str | None]
+    client_name: Mapped[str | None] = mapped_column(String(64))
+    client_version: Mapped[str | None]
+    client_os: Mapped[str | None]
+    client_arch: Mapped[str | None]
+    client_runtime: Mapped[str | None]
+    client_user_data: Mapped[str | None]
+    capabilities: Mapped[str | None]
+    p2p_version: Mapped[int | None]
+    eth_version: Mapped[int | None] = mapped_column(Integer)
+    network_id: Mapped[int | None]
+    genesis_hash: Mapped[bytes | None] = mapped_column(LargeBinary(HASH_SIZE))
+    fork_hash: Mapped[bytes | None] = mapped_column(LargeBinary(FORK_HASH_SIZE))
+    fork_next: Mapped[int | None]
+    head_hash: Mapped[bytes | None] = mapped_column(LargeBinary(HASH_SIZE))
+    total_difficulty: Mapped[str | None] = mapped_column(String(BIG_UINT_TEXT_SIZE))
+    earliest_block: Mapped[int | None]
+    latest_block: Mapped[int | None]
+    head_number: Mapped[int | None]
+    synced: Mapped[bool | None] = mapped_column(Boolean)
+
+    __table_args__ = (
+        Index("ix_dial_attempts_crawl_outcome", "crawl_id", "outcome"),
+        Index("ix_dial_attempts_client_name", "client_name"),
+        Index("ix_dial_attempts_network", "network_id", "fork_hash"),
+    )

@@ -1,0 +1,235 @@
+"""What the crawler tells the database: plain frozen records, no SQL.
+
+The crawler builds these and sends them on the writer's channel (see
+``writer.run_writer``); the writer turns them into rows.  Read helpers in
+``store`` answer with ``KnownNode`` and ``CrawlSummary``.  Nothing here
+imports SQLAlchemy, so crawler/ can use every name without knowing SQL.
+
+Records validate their shape when built: a wrong-sized id or a naive
+timestamp is a bug in our code (``InvalidRecord``), and catching it here keeps
+it from failing a whole batch later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .errors import InvalidRecord
+
+__all__ = [
+    "SOURCES",
+    "DIRECTIONS",
+    "OUTCOMES",
+    "CrawlStarted",
+    "CrawlFinished",
+    "NodeSeen",
+    "EdgeSeen",
+    "DialRecord",
+    "Record",
+    "KnownNode",
+    "CrawlSummary",
+]
+
+NODE_ID_SIZE = 32  # bytes, keccak256 of the public key
+PUBKEY_SIZE = 64  # bytes, uncompressed secp256k1 x||y
+HASH_SIZE = 32  # bytes, block hashes
+FORK_HASH_SIZE = 4  # bytes, EIP-2124 CRC32
+MAX_PORT = 65535
+
+# How we first heard of a node in a crawl.  "database" is a node loaded with --from-db.
+SOURCES = ("bootnode", "neighbors", "inbound", "database")
+DIRECTIONS = ("outbound", "inbound")
+# Dial outcomes; the same strings as crawler.dialer.Outcome values.
+OUTCOMES = (
+    "ok",
+    "timeout",
+    "refused",
+    "reset",
+    "too-many-peers",
+    "useless-peer",
+    "disconnect-other",
+    "protocol-error",
+    "not-eth",
+)
+
+
+def _check_size(name: str, value: bytes | None, size: int) -> None:
+    if value is not None and len(value) != size:
+        raise InvalidRecord(f"{name} must be {size} bytes, got {len(value)}")
+
+
+def _check_time(name: str, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise InvalidRecord(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+
+
+def _check_port(name: str, value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_PORT:
+        raise InvalidRecord(f"{name} {value} is not a port number")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidRecord(f"{name} {value!r} is not one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrawlStarted:
+    """A crawl begins; ``store.begin_crawl`` turns it into a row and returns the crawl id."""
+
+    started_at: datetime
+    # Command-line settings worth keeping with the results; stored as JSON.
+    parameters: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_time("started_at", self.started_at)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrawlFinished:
+    """The crawl ended (naturally, by --duration or by Ctrl-C); the writer stores the final counts."""
+
+    crawl_id: int
+    ended_at: datetime
+
+    def __post_init__(self) -> None:
+        _check_time("ended_at", self.ended_at)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSeen:
+    """We heard of a node, or learned more about it (it answered; its ENR arrived).
+
+    ``enr`` is the record exactly as received; the writer stores those bytes
+    unchanged and replaces a stored ENR only by one with a higher ``enr_seq``.
+    """
+
+    crawl_id: int
+    node_id: bytes
+    pubkey: bytes
+    ip: str | None
+    udp: int | None
+    tcp: int | None
+    seen_at: datetime
+    source: str
+    enr: bytes | None = None
+    enr_seq: int | None = None
+    responded: bool = False
+
+    def __post_init__(self) -> None:
+        _check_size("node_id", self.node_id, NODE_ID_SIZE)
+        _check_size("pubkey", self.pubkey, PUBKEY_SIZE)
+        _check_port("udp", self.udp)
+        _check_port("tcp", self.tcp)
+        _check_time("seen_at", self.seen_at)
+        _check_choice("source", self.source, SOURCES)
+        if (self.enr is None) != (self.enr_seq is None):
+            raise InvalidRecord("enr and enr_seq come together: both set or both None")
+        if self.enr_seq is not None and self.enr_seq < 0:
+            raise InvalidRecord(f"enr_seq {self.enr_seq} is negative")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeSeen:
+    """In this crawl, node ``from_id`` returned ``to_id`` in a Neighbors answer."""
+
+    crawl_id: int
+    from_id: bytes
+    to_id: bytes
+    seen_at: datetime
+
+    def __post_init__(self) -> None:
+        _check_size("from_id", self.from_id, NODE_ID_SIZE)
+        _check_size("to_id", self.to_id, NODE_ID_SIZE)
+        _check_time("seen_at", self.seen_at)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialRecord:
+    """One RLPx attempt (outbound dial or inbound session) and everything it learned."""
+
+    crawl_id: int
+    node_id: bytes
+    attempted_at: datetime
+    direction: str
+    outcome: str
+    ip: str | None = None
+    tcp_port: int | None = None
+    disconnect_reason: int | None = None
+    error: str | None = None
+    # Hello
+    client_id: str | None = None
+    client_name: str | None = None
+    client_version: str | None = None
+    client_os: str | None = None
+    client_arch: str | None = None
+    client_runtime: str | None = None
+    client_user_data: str | None = None
+    capabilities: str | None = None  # "eth/68,snap/1"
+    p2p_version: int | None = None
+    # eth Status
+    eth_version: int | None = None
+    network_id: int | None = None
+    genesis_hash: bytes | None = None
+    fork_hash: bytes | None = None
+    fork_next: int | None = None
+    head_hash: bytes | None = None
+    total_difficulty: int | None = None  # eth/68 and older; a big integer
+    earliest_block: int | None = None  # eth/69
+    latest_block: int | None = None  # eth/69
+    # Head header
+    head_number: int | None = None
+    synced: bool | None = None
+
+    def __post_init__(self) -> None:
+        _check_size("node_id", self.node_id, NODE_ID_SIZE)
+        _check_time("attempted_at", self.attempted_at)
+        _check_choice("direction", self.direction, DIRECTIONS)
+        _check_choice("outcome", self.outcome, OUTCOMES)
+        _check_port("tcp_port", self.tcp_port)
+        _check_size("genesis_hash", self.genesis_hash, HASH_SIZE)
+        _check_size("head_hash", self.head_hash, HASH_SIZE)
+        _check_size("fork_hash", self.fork_hash, FORK_HASH_SIZE)
+        if self.total_difficulty is not None and self.total_difficulty < 0:
+            raise InvalidRecord(f"total_difficulty {self.total_difficulty} is negative")
+
+
+# Everything the writer accepts on its channel.
+Record = CrawlFinished | NodeSeen | EdgeSeen | DialRecord
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnownNode:
+    """A node from earlier crawls, to seed a new one (--from-db)."""
+
+    node_id: bytes
+    pubkey: bytes
+    ip: str | None
+    udp_port: int | None
+    tcp_port: int | None
+    enr: bytes | None
+    enr_seq: int | None
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrawlSummary:
+    """What the crawl CLI prints at the end.  Histograms are (key, count), largest first."""
+
+    crawl_id: int
+    started_at: datetime
+    ended_at: datetime | None
+    nodes: int  # distinct nodes sighted in this crawl
+    responded: int  # of those, answered discovery
+    with_enr: int  # of those, sent us an ENR
+    edges: int
+    dials: int
+    dials_ok: int
+    dials_failed: int
+    outcomes: tuple[tuple[str, int], ...]
+    # Distinct nodes per client name, among successful dials.
+    clients: tuple[tuple[str, int], ...]
+    # Distinct nodes per network id, among dials that got a Status.
+    networks: tuple[tuple[int, int], ...]

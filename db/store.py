@@ -1,0 +1,403 @@
+"""Data functions over a caller-owned session: write record batches, read summaries.
+
+Writes are bulk ``INSERT ... ON CONFLICT`` statements, built with the
+dialect's own ``insert`` (SQLite and PostgreSQL share the syntax).  A batch
+is first merged in Python so that one statement never touches the same row
+twice (PostgreSQL refuses that).  Nothing here commits: the caller (the
+writer task, a test, the CLI) owns the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .errors import InvalidRecord, UnsupportedDatabase
+from .models import Crawl, DialAttempt, Edge, Node, Sighting
+from .records import (
+    CrawlFinished,
+    CrawlStarted,
+    CrawlSummary,
+    DialRecord,
+    EdgeSeen,
+    KnownNode,
+    NodeSeen,
+    Record,
+)
+
+__all__ = [
+    "INT64_MAX",
+    "begin_crawl",
+    "write_records",
+    "finish_crawl",
+    "load_known_nodes",
+    "crawl_summary",
+]
+
+log = logging.getLogger(__name__)
+
+# Both SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit; peers may send any uint64.
+INT64_MAX = 2**63 - 1
+
+_InsertFactory = Callable[[Table], Any]
+_INSERTS: dict[str, _InsertFactory] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def _insert_for(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    factory = _INSERTS.get(dialect)
+    if factory is None:
+        raise UnsupportedDatabase(f"no upsert for {dialect!r}; only sqlite and postgresql are supported")
+    return factory(table)
+
+
+def _int64_or_none(value: int | None) -> int | None:
+    """A peer-supplied number if a 64-bit column can hold it, else None (only a hostile peer sends those)."""
+    if value is None or -INT64_MAX - 1 <= value <= INT64_MAX:
+        return value
+    return None
+
+
+def begin_crawl(session: Session, record: CrawlStarted) -> int:
+    """Insert the crawl row and return its id (the crawler needs it before any record)."""
+    try:
+        parameters = json.dumps(dict(record.parameters), sort_keys=True, default=str)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(f"crawl parameters are not JSON-serialisable: {exc}") from exc
+    crawl = Crawl(started_at=record.started_at, ended_at=None, parameters=parameters)
+    session.add(crawl)
+    session.flush()
+    return crawl.id
+
+
+# ---------------------------------------------------------------- batch merging
+
+
+@dataclass(slots=True)
+class _NodeRow:
+    node_id: bytes
+    pubkey: bytes
+    ip: str | None
+    udp_port: int | None
+    tcp_port: int | None
+    enr: bytes | None
+    enr_seq: int | None
+    first_seen: Any
+    last_seen: Any
+
+    def merge(self, seen: NodeSeen) -> None:
+        if seen.seen_at >= self.last_seen:
+            self.last_seen = seen.seen_at
+            if seen.ip is not None:
+                self.ip, self.udp_port, self.tcp_port = seen.ip, seen.udp, seen.tcp
+        self.first_seen = min(self.first_seen, seen.seen_at)
+        if seen.enr_seq is not None and (self.enr_seq is None or seen.enr_seq > self.enr_seq):
+            self.enr, self.enr_seq = seen.enr, seen.enr_seq
+
+
+def _node_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
+    merged: dict[bytes, _NodeRow] = {}
+    for seen in records:
+        row = merged.get(seen.node_id)
+        if row is None:
+            merged[seen.node_id] = _NodeRow(
+                node_id=seen.node_id,
+                pubkey=seen.pubkey,
+                ip=seen.ip,
+                udp_port=seen.udp,
+                tcp_port=seen.tcp,
+                enr=seen.enr,
+                enr_seq=seen.enr_seq,
+                first_seen=seen.seen_at,
+                last_seen=seen.seen_at,
+            )
+        else:
+            row.merge(seen)
+    rows = []
+    for row in merged.values():
+        # The exact sequence number stays inside the ENR bytes; the column saturates so
+        # "newer ENR?" comparisons keep working for absurd uint64 values.
+        seq = None if row.enr_seq is None else min(row.enr_seq, INT64_MAX)
+        rows.append(
+            {
+                "node_id": row.node_id,
+                "pubkey": row.pubkey,
+                "ip": row.ip,
+                "udp_port": row.udp_port,
+                "tcp_port": row.tcp_port,
+                "enr": row.enr,
+                "enr_seq": seq,
+                "first_seen": row.first_seen,
+                "last_seen": row.last_seen,
+            }
+        )
+    return rows
+
+
+def _sighting_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
+    merged: dict[tuple[int, bytes], dict[str, Any]] = {}
+    for seen in records:
+        key = (seen.crawl_id, seen.node_id)
+        row = merged.get(key)
+        if row is None:
+            merged[key] = {
+                "crawl_id": seen.crawl_id,
+                "node_id": seen.node_id,
+                "first_seen": seen.seen_at,
+                "source": seen.source,
+                "responded": seen.responded,
+                "enr_received": seen.enr is not None,
+            }
+        else:
+            if seen.seen_at < row["first_seen"]:
+                row["first_seen"], row["source"] = seen.seen_at, seen.source
+            row["responded"] = row["responded"] or seen.responded
+            row["enr_received"] = row["enr_received"] or seen.enr is not None
+    return list(merged.values())
+
+
+def _edge_rows(records: Iterable[EdgeSeen]) -> list[dict[str, Any]]:
+    merged: dict[tuple[int, bytes, bytes], dict[str, Any]] = {}
+    for edge in records:
+        key = (edge.crawl_id, edge.from_id, edge.to_id)
+        row = merged.get(key)
+        if row is None:
+            merged[key] = {
+                "crawl_id": edge.crawl_id,
+                "from_node": edge.from_id,
+                "to_node": edge.to_id,
+                "first_seen": edge.seen_at,
+            }
+        elif edge.seen_at < row["first_seen"]:
+            row["first_seen"] = edge.seen_at
+    return list(merged.values())
+
+
+def _dial_row(dial: DialRecord) -> dict[str, Any]:
+    return {
+        "crawl_id": dial.crawl_id,
+        "node_id": dial.node_id,
+        "attempted_at": dial.attempted_at,
+        "direction": dial.direction,
+        "outcome": dial.outcome,
+        "ip": dial.ip,
+        "tcp_port": dial.tcp_port,
+        "disconnect_reason": _int64_or_none(dial.disconnect_reason),
+        "error": dial.error,
+        "client_id": dial.client_id,
+        "client_name": dial.client_name,
+        "client_version": dial.client_version,
+        "client_os": dial.client_os,
+        "client_arch": dial.client_arch,
+        "client_runtime": dial.client_runtime,
+        "client_user_data": dial.client_user_data,
+        "capabilities": dial.capabilities,
+        "p2p_version": _int64_or_none(dial.p2p_version),
+        "eth_version": _int64_or_none(dial.eth_version),
+        "network_id": _int64_or_none(dial.network_id),
+        "genesis_hash": dial.genesis_hash,
+        "fork_hash": dial.fork_hash,
+        "fork_next": _int64_or_none(dial.fork_next),
+        "head_hash": dial.head_hash,
+        "total_difficulty": None if dial.total_difficulty is None else str(dial.total_difficulty),
+        "earliest_block": _int64_or_none(dial.earliest_block),
+        "latest_block": _int64_or_none(dial.latest_block),
+        "head_number": _int64_or_none(dial.head_number),
+        "synced": dial.synced,
+    }
+
+
+# ---------------------------------------------------------------- upserts
+
+
+def _upsert_nodes(session: Session, rows: list[dict[str, Any]]) -> None:
+    table = Node.__table__
+    stmt = _insert_for(session, table)
+    new = stmt.excluded
+    newer_enr = new.enr_seq.is_not(None) & (table.c.enr_seq.is_(None) | (new.enr_seq > table.c.enr_seq))
+    later = new.last_seen >= table.c.last_seen
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.node_id],
+        set_={
+            "pubkey": new.pubkey,
+            # The address a node had when we last heard of it wins; a record without one keeps ours.
+            "ip": case((later & new.ip.is_not(None), new.ip), else_=table.c.ip),
+            "udp_port": case((later & new.ip.is_not(None), new.udp_port), else_=table.c.udp_port),
+            "tcp_port": case((later & new.ip.is_not(None), new.tcp_port), else_=table.c.tcp_port),
+            "enr": case((newer_enr, new.enr), else_=table.c.enr),
+            "enr_seq": case((newer_enr, new.enr_seq), else_=table.c.enr_seq),
+            "first_seen": case((new.first_seen < table.c.first_seen, new.first_seen), else_=table.c.first_seen),
+            "last_seen": case((later, new.last_seen), else_=table.c.last_seen),
+        },
+    )
+    session.execute(stmt, rows)
+
+
+def _upsert_sightings(session: Session, rows: list[dict[str, Any]]) -> None:
+    table = Sighting.__table__
+    stmt = _insert_for(session, table)
+    new = stmt.excluded
+    earlier = new.first_seen < table.c.first_seen
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.crawl_id, table.c.node_id],
+        set_={
+            "first_seen": case((earlier, new.first_seen), else_=table.c.first_seen),
+            "source": case((earlier, new.source), else_=table.c.source),
+            "responded": or_(table.c.responded, new.responded),
+            "enr_received": or_(table.c.enr_received, new.enr_received),
+        },
+    )
+    session.execute(stmt, rows)
+
+
+def _insert_edges(session: Session, rows: list[dict[str, Any]]) -> None:
+    table = Edge.__table__
+    stmt = _insert_for(session, table).on_conflict_do_nothing(
+        index_elements=[table.c.crawl_id, table.c.from_node, table.c.to_node]
+    )
+    session.execute(stmt, rows)
+
+
+def finish_crawl(session: Session, record: CrawlFinished) -> None:
+    """Set the crawl's end time and its final counts, computed from the other tables."""
+    crawl_id = record.crawl_id
+    nodes = session.scalar(select(func.count()).select_from(Sighting).where(Sighting.crawl_id == crawl_id))
+    edges = session.scalar(select(func.count()).select_from(Edge).where(Edge.crawl_id == crawl_id))
+    ok = session.scalar(
+        select(func.count()).select_from(DialAttempt).where(DialAttempt.crawl_id == crawl_id, DialAttempt.outcome == "ok")
+    )
+    total = session.scalar(select(func.count()).select_from(DialAttempt).where(DialAttempt.crawl_id == crawl_id))
+    session.execute(
+        update(Crawl)
+        .where(Crawl.id == crawl_id)
+        .values(
+            ended_at=record.ended_at,
+            node_count=nodes or 0,
+            edge_count=edges or 0,
+            dials_ok=ok or 0,
+            dials_failed=(total or 0) - (ok or 0),
+        )
+    )
+
+
+def write_records(session: Session, records: Sequence[Record]) -> int:
+    """Write one batch in dependency order (nodes before sightings and edges); return rows sent.
+
+    ``CrawlFinished`` records run last, so the counts include the rest of the batch.
+    """
+    nodes = [r for r in records if isinstance(r, NodeSeen)]
+    edges = [r for r in records if isinstance(r, EdgeSeen)]
+    dials = [r for r in records if isinstance(r, DialRecord)]
+    finished = [r for r in records if isinstance(r, CrawlFinished)]
+    unknown = [r for r in records if not isinstance(r, (NodeSeen, EdgeSeen, DialRecord, CrawlFinished))]
+    if unknown:
+        raise InvalidRecord(f"the writer cannot store {type(unknown[0]).__name__} records")
+    written = 0
+    if nodes:
+        node_rows = _node_rows(nodes)
+        _upsert_nodes(session, node_rows)
+        sighting_rows = _sighting_rows(nodes)
+        _upsert_sightings(session, sighting_rows)
+        written += len(node_rows) + len(sighting_rows)
+    if edges:
+        edge_rows = _edge_rows(edges)
+        _insert_edges(session, edge_rows)
+        written += len(edge_rows)
+    if dials:
+        session.execute(insert(DialAttempt), [_dial_row(d) for d in dials])
+        written += len(dials)
+    for record in finished:
+        finish_crawl(session, record)
+        written += 1
+    return written
+
+
+# ---------------------------------------------------------------- reads
+
+
+def load_known_nodes(session: Session, *, limit: int | None = None) -> list[KnownNode]:
+    """Every stored node, most recently seen first (seeds for --from-db)."""
+    query = select(Node).order_by(Node.last_seen.desc(), Node.node_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        KnownNode(
+            node_id=node.node_id,
+            pubkey=node.pubkey,
+            ip=node.ip,
+            udp_port=node.udp_port,
+            tcp_port=node.tcp_port,
+            enr=node.enr,
+            enr_seq=node.enr_seq,
+            last_seen=node.last_seen,
+        )
+        for node in session.scalars(query)
+    ]
+
+
+def _histogram(pairs: Iterable[tuple[Any, int]]) -> tuple[tuple[Any, int], ...]:
+    counts: Counter[Any] = Counter()
+    for key, count in pairs:
+        counts[key] += count
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))))
+
+
+def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
+    """Counts, dial outcome histogram, client and network shares for one crawl."""
+    crawl = session.get(Crawl, crawl_id)
+    if crawl is None:
+        raise InvalidRecord(f"no crawl with id {crawl_id}")
+    sighted = select(
+        func.count(),
+        func.coalesce(func.sum(case((Sighting.responded, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((Sighting.enr_received, 1), else_=0)), 0),
+    ).where(Sighting.crawl_id == crawl_id)
+    nodes, responded, with_enr = session.execute(sighted).one()
+    edges = session.scalar(select(func.count()).select_from(Edge).where(Edge.crawl_id == crawl_id)) or 0
+    outcomes = _histogram(
+        (outcome, count)
+        for outcome, count in session.execute(
+            select(DialAttempt.outcome, func.count()).where(DialAttempt.crawl_id == crawl_id).group_by(DialAttempt.outcome)
+        )
+    )
+    dials = sum(count for _, count in outcomes)
+    dials_ok = dict(outcomes).get("ok", 0)
+    clients = _histogram(
+        (name, count)
+        for name, count in session.execute(
+            select(DialAttempt.client_name, func.count(func.distinct(DialAttempt.node_id)))
+            .where(DialAttempt.crawl_id == crawl_id, DialAttempt.outcome == "ok", DialAttempt.client_name.is_not(None))
+            .group_by(DialAttempt.client_name)
+        )
+    )
+    networks = _histogram(
+        (network, count)
+        for network, count in session.execute(
+            select(DialAttempt.network_id, func.count(func.distinct(DialAttempt.node_id)))
+            .where(DialAttempt.crawl_id == crawl_id, DialAttempt.network_id.is_not(None))
+            .group_by(DialAttempt.network_id)
+        )
+    )
+    return CrawlSummary(
+        crawl_id=crawl_id,
+        started_at=crawl.started_at,
+        ended_at=crawl.ended_at,
+        nodes=int(nodes),
+        responded=int(responded),
+        with_enr=int(with_enr),
+        edges=int(edges),
+        dials=dials,
+        dials_ok=dials_ok,
+        dials_failed=dials - dials_ok,
+        outcomes=outcomes,
+        clients=clients,
+        networks=networks,
+    )

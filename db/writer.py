@@ -1,0 +1,207 @@
+"""The one database writer task.
+
+The crawler's tasks send records (or lists of records) on a bounded memory
+channel; this task collects them and writes a batch when it holds
+``batch_size`` records, when the oldest pending record is ``flush_interval``
+old, and when the channel closes.  Each batch is one transaction, run in a
+worker thread (``trio.to_thread.run_sync``) behind a ``CapacityLimiter(1)`` so
+the event loop never blocks on SQL and writes never overlap.
+
+Nothing learned is lost on cancellation (``--duration``, Ctrl-C): the cleanup
+drains what is already in the channel and writes it under a shielded scope
+with its own deadline.  A batch the database refuses for integrity reasons
+(e.g. an edge to a node never recorded) is retried record by record, so one
+bad record costs only itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+from sqlalchemy import exc as sa_exc
+
+from .engine import Database, translate_error
+from .records import CrawlFinished, CrawlStarted, DialRecord, EdgeSeen, NodeSeen, Record
+from .store import begin_crawl as _begin_crawl
+from .store import write_records
+
+__all__ = [
+    "BATCH_SIZE",
+    "FLUSH_INTERVAL",
+    "CLEANUP_TIMEOUT",
+    "WriterStats",
+    "Writer",
+    "run_writer",
+    "begin_crawl",
+]
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500  # records per transaction: big enough to amortise the commit, small enough to stay responsive
+FLUSH_INTERVAL = 0.5  # s, the longest a received record waits before it is written
+CLEANUP_TIMEOUT = 30.0  # s, for the last flush after cancellation, so Ctrl-C cannot hang forever
+
+
+_RECORD_TYPES = (NodeSeen, EdgeSeen, DialRecord, CrawlFinished)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriterStats:
+    records_received: int
+    rows_written: int
+    batches: int
+    records_rejected: int  # not records, or refused by the database one by one after their batch failed
+    pending: int
+    last_flush: float | None  # trio.current_time() of the last successful flush
+
+
+class Writer:
+    """Owns the write transactions for one database.  Use ``run_writer`` to start one."""
+
+    def __init__(self, db: Database, *, batch_size: int = BATCH_SIZE, flush_interval: float = FLUSH_INTERVAL) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be positive, got {flush_interval}")
+        self.db = db
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self._limiter = trio.CapacityLimiter(1)
+        self._pending: list[Record] = []
+        self._received = 0
+        self._rows = 0
+        self._batches = 0
+        self._rejected = 0
+        self._last_flush: float | None = None
+
+    def statistics(self) -> WriterStats:
+        return WriterStats(
+            records_received=self._received,
+            rows_written=self._rows,
+            batches=self._batches,
+            records_rejected=self._rejected,
+            pending=len(self._pending),
+            last_flush=self._last_flush,
+        )
+
+    def _take(self, item: object) -> None:
+        for record in item if isinstance(item, (list, tuple)) else (item,):
+            self._received += 1
+            if isinstance(record, _RECORD_TYPES):
+                self._pending.append(record)
+            else:
+                # Our own bug; dropping it beats killing the writer and losing the crawl.
+                self._rejected += 1
+                log.error("db writer got a non-record type=%s", type(record).__name__)
+
+    async def run(
+        self,
+        receive_channel: trio.MemoryReceiveChannel[object],
+        *,
+        task_status: trio.TaskStatus[Writer] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        task_status.started(self)
+        try:
+            await self._loop(receive_channel)
+        finally:
+            # Drain before closing: closing would throw away what senders already handed over.
+            self._drain(receive_channel)
+            receive_channel.close()
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLEANUP_TIMEOUT) as scope:
+                await self.flush(abandon_on_cancel=True)
+            if scope.cancelled_caught and self._pending:
+                log.warning("db writer gave up final flush pending=%d timeout=%s", len(self._pending), CLEANUP_TIMEOUT)
+
+    async def _loop(self, receive_channel: trio.MemoryReceiveChannel[object]) -> None:
+        deadline = math.inf  # when the oldest pending record must be written
+        while True:
+            with trio.move_on_at(deadline):
+                try:
+                    item = await receive_channel.receive()
+                except trio.EndOfChannel:
+                    return  # the finally clause writes the rest
+                if not self._pending:
+                    deadline = trio.current_time() + self.flush_interval
+                self._take(item)
+                if len(self._pending) < self.batch_size:
+                    continue
+            await self.flush()
+            deadline = math.inf
+
+    def _drain(self, receive_channel: trio.MemoryReceiveChannel[object]) -> None:
+        """Take what senders already handed over, so a cancelled crawl keeps it."""
+        while True:
+            try:
+                self._take(receive_channel.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+
+    async def flush(self, *, abandon_on_cancel: bool = False) -> None:
+        """Write everything pending, in batches of ``batch_size``."""
+        while self._pending:
+            batch = self._pending[: self.batch_size]
+            rows, rejected = await trio.to_thread.run_sync(
+                self._write_batch, batch, limiter=self._limiter, abandon_on_cancel=abandon_on_cancel
+            )
+            del self._pending[: len(batch)]
+            self._rows += rows
+            self._rejected += rejected
+            self._batches += 1
+            self._last_flush = trio.current_time()
+            log.debug("db batch written records=%d rows=%d rejected=%d", len(batch), rows, rejected)
+
+    def _write_batch(self, batch: Sequence[Record]) -> tuple[int, int]:
+        """In a worker thread: one transaction for the batch, or one per record if it is refused."""
+        try:
+            with self.db.session() as session, session.begin():
+                return write_records(session, batch), 0
+        except sa_exc.IntegrityError as exc:
+            log.info("db batch refused, retrying one by one records=%d err=%s", len(batch), exc.orig)
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate_error(exc, "crawl database") from exc
+        rows = rejected = 0
+        for record in batch:
+            try:
+                with self.db.session() as session, session.begin():
+                    rows += write_records(session, [record])
+            except sa_exc.IntegrityError as exc:
+                rejected += 1
+                log.warning("db record rejected record=%s err=%s", type(record).__name__, exc.orig)
+            except sa_exc.SQLAlchemyError as exc:
+                raise translate_error(exc, "crawl database") from exc
+        return rows, rejected
+
+
+async def run_writer(
+    db: Database,
+    receive_channel: trio.MemoryReceiveChannel[object],
+    *,
+    batch_size: int = BATCH_SIZE,
+    flush_interval: float = FLUSH_INTERVAL,
+    task_status: trio.TaskStatus[Writer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Write every record received until the channel closes or we are cancelled.
+
+    ``writer = await nursery.start(run_writer, db, receive)`` hands back the
+    ``Writer``, for ``writer.statistics()``.
+    """
+    writer = Writer(db, batch_size=batch_size, flush_interval=flush_interval)
+    await writer.run(receive_channel, task_status=task_status)
+
+
+async def begin_crawl(db: Database, record: CrawlStarted) -> int:
+    """Insert the crawl row (in a thread) and return its id for the crawler's records."""
+
+    def _begin() -> int:
+        try:
+            with db.session() as session, session.begin():
+                return _begin_crawl(session, record)
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate_error(exc, "crawl database") from exc
+
+    return await trio.to_thread.run_sync(_begin)
+
