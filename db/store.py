@@ -37,6 +37,9 @@ __all__ = [
     "INT64_MAX",
     "begin_crawl",
     "write_records",
+    "node_upsert",
+    "sighting_upsert",
+    "edge_insert",
     "finish_crawl",
     "load_known_nodes",
     "crawl_summary",
@@ -51,8 +54,7 @@ _InsertFactory = Callable[[Table], Any]
 _INSERTS: dict[str, _InsertFactory] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-def _insert_for(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
+def _insert_for(dialect: str, table: Any) -> Any:
     factory = _INSERTS.get(dialect)
     if factory is None:
         raise UnsupportedDatabase(f"no upsert for {dialect!r}; only sqlite and postgresql are supported")
@@ -218,9 +220,10 @@ def _dial_row(dial: DialRecord) -> dict[str, Any]:
 # ---------------------------------------------------------------- upserts
 
 
-def _upsert_nodes(session: Session, rows: list[dict[str, Any]]) -> None:
+def node_upsert(dialect: str) -> Any:
+    """Insert nodes; on conflict keep the earliest first_seen, the latest address, the highest-seq ENR."""
     table = Node.__table__
-    stmt = _insert_for(session, table)
+    stmt = _insert_for(dialect, table)
     new = stmt.excluded
     newer_enr = new.enr_seq.is_not(None) & (table.c.enr_seq.is_(None) | (new.enr_seq > table.c.enr_seq))
     later = new.last_seen >= table.c.last_seen
@@ -238,12 +241,13 @@ def _upsert_nodes(session: Session, rows: list[dict[str, Any]]) -> None:
             "last_seen": case((later, new.last_seen), else_=table.c.last_seen),
         },
     )
-    session.execute(stmt, rows)
+    return stmt
 
 
-def _upsert_sightings(session: Session, rows: list[dict[str, Any]]) -> None:
+def sighting_upsert(dialect: str) -> Any:
+    """Insert sightings; on conflict keep the earliest (first_seen, source) and OR the flags."""
     table = Sighting.__table__
-    stmt = _insert_for(session, table)
+    stmt = _insert_for(dialect, table)
     new = stmt.excluded
     earlier = new.first_seen < table.c.first_seen
     stmt = stmt.on_conflict_do_update(
@@ -255,15 +259,15 @@ def _upsert_sightings(session: Session, rows: list[dict[str, Any]]) -> None:
             "enr_received": or_(table.c.enr_received, new.enr_received),
         },
     )
-    session.execute(stmt, rows)
+    return stmt
 
 
-def _insert_edges(session: Session, rows: list[dict[str, Any]]) -> None:
+def edge_insert(dialect: str) -> Any:
+    """Insert edges; an edge already recorded in the crawl is left as it is."""
     table = Edge.__table__
-    stmt = _insert_for(session, table).on_conflict_do_nothing(
+    return _insert_for(dialect, table).on_conflict_do_nothing(
         index_elements=[table.c.crawl_id, table.c.from_node, table.c.to_node]
     )
-    session.execute(stmt, rows)
 
 
 def finish_crawl(session: Session, record: CrawlFinished) -> None:
@@ -300,16 +304,17 @@ def write_records(session: Session, records: Sequence[Record]) -> int:
     unknown = [r for r in records if not isinstance(r, (NodeSeen, EdgeSeen, DialRecord, CrawlFinished))]
     if unknown:
         raise InvalidRecord(f"the writer cannot store {type(unknown[0]).__name__} records")
+    dialect = session.get_bind().dialect.name
     written = 0
     if nodes:
         node_rows = _node_rows(nodes)
-        _upsert_nodes(session, node_rows)
+        session.execute(node_upsert(dialect), node_rows)
         sighting_rows = _sighting_rows(nodes)
-        _upsert_sightings(session, sighting_rows)
+        session.execute(sighting_upsert(dialect), sighting_rows)
         written += len(node_rows) + len(sighting_rows)
     if edges:
         edge_rows = _edge_rows(edges)
-        _insert_edges(session, edge_rows)
+        session.execute(edge_insert(dialect), edge_rows)
         written += len(edge_rows)
     if dials:
         session.execute(insert(DialAttempt), [_dial_row(d) for d in dials])
