@@ -71,7 +71,8 @@ def _int64_or_none(value: int | None) -> int | None:
 def begin_crawl(session: Session, record: CrawlStarted) -> int:
     """Insert the crawl row and return its id (the crawler needs it before any record)."""
     try:
-        parameters = json.dumps(dict(record.parameters), sort_keys=True, default=str)
+        # default=str: paths and enums become text; NaN is not JSON, so it is refused.
+        parameters = json.dumps(dict(record.parameters), sort_keys=True, default=str, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidRecord(f"crawl parameters are not JSON-serialisable: {exc}") from exc
     crawl = Crawl(started_at=record.started_at, ended_at=None, parameters=parameters)
