@@ -29,6 +29,7 @@ __all__ = [
     "BadMAC",
     "DecompressionError",
     "BadEnodeURL",
+    "UnexpectedMessage",
 ]
 
 
@@ -98,3 +99,7 @@ class DecompressionError(RemoteProtocolError):
 
 class BadEnodeURL(MalformedMessage):
     """Raised when an ``enode://`` URL is malformed: bad key, address, port or shape."""
+
+
+class UnexpectedMessage(RemoteProtocolError):
+    """Raised when a peer sends a message its session state forbids, e.g. anything but Hello or Disconnect first."""
