@@ -8,17 +8,18 @@ worker thread (``trio.to_thread.run_sync``) behind a ``CapacityLimiter(1)`` so
 the event loop never blocks on SQL and writes never overlap.
 
 Nothing learned is lost on cancellation (``--duration``, Ctrl-C): the cleanup
-drains what is already in the channel and writes it under a shielded scope
-with its own deadline.  A batch the database refuses for integrity reasons
-(e.g. an edge to a node never recorded) is retried record by record, so one
-bad record costs only itself.
+drains what is already in the channel and writes it under a shielded scope,
+starting no new batch after its own (real-time) deadline.  A batch the
+database refuses for integrity reasons (e.g. an edge to a node never
+recorded) is retried record by record, so one bad record costs only itself.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # records per transaction: big enough to amortise the commit, small enough to stay responsive
 FLUSH_INTERVAL = 0.5  # s, the longest a received record waits before it is written
-CLEANUP_TIMEOUT = 30.0  # s, for the last flush after cancellation, so Ctrl-C cannot hang forever
+CLEANUP_TIMEOUT = 30.0  # s of real time for the last flush after cancellation, so Ctrl-C cannot hang forever
 
 
 _RECORD_TYPES = (NodeSeen, EdgeSeen, DialRecord, CrawlFinished)
@@ -62,7 +63,15 @@ class WriterStats:
 class Writer:
     """Owns the write transactions for one database.  Use ``run_writer`` to start one."""
 
-    def __init__(self, db: Database, *, batch_size: int = BATCH_SIZE, flush_interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        batch_size: int = BATCH_SIZE,
+        flush_interval: float = FLUSH_INTERVAL,
+        cleanup_timeout: float = CLEANUP_TIMEOUT,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if flush_interval <= 0:
@@ -70,6 +79,10 @@ class Writer:
         self.db = db
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.cleanup_timeout = cleanup_timeout
+        # The cleanup deadline is about real database slowness, so it uses the wall clock,
+        # not trio's (a MockClock would leap over it while a worker thread writes).
+        self._monotonic = monotonic
         self._limiter = trio.CapacityLimiter(1)
         self._pending: list[Record] = []
         self._received = 0
@@ -111,10 +124,12 @@ class Writer:
             # Drain before closing: closing would throw away what senders already handed over.
             self._drain(receive_channel)
             receive_channel.close()
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLEANUP_TIMEOUT) as scope:
-                await self.flush(abandon_on_cancel=True)
-            if scope.cancelled_caught and self._pending:
-                log.warning("db writer gave up final flush pending=%d timeout=%s", len(self._pending), CLEANUP_TIMEOUT)
+            with trio.CancelScope(shield=True):
+                await self.flush(deadline=self._monotonic() + self.cleanup_timeout)
+            if self._pending:
+                log.warning(
+                    "db writer gave up final flush pending=%d timeout=%s", len(self._pending), self.cleanup_timeout
+                )
 
     async def _loop(self, receive_channel: trio.MemoryReceiveChannel[object]) -> None:
         deadline = math.inf  # when the oldest pending record must be written
@@ -140,13 +155,16 @@ class Writer:
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 return
 
-    async def flush(self, *, abandon_on_cancel: bool = False) -> None:
-        """Write everything pending, in batches of ``batch_size``."""
-        while self._pending:
+    async def flush(self, *, deadline: float = math.inf) -> None:
+        """Write everything pending, in batches of ``batch_size``; start no batch after ``deadline``.
+
+        A batch, once started, always finishes (its thread cannot be interrupted
+        and the database's busy timeout bounds it), so stored state and our
+        counts never disagree.
+        """
+        while self._pending and self._monotonic() < deadline:
             batch = self._pending[: self.batch_size]
-            rows, rejected = await trio.to_thread.run_sync(
-                self._write_batch, batch, limiter=self._limiter, abandon_on_cancel=abandon_on_cancel
-            )
+            rows, rejected = await trio.to_thread.run_sync(self._write_batch, batch, limiter=self._limiter)
             del self._pending[: len(batch)]
             self._rows += rows
             self._rejected += rejected
