@@ -333,3 +333,23 @@ def test_tables_have_the_query_indexes() -> None:
 def test_error_classes_share_the_root() -> None:
     for cls in (DatabaseLocked, DatabaseUnreadable, MigrationMissing, NotADatabase, SchemaTooNew, UnknownSchema):
         assert issubclass(cls, DatabaseError)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_damaged_database_file_opens_or_raises_only_database_errors(tmp_path: Path, seed: int) -> None:
+    path = tmp_path / "crawl.db"
+    open_database(path).close()
+    data = bytearray(path.read_bytes())
+    rng = random.Random(seed)
+    if seed % 3 == 0:
+        data = data[: rng.randrange(1, len(data))]  # truncated
+    elif seed % 3 == 1:
+        for _ in range(rng.randint(1, 40)):  # flipped bytes anywhere, header included
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+    else:
+        data += rng.randbytes(rng.randint(1, 5000))  # trailing garbage
+    path.write_bytes(bytes(data))
+    try:
+        open_database(path).close()
+    except DatabaseError as error:
+        assert_one_line(error)
