@@ -151,12 +151,13 @@ def fork_hashes(chain: Chain) -> tuple[ForkEpoch, ...]:
 
 def _current_epoch(chain: Chain, head_block: int, head_time: int) -> int:
     """Index into :func:`fork_hashes` of the epoch a node at this head is in."""
-    for index, (point, by_time, _names) in enumerate(_schedule(chain)):
+    schedule = _schedule(chain)
+    for index, (point, by_time, _names) in enumerate(schedule):
         # Forks pass in checksum order: the first unpassed point ends the scan,
         # so a time fork never counts as passed before an earlier block fork.
         if (head_time if by_time else head_block) < point:
             return index
-    return len(_schedule(chain))
+    return len(schedule)
 
 
 def _check_head(head_block: int, head_time: int) -> None:
