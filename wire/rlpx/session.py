@@ -81,7 +81,7 @@ class SessionState(enum.Enum):
     AWAITING_HELLO = "awaiting-hello"  # our Hello sent, theirs not yet seen
     ACTIVE = "active"  # both Hellos exchanged
     CLOSED = "closed"  # a Disconnect went either way, or the transport closed
-    ERROR = "error"  # the peer broke the protocol; only send_disconnect still works
+    ERROR = "error"  # the peer broke the protocol; only send_disconnect, if the transport is intact
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
