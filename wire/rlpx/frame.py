@@ -92,7 +92,14 @@ class FrameCodec:
         """One encrypted, MACed frame carrying message ``code`` and ``payload``."""
         if not 0 <= code <= MAX_MSG_CODE:
             raise LocalProtocolError(f"message code {code} is not a uint64")
-        frame_data = rlpcodec.encode(code) + payload
+        return self.encode_raw(rlpcodec.encode(code) + payload)
+
+    def encode_raw(self, frame_data: bytes) -> bytes:
+        """One frame around ``frame_data`` as given (normally ``rlp(msg-id) || msg-data``).
+
+        :meth:`encode_frame` is the usual entry; this one lets tests send frame
+        data no well-behaved peer would, to check what the receiver makes of it.
+        """
         if len(frame_data) > self.max_frame_size:
             raise LocalProtocolError(f"frame data of {len(frame_data)} bytes exceeds {self.max_frame_size}")
         header = len(frame_data).to_bytes(3, "big") + ZERO_HEADER_DATA
