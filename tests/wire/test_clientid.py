@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ethcrawl.wire.clientid import MAX_PARSED_LENGTH, ClientId, parse_client_id
 
-from conftest import load_vector_json_at_collection
+from ground_truth import load_vector_json_at_collection
 
 EXPECTED = load_vector_json_at_collection("data", "client_ids", "expected.json")
 CRAWL = load_vector_json_at_collection("data", "client_ids", "crawl-2021.json")["clients"]

@@ -16,7 +16,7 @@ from ethcrawl.wire.errors import BadENR, LocalProtocolError, WireError
 from ethcrawl.wire.forkid import ForkId
 from ethcrawl.wire.rlpcodec import decode, encode, encode_uint
 
-from conftest import load_shared_json, load_vector_json_at_collection
+from ground_truth import load_shared_json, load_vector_json_at_collection
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 

@@ -33,7 +33,7 @@ from ethcrawl.wire.forkid import (
 )
 from ethcrawl.wire.rlpcodec import decode, encode
 
-from conftest import load_vector_json_at_collection
+from ground_truth import load_vector_json_at_collection
 
 VECTORS = load_vector_json_at_collection("vectors", "forkid_eip2124.json")
 

@@ -27,7 +27,7 @@ from ethcrawl.wire.p2p import (
 )
 from ethcrawl.wire.rlpcodec import encode
 
-from conftest import load_vector_json_at_collection
+from ground_truth import load_vector_json_at_collection
 
 HELLO_VECTOR = load_vector_json_at_collection("vectors", "eip8.json")["p2p_hello"]
 KEY = bytes(range(64))
