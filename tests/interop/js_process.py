@@ -67,6 +67,14 @@ class JsProcess:
             while await self.next_event(timeout=timeout + 1) is not None:
                 pass
 
+    async def wait_exit(self, timeout: float = EVENT_TIMEOUT) -> int:
+        """Reads the remaining events and returns the exit status once the process has gone."""
+        with trio.move_on_after(timeout):
+            await self.drain(timeout)
+            # stdout can reach EOF a moment before the process is reaped.
+            return await self.process.wait()
+        self.fail(f"still running after {timeout} s")
+
     def fail(self, what: str) -> NoReturn:
         seen = "\n  ".join(json.dumps(event)[:300] for event in self.seen) or "(none)"
         tail = self.stderr.decode(errors="replace")[-STDERR_TAIL:] or "(empty)"
