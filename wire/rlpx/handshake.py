@@ -132,6 +132,16 @@ def _seal(remote_pubkey: bytes, body: list[Any], legacy_plaintext: bytes | None,
     return prefix + ecies.encrypt(remote_pubkey, plaintext, prefix)
 
 
+def _leading_list(plaintext: bytes, what: str, *, min_len: int) -> list[Any]:
+    """The RLP list an EIP-8 body starts with (padding after it ignored)."""
+    item, padding = rlpcodec.decode_prefix(plaintext)
+    # decode_prefix does not notice a last string running past the end of the input:
+    # re-encoding shows whether the list really fitted.
+    if rlpcodec.encode(item) != plaintext[: len(plaintext) - len(padding)]:
+        raise MalformedRLP(f"{what}: RLP list runs past the end of the plaintext")
+    return rlpcodec.as_list(item, what, min_len=min_len)
+
+
 def _xor(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
@@ -174,8 +184,7 @@ def decode_auth_plaintext(plaintext: bytes, *, eip8: bool) -> AuthMessage:
             nonce=plaintext[161:193],
         )
     try:
-        item, _padding = rlpcodec.decode_prefix(plaintext)
-        fields = rlpcodec.as_list(item, "auth", min_len=4)
+        fields = _leading_list(plaintext, "auth", min_len=4)
         return AuthMessage(
             signature=rlpcodec.as_bytes(fields[0], "auth.sig", length=SIGNATURE_SIZE),
             initiator_pubkey=rlpcodec.as_bytes(fields[1], "auth.initiator-pubk", length=PUBKEY_SIZE),
@@ -194,8 +203,7 @@ def decode_ack_plaintext(plaintext: bytes, *, eip8: bool) -> AckMessage:
             raise HandshakeError(f"legacy ack: plaintext is {len(plaintext)} bytes, want {LEGACY_ACK_PLAINTEXT}")
         return AckMessage(ephemeral_pubkey=plaintext[:64], nonce=plaintext[64:96])
     try:
-        item, _padding = rlpcodec.decode_prefix(plaintext)
-        fields = rlpcodec.as_list(item, "ack", min_len=3)
+        fields = _leading_list(plaintext, "ack", min_len=3)
         return AckMessage(
             ephemeral_pubkey=rlpcodec.as_bytes(fields[0], "ack.ephemeral-pubk", length=PUBKEY_SIZE),
             nonce=rlpcodec.as_bytes(fields[1], "ack.nonce", length=NONCE_SIZE),
