@@ -97,3 +97,9 @@ def enr_decode(records: tuple[str, ...]) -> None:
 
 
 main.add_command(enr_group)
+
+# Registered last: these modules import the whole crawler, which `enr decode` does not need.
+from .cli_crawl import crawl_command, ping_command  # noqa: E402
+
+main.add_command(crawl_command)
+main.add_command(ping_command)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import load_vector_json_at_collection
+from ground_truth import load_vector_json_at_collection
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key, pubkey_from_private
 from ethcrawl.wire.errors import HandshakeError, LocalProtocolError, WireError
 from ethcrawl.wire.rlpx import ecies

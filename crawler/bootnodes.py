@@ -1,0 +1,46 @@
+"""Built-in seeds per network: go-ethereum's discovery v4 bootnodes and discv5 ENRs.
+
+The list ships as package data (``data/bootnodes.json``, go-ethereum's
+``params/bootnodes.go``), so a crawl needs nothing outside the installed package.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ethcrawl.wire.enode import Node, parse_enode
+from ethcrawl.wire.enr import ENR
+
+__all__ = ["NETWORKS", "bootnodes", "v5_bootnodes", "parse_seed"]
+
+NETWORKS = ("mainnet", "sepolia", "holesky", "hoodi")
+
+
+@cache
+def _data() -> dict[str, Any]:
+    text = resources.files("ethcrawl.crawler").joinpath("data/bootnodes.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def bootnodes(network: str) -> list[Node]:
+    """go-ethereum's discovery v4 bootnodes for ``network``."""
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; known: {', '.join(NETWORKS)}")
+    return [parse_enode(url) for url in _data()[network]]
+
+
+def v5_bootnodes() -> list[ENR]:
+    """The discovery v5 bootnode records (shared by the consensus-layer networks)."""
+    return [ENR.from_text(text) for text in _data()["v5"]]
+
+
+def parse_seed(text: str) -> Node | ENR:
+    """An ``enode://`` URL or an ``enr:`` record given on the command line."""
+    text = text.strip()
+    if text.startswith("enr:"):
+        return ENR.from_text(text)
+    return parse_enode(text)

@@ -1,0 +1,213 @@
+"""``ethcrawl crawl`` and ``ethcrawl ping``: the crawl commands of the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from functools import partial
+from ipaddress import ip_address
+from typing import Any
+
+import click
+import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from ethcrawl.db.engine import open_database
+from ethcrawl.db.errors import DatabaseError
+from ethcrawl.db.records import CrawlSummary
+from ethcrawl.wire.crypto import generate_private_key
+from ethcrawl.wire.enode import Node, format_enode
+from ethcrawl.wire.enr import ENR
+from ethcrawl.wire.errors import WireError
+
+from .bootnodes import NETWORKS, bootnodes, parse_seed
+from .crawl import CrawlOptions, CrawlProgress, run_crawl
+from .dialer import DialConfig, dial
+from .discovery import DiscoveryConfig, DiscoveryV4
+
+__all__ = ["crawl_command", "ping_command"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB = "ethcrawl.db"
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        ip_address(host)
+    except ValueError:
+        raise click.BadParameter(f"{host!r} is not an IP address (host names are not resolved)") from None
+    return host, int(port)
+
+
+def _seeds(values: tuple[str, ...]) -> list[Node | ENR]:
+    seeds: list[Node | ENR] = []
+    for value in values:
+        try:
+            seeds.append(parse_seed(value))
+        except WireError as exc:
+            raise click.BadParameter(f"{value[:60]!r}: {exc}", param_hint="--bootnode") from None
+    return seeds
+
+
+def _progress_table(p: CrawlProgress) -> Table:
+    s = p.crawl
+    table = Table.grid(padding=(0, 2))
+    table.add_row(
+        f"[bold]{p.elapsed:6.0f}s[/]",
+        f"discovered [bold]{s.discovered}[/]",
+        f"queued {s.queued}",
+        f"in flight {s.in_flight}",
+        f"answered {s.responded}/{s.visited}",
+        f"edges {s.edges}",
+        f"dials ok [green]{p.dials_ok}[/] failed [red]{p.dials_failed}[/] in flight {s.dials_in_flight}",
+    )
+    return table
+
+
+def _print_summary(console: Console, summary: CrawlSummary) -> None:
+    duration = (summary.ended_at - summary.started_at).total_seconds() if summary.ended_at else float("nan")
+    console.print(
+        f"crawl {summary.crawl_id}: {summary.nodes} nodes ({summary.responded} answered, "
+        f"{summary.with_enr} with ENR), {summary.edges} edges, {summary.dials} dials "
+        f"({summary.dials_ok} ok, {summary.dials_failed} failed) in {duration:.1f} s"
+    )
+    for title, rows in (("dial outcome", summary.outcomes), ("client", summary.clients), ("network id", summary.networks)):
+        if not rows:
+            continue
+        total = sum(count for _, count in rows)
+        table = Table(title=None, show_edge=False)
+        table.add_column(title)
+        table.add_column("nodes", justify="right")
+        table.add_column("share", justify="right")
+        for key, count in rows:
+            table.add_row(str(key), str(count), f"{100 * count / total:.1f}%")
+        console.print(table)
+
+
+@click.command("crawl")
+@click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes (default mainnet when no --bootnode is given).")
+@click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL or enr: record to start from (repeatable).")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this many seconds (default: when done).")
+@click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=32, show_default=True, help="Peers enumerated at once.")
+@click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=16, show_default=True, help="RLPx dials at once.")
+@click.option("--listen", "listen", default=None, metavar="HOST:PORT", help="Also accept inbound RLPx peers here and record them.")
+@click.option("--udp", "udp", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address.")
+@click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx.")
+@click.option("--timeout", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Discovery response timeout (s).")
+def crawl_command(
+    network: str | None,
+    bootnode_urls: tuple[str, ...],
+    db_url: str,
+    duration: float | None,
+    concurrency: int,
+    dial_concurrency: int,
+    listen: str | None,
+    udp: str,
+    no_dial: bool,
+    timeout: float,
+) -> None:
+    """Walk the discovery v4 DHT, dial every node over RLPx, store everything in the database."""
+    seeds = _seeds(bootnode_urls)
+    if network is not None or not seeds:
+        seeds += bootnodes(network or "mainnet")
+    udp_host, udp_port = _host_port(udp)
+    options = CrawlOptions(
+        seeds=tuple(seeds),
+        network=network,
+        duration=duration,
+        concurrency=concurrency,
+        dial_concurrency=dial_concurrency,
+        dial=not no_dial,
+        listen_host=udp_host,
+        listen_port=udp_port,
+        rlpx_listen=_host_port(listen) if listen else None,
+        response_timeout=timeout,
+    )
+    try:
+        db = open_database(db_url)
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    console = Console(stderr=True)
+    try:
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=4, transient=True) as live:
+                summary = trio.run(partial(run_crawl, db, options, on_progress=lambda p: live.update(_progress_table(p))))
+        else:
+            summary = trio.run(partial(run_crawl, db, options))
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot open sockets: {exc}") from None
+    finally:
+        db.close()
+    _print_summary(Console(), summary)
+
+
+async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:
+    node = seed.to_node() if isinstance(seed, ENR) else seed
+    key = generate_private_key()
+    out: dict[str, Any] = {"node_id": node.node_id.hex(), "enode": format_enode(node)}
+    host = "::" if node.ip is not None and node.ip.version == 6 else "0.0.0.0"
+    if node.ip is not None and node.ip.is_loopback:
+        host = str(node.ip)
+    discovery = DiscoveryV4(key, host=host, config=DiscoveryConfig(response_timeout=timeout))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(discovery.run)
+        if node.udp:
+            pong = await discovery.ping(node)
+            out["pong"] = pong is not None
+            if pong is not None:
+                out["enr_seq"] = pong.enr_seq
+                enr = await discovery.request_enr(node)
+                out["enr"] = enr.to_dict() if enr is not None else None
+                out["enr_text"] = enr.to_text() if enr is not None else None
+        nursery.cancel_scope.cancel()
+    if node.tcp:
+        result = await dial(node, key, config=DialConfig())
+        out["rlpx"] = {
+            "outcome": result.outcome.value,
+            "error": result.error,
+            "disconnect_reason": result.disconnect_reason,
+            "client_id": result.hello.client_id if result.hello else None,
+            "client": None if result.client is None else {
+                k: getattr(result.client, k) for k in ("name", "version", "os", "arch", "language", "user_data")
+            },
+            "capabilities": [f"{c.name}/{c.version}" for c in result.capabilities],
+            "eth_version": result.eth_version,
+        }
+        if result.status is not None:
+            st = result.status
+            out["rlpx"]["status"] = {
+                "network_id": st.network_id,
+                "genesis": st.genesis.hex(),
+                "fork_hash": st.fork_id.hash.hex(),
+                "fork_next": st.fork_id.next,
+                "head": st.head_hash.hex(),
+            }
+        out["rlpx"]["head_number"] = result.head_number
+        out["rlpx"]["synced"] = result.synced
+    return out
+
+
+@click.command("ping")
+@click.argument("url")
+@click.option("--timeout", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Discovery response timeout (s).")
+def ping_command(url: str, timeout: float) -> None:
+    """Discovery v4 ping and ENR request, then RLPx Hello/Status, against one node; prints JSON."""
+    try:
+        seed = parse_seed(url)
+    except WireError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
+    result = trio.run(_ping, seed, timeout)
+    click.echo(json.dumps(result, indent=2))
+    if not result.get("pong") and result.get("rlpx", {}).get("outcome") != "ok":
+        sys.exit(1)

@@ -1,0 +1,275 @@
+"""One crawl, end to end: database, writer task, discovery node, engine, dialer, listener.
+
+The task tree (every task in a nursery you can see here)::
+
+    run_crawl
+    ├── writer            (db.writer.run_writer: the one task that writes SQL)
+    └── crawl scope       (--duration deadline; SIGINT/SIGTERM cancel it)
+        ├── discovery     (DiscoveryV4.run: the UDP socket)
+        ├── rlpx listener (--listen: inbound sessions, recorded like dials)
+        ├── progress      (a drift-free ``sleep_until`` loop calling on_progress)
+        └── engine        (Crawler.run: ends when nothing is left to do)
+
+When the crawl scope ends, for whatever reason, the crawl's end is recorded,
+the record channel is closed, and the writer drains everything it was sent
+before ``run_crawl`` returns: nothing learned is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from ipaddress import ip_address
+from typing import Awaitable, Callable
+
+import trio
+
+from ethcrawl.db.engine import Database
+from ethcrawl.db.records import CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
+from ethcrawl.db.store import crawl_summary
+from ethcrawl.db.writer import begin_crawl, run_writer
+from ethcrawl.wire.crypto import PrivateKey, generate_private_key
+from ethcrawl.wire.enode import Node, format_enode
+from ethcrawl.wire.enr import ENR
+from ethcrawl.wire.rlpx.connection import RLPxConnection
+from ethcrawl.wire.rlpx.session import PeerSession
+
+from .dialer import DialConfig, DialResult, dial, local_hello, serve_session
+from .discovery import DiscoveryConfig, DiscoveryV4
+from .engine import CrawlConfig, Crawler, CrawlStats
+from .targets import TargetTable
+
+__all__ = ["CrawlOptions", "run_crawl", "dial_record", "CrawlProgress"]
+
+log = logging.getLogger(__name__)
+
+RECORD_BUFFER = 1024  # records in flight to the writer; back-pressure beyond that
+PROGRESS_INTERVAL = 1.0  # s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrawlOptions:
+    seeds: tuple[Node | ENR, ...]
+    network: str | None = None
+    duration: float | None = None
+    concurrency: int = 32
+    dial_concurrency: int = 16
+    dial: bool = True
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 0  # UDP discovery port (0 = any)
+    rlpx_listen: tuple[str, int] | None = None
+    response_timeout: float = DiscoveryConfig().response_timeout
+    dial_timeout: float = DialConfig().handshake_timeout
+
+    def parameters(self) -> dict[str, object]:
+        """What is stored with the crawl row (JSON)."""
+        params = {k: v for k, v in asdict(self).items() if k != "seeds"}
+        params["seeds"] = [s.to_text() if isinstance(s, ENR) else _enode_text(s) for s in self.seeds]
+        params["rlpx_listen"] = list(self.rlpx_listen) if self.rlpx_listen else None
+        return params
+
+
+def _enode_text(node: Node) -> str:
+    return format_enode(node)
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlProgress:
+    elapsed: float
+    crawl: CrawlStats
+    dials_ok: int
+    dials_failed: int
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def dial_record(result: DialResult, crawl_id: int, node: Node | None) -> DialRecord:
+    """The database's view of one RLPx attempt."""
+    hello = result.hello
+    client = result.client
+    status = result.status
+    caps = ",".join(f"{c.name}/{c.version}" for c in result.capabilities) or None
+    fields: dict[str, object] = {}
+    if status is not None:
+        fields.update(
+            network_id=status.network_id,
+            genesis_hash=status.genesis,
+            fork_hash=status.fork_id.hash,
+            fork_next=status.fork_id.next,
+            head_hash=status.head_hash,
+            total_difficulty=getattr(status, "td", None),
+            earliest_block=getattr(status, "earliest_block", None),
+            latest_block=getattr(status, "latest_block", None),
+        )
+    return DialRecord(
+        crawl_id=crawl_id,
+        node_id=result.node_id,
+        attempted_at=_utc(result.started_at),
+        direction=result.direction,
+        outcome=result.outcome.value,
+        ip=str(node.ip) if node is not None and node.ip is not None else None,
+        tcp_port=node.tcp if node is not None else None,
+        disconnect_reason=result.disconnect_reason,
+        error=result.error,
+        client_id=hello.client_id if hello is not None else None,
+        client_name=client.name if client is not None else None,
+        client_version=client.version if client is not None else None,
+        client_os=client.os if client is not None else None,
+        client_arch=client.arch if client is not None else None,
+        client_runtime=client.runtime if client is not None else None,
+        client_user_data=client.user_data if client is not None else None,
+        capabilities=caps,
+        p2p_version=hello.protocol_version if hello is not None else None,
+        eth_version=result.eth_version,
+        head_number=result.head_number,
+        synced=result.synced,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(eq=False)
+class _DialCounter:
+    ok: int = 0
+    failed: int = 0
+    results: list[DialResult] = field(default_factory=list)
+
+
+async def run_crawl(
+    db: Database,
+    options: CrawlOptions,
+    *,
+    private_key: PrivateKey | None = None,
+    on_progress: Callable[[CrawlProgress], None] | None = None,
+    on_ready: Callable[[DiscoveryV4], None] | None = None,
+    wall_clock: Callable[[], float] = time.time,
+    handle_signals: bool = True,
+) -> CrawlSummary:
+    """Run one crawl into ``db`` and return its summary (also after Ctrl-C or --duration)."""
+    key = private_key or generate_private_key()
+    crawl_id = await begin_crawl(db, CrawlStarted(started_at=_utc(wall_clock()), parameters=options.parameters()))
+    send, receive = trio.open_memory_channel[object](RECORD_BUFFER)
+    counter = _DialCounter()
+    dial_config = DialConfig(handshake_timeout=options.dial_timeout, status_timeout=options.dial_timeout)
+
+    async def record_dial(result: DialResult, node: Node | None) -> None:
+        if result.outcome.value == "ok":
+            counter.ok += 1
+        else:
+            counter.failed += 1
+        await send.send(dial_record(result, crawl_id, node))
+
+    async def dialer(node: Node, enr: ENR | None) -> None:
+        result = await dial(node, key, config=dial_config, wall_clock=wall_clock)
+        await record_dial(result, node)
+
+    async with trio.open_nursery() as outer:
+        await outer.start(run_writer, db, receive)
+        async with send:
+            discovery = DiscoveryV4(
+                key,
+                host=options.listen_host,
+                port=options.listen_port,
+                tcp_port=options.rlpx_listen[1] if options.rlpx_listen else 0,
+                config=DiscoveryConfig(response_timeout=options.response_timeout),
+                wall_clock=wall_clock,
+            )
+            crawler = Crawler(
+                discovery,
+                TargetTable.default(),
+                send,
+                crawl_id=crawl_id,
+                config=CrawlConfig(concurrency=options.concurrency, dial_concurrency=options.dial_concurrency),
+                dialer=dialer if options.dial else None,
+                wall_clock=wall_clock,
+            )
+            started = trio.current_time()
+            with trio.CancelScope() as crawl_scope:
+                if options.duration is not None:
+                    crawl_scope.deadline = started + options.duration
+                async with trio.open_nursery() as nursery:
+                    if handle_signals:
+                        nursery.start_soon(_cancel_on_signal, crawl_scope)
+                    await nursery.start(discovery.run)
+                    if options.rlpx_listen is not None:
+                        await nursery.start(_serve_inbound, options.rlpx_listen, key, dial_config, crawl_id, send, record_dial, wall_clock)
+                    if on_ready is not None:
+                        on_ready(discovery)
+
+                    def report() -> None:
+                        if on_progress is not None:
+                            elapsed = trio.current_time() - started
+                            on_progress(CrawlProgress(elapsed, crawler.statistics(), counter.ok, counter.failed))
+
+                    if on_progress is not None:
+                        nursery.start_soon(_progress_loop, report)
+                    await crawler.run(list(options.seeds))
+                    report()
+                    nursery.cancel_scope.cancel()
+            if crawl_scope.cancelled_caught:
+                log.info("crawl stopped early (duration or signal); saving what was learned")
+            await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock())))
+        # The channel is closed: the writer drains what it holds and returns.
+
+    def _summary() -> CrawlSummary:
+        with db.session() as session:
+            return crawl_summary(session, crawl_id)
+
+    return await trio.to_thread.run_sync(_summary)
+
+
+async def _cancel_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.warning("received %s, stopping the crawl", signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+async def _progress_loop(report: Callable[[], None]) -> None:
+    deadline = trio.current_time()
+    while True:
+        deadline += PROGRESS_INTERVAL
+        await trio.sleep_until(deadline)
+        report()
+
+
+async def _serve_inbound(
+    address: tuple[str, int],
+    key: PrivateKey,
+    config: DialConfig,
+    crawl_id: int,
+    send: trio.MemorySendChannel[object],
+    record_dial: Callable[[DialResult, Node | None], Awaitable[None]],
+    wall_clock: Callable[[], float],
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept inbound RLPx peers and record their Hello and Status like a dial."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        peer_ip = stream.socket.getpeername()[0]
+        session = PeerSession(RLPxConnection.recipient(key), hello=local_hello(key, listen_port=port))
+        result = await serve_session(stream, session, node_id=bytes(32), direction="inbound", config=config, wall_clock=wall_clock)
+        if result.remote_pubkey is None:
+            return  # no handshake: nothing to attribute the attempt to
+        # Inbound peers tell their key but not their listening port (Hello's is often 0).
+        listen = result.hello.listen_port if result.hello is not None and result.hello.listen_port else None
+        node = Node(pubkey=result.remote_pubkey, ip=ip_address(peer_ip), udp=None, tcp=listen)
+        await send.send(
+            NodeSeen(
+                crawl_id=crawl_id, node_id=node.node_id, pubkey=node.pubkey, ip=peer_ip, udp=None, tcp=listen,
+                seen_at=_utc(wall_clock()), source="inbound",
+            )
+        )
+        await record_dial(replace(result, node_id=node.node_id), node)
+
+    listeners = await trio.open_tcp_listeners(address[1], host=address[0])
+    port = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        task_status.started(port)
+        await trio.serve_listeners(handle, listeners, handler_nursery=nursery)

@@ -1,0 +1,505 @@
+"""A discovery v4 node on one UDP socket, speaking go-ethereum's protocol.
+
+It does three jobs, like geth's ``p2p/discover/v4_udp.go``:
+
+* **requests** (``ping``, ``find_node``, ``request_enr``) whose replies are
+  matched by sender and packet type (Pong by ping hash, ENRResponse by request
+  hash, NEIGHBORS collected until 16 nodes or the timeout);
+* **serving** other nodes as geth does: Pong to every Ping (echoing its hash),
+  a ping-back to senders we have no recent Pong from, NEIGHBORS only to bonded
+  nodes (no amplification), our own signed ENR to ENRRequest;
+* **bookkeeping of bonds**: geth answers FindNode only from a node whose Pong
+  it received in the last 24 h, so before asking we make sure the remote has
+  pinged us (and we answered) within that window.
+
+Replies that arrive after their request timed out are not lost: NEIGHBORS from
+a node we asked are handed to ``late_nodes`` so the crawl still sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Awaitable, Callable
+
+import trio
+
+from ethcrawl.wire import discv4
+from ethcrawl.wire.crypto import PrivateKey, keccak256, node_id_from_pubkey, pubkey_from_private
+from ethcrawl.wire.discv4 import (
+    Decoded,
+    Endpoint,
+    ENRRequest,
+    ENRResponse,
+    FindNode,
+    Neighbors,
+    NodeRecord,
+    Ping,
+    Pong,
+)
+from ethcrawl.wire.enode import Node
+from ethcrawl.wire.enr import ENR
+from ethcrawl.wire.errors import WireError
+
+from .table import RoutingTable
+from .udp import Address, DatagramTransport, open_udp_socket
+
+__all__ = ["DiscoveryConfig", "DiscoveryV4", "DiscoveryStats", "LateNodes"]
+
+log = logging.getLogger(__name__)
+
+RESPONSE_TIMEOUT = 0.5  # s, geth respTimeout
+BOND_EXPIRATION = 24 * 3600.0  # s, geth bondExpiration: how long a Pong counts as proof
+NEIGHBORS_PER_FINDNODE = 16  # geth's bucketSize: a full answer ends the wait early
+# Stock @ethereumjs/devp2p sends NEIGHBORS of ~1373 bytes (16 nodes in one
+# datagram).  We send at most 1280 bytes but deliberately accept up to this
+# size so such nodes can still be crawled.
+MAX_RECEIVE_SIZE = 2048  # bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiscoveryConfig:
+    """Tunables of the discovery node.  Defaults follow go-ethereum."""
+
+    response_timeout: float = RESPONSE_TIMEOUT
+    bond_expiration: float = BOND_EXPIRATION
+    # After our Pong the remote pings us back; geth waits one respTimeout for that.
+    ping_back_wait: float = RESPONSE_TIMEOUT
+    max_receive_size: int = MAX_RECEIVE_SIZE
+    # Serve FindNode only for bonded nodes; switching it off is for tests only.
+    require_bond_for_findnode: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryStats:
+    packets_in: int
+    packets_out: int
+    bad_packets: int
+    expired_packets: int
+    unsolicited: int
+    late_neighbors: int
+    timeouts: int
+    bonded_nodes: int
+
+
+@dataclass(frozen=True, slots=True)
+class LateNodes:
+    """NEIGHBORS that arrived after their FindNode gave up: still worth crawling."""
+
+    sender: Node
+    nodes: tuple[NodeRecord, ...]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """One outstanding request: which replies match it and what they delivered."""
+
+    sender_id: bytes
+    packet_type: int
+    matches: Callable[[Decoded], bool]
+    want: int = 1  # NEIGHBORS: nodes wanted before the wait ends early
+    event: trio.Event = field(default_factory=trio.Event)
+    replies: list[Decoded] = field(default_factory=list)
+    collected: int = 0
+
+
+def endpoint_of(ip: str, udp: int, tcp: int) -> Endpoint:
+    return Endpoint(ip=ip_address(ip), udp=udp, tcp=tcp)
+
+
+class DiscoveryV4:
+    """The discovery v4 protocol on one UDP socket.
+
+    Run it in a nursery: ``port = await nursery.start(node.run)``; then call the
+    request methods from any task.  Sockets, time and concurrency live here; every
+    byte goes through ``ethcrawl.wire.discv4``.
+    """
+
+    def __init__(
+        self,
+        private_key: PrivateKey,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tcp_port: int = 0,
+        config: DiscoveryConfig = DiscoveryConfig(),
+        wall_clock: Callable[[], float] = time.time,
+        enr_seq: int = 1,
+        transport: DatagramTransport | None = None,
+    ) -> None:
+        self.private_key = private_key
+        self.pubkey = pubkey_from_private(private_key)
+        self.node_id = node_id_from_pubkey(self.pubkey)
+        self.host = host
+        self.port = port
+        self.tcp_port = tcp_port
+        self.config = config
+        self._wall_clock = wall_clock
+        self._enr_seq = enr_seq
+        self.enr: ENR | None = None
+        self.table: RoutingTable[Node] = RoutingTable(self.node_id)
+        self._transport = transport
+        self._socket: DatagramTransport | None = None
+        self._waiters: dict[tuple[bytes, int], list[_Waiter]] = defaultdict(list)
+        # Bond bookkeeping, keyed like geth's node database: (node id, ip).
+        self._last_pong_received: dict[tuple[bytes, str], float] = {}
+        self._last_ping_received: dict[tuple[bytes, str], float] = {}
+        self._ping_events: dict[tuple[bytes, str], trio.Event] = {}
+        # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
+        self._asked: dict[bytes, float] = {}
+        late_send, self.late_nodes = trio.open_memory_channel[LateNodes](256)
+        self._late_send = late_send
+        self._nursery: trio.Nursery | None = None
+        self._counts: dict[str, int] = defaultdict(int)
+        self._handlers: dict[type, Callable[[Decoded, Address], Awaitable[None]]] = {
+            Ping: self._on_ping,
+            Pong: self._on_pong,
+            FindNode: self._on_findnode,
+            Neighbors: self._on_neighbors,
+            ENRRequest: self._on_enr_request,
+            ENRResponse: self._on_enr_response,
+        }
+
+    # ------------------------------------------------------------------ service
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind the socket (unless a transport was injected), report the UDP port, serve until cancelled."""
+        if self._transport is not None:
+            await self._serve(self._transport, task_status)
+            return
+        async with await open_udp_socket(self.host, self.port) as transport:
+            await self._serve(transport, task_status)
+
+    async def _serve(self, transport: DatagramTransport, task_status: trio.TaskStatus[int]) -> None:
+        self.port = transport.local_address[1]
+        if not self.tcp_port:
+            self.tcp_port = self.port
+        self._socket = transport
+        self.enr = self._make_enr()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started(self.port)
+            await self._receive_loop(transport)
+
+    def _make_enr(self) -> ENR:
+        ip = ip_address(self.host)
+        pairs: dict[str, object] = {"id": "v4", "secp256k1": self.pubkey}
+        if isinstance(ip, IPv4Address):
+            pairs.update(ip=ip, udp=self.port, tcp=self.tcp_port)
+        else:
+            pairs.update(ip6=ip, udp6=self.port, tcp6=self.tcp_port)
+        return ENR.create(self.private_key, seq=self._enr_seq, pairs=pairs)
+
+    @property
+    def local_node(self) -> Node:
+        return Node(pubkey=self.pubkey, ip=ip_address(self.host), udp=self.port, tcp=self.tcp_port)
+
+    def statistics(self) -> DiscoveryStats:
+        now = trio.current_time()
+        bonded = sum(1 for t in self._last_pong_received.values() if now - t < self.config.bond_expiration)
+        return DiscoveryStats(
+            packets_in=self._counts["in"],
+            packets_out=self._counts["out"],
+            bad_packets=self._counts["bad"],
+            expired_packets=self._counts["expired"],
+            unsolicited=self._counts["unsolicited"],
+            late_neighbors=self._counts["late"],
+            timeouts=self._counts["timeout"],
+            bonded_nodes=bonded,
+        )
+
+    async def _receive_loop(self, transport: DatagramTransport) -> None:
+        while True:
+            data, addr = await transport.recvfrom()
+            self._counts["in"] += 1
+            await self._handle_datagram(data, addr)
+
+    async def _handle_datagram(self, data: bytes, addr: Address) -> None:
+        try:
+            decoded = discv4.decode(data, max_size=self.config.max_receive_size)
+        except WireError as exc:
+            self._counts["bad"] += 1
+            log.debug("bad discv4 packet addr=%s:%d err=%s", addr[0], addr[1], exc)
+            return
+        handler = self._handlers.get(type(decoded.packet))
+        if handler is None:  # pragma: no cover - the wire registry and this table agree
+            return
+        # Handled inline, replies included: a Pong must leave before anything
+        # we send later (a FindNode right after bonding relies on that order).
+        await handler(decoded, addr)
+
+    # ------------------------------------------------------------------ sending
+
+    async def _send(self, packet: discv4.Packet, addr: Address) -> bytes:
+        """Sign, send, and return the packet hash (the reply matching key for Ping/ENRRequest)."""
+        assert self._socket is not None, "run() must be started before sending"
+        data = discv4.encode(packet, self.private_key)
+        await self._socket.sendto(data, addr)
+        self._counts["out"] += 1
+        return data[:32]
+
+    def _expiration(self) -> int:
+        return discv4.expiration_for(self._wall_clock())
+
+    def _expired(self, expiration: int) -> bool:
+        return discv4.is_expired(expiration, self._wall_clock())
+
+    def _our_endpoint(self) -> Endpoint:
+        # ethereumjs pings back the address in our Ping's `from`, so it must be our real one.
+        return endpoint_of(self.host, self.port, self.tcp_port)
+
+    def _ping_packet(self, addr: Address) -> Ping:
+        return Ping(
+            version=4,
+            from_=self._our_endpoint(),
+            to=endpoint_of(addr[0], addr[1], 0),
+            expiration=self._expiration(),
+            enr_seq=self.enr.seq if self.enr else None,
+        )
+
+    # ------------------------------------------------------------------ requests
+
+    async def _request(self, waiter: _Waiter, packet: discv4.Packet, addr: Address) -> list[Decoded]:
+        return await self._request_raw(waiter, discv4.encode(packet, self.private_key), addr)
+
+    async def ping(self, node: Node) -> Pong | None:
+        """Ping ``node``; its Pong (echoing our hash), or None on timeout."""
+        addr = _udp_addr(node)
+        packet = self._ping_packet(addr)
+        data = discv4.encode(packet, self.private_key)
+        ping_hash = data[:32]
+        waiter = _Waiter(
+            sender_id=node.node_id,
+            packet_type=Pong.packet_type,
+            matches=lambda d: isinstance(d.packet, Pong) and d.packet.ping_hash == ping_hash,
+        )
+        # Sign once: the Pong must echo the hash of exactly these bytes.
+        replies = await self._request_raw(waiter, data, addr)
+        return replies[0].packet if replies else None  # type: ignore[return-value]
+
+    async def _request_raw(self, waiter: _Waiter, data: bytes, addr: Address) -> list[Decoded]:
+        assert self._socket is not None, "run() must be started before sending"
+        key = (waiter.sender_id, waiter.packet_type)
+        self._waiters[key].append(waiter)
+        try:
+            await self._socket.sendto(data, addr)
+            self._counts["out"] += 1
+            with trio.move_on_after(self.config.response_timeout):
+                await waiter.event.wait()
+            if not waiter.event.is_set():
+                self._counts["timeout"] += 1
+            return waiter.replies
+        finally:
+            waiters = self._waiters.get(key)
+            if waiters is not None:
+                if waiter in waiters:
+                    waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[key]
+
+    def is_bonded(self, node: Node) -> bool:
+        """True when the remote verified our endpoint recently (it pinged us and got our Pong)."""
+        key = (node.node_id, str(node.ip))
+        seen = self._last_ping_received.get(key)
+        return seen is not None and trio.current_time() - seen < self.config.bond_expiration
+
+    async def bond(self, node: Node) -> bool:
+        """Make sure ``node`` will answer FindNode from us, as geth's ``ensureBond``.
+
+        geth answers FindNode only from a node whose Pong it received within 24 h.
+        So: ping it; it answers Pong and, not knowing us, pings back; our Pong to
+        that ping-back is what it needs.  Returns False when it never answered.
+        """
+        if self.is_bonded(node):
+            return True
+        key = (node.node_id, str(node.ip))
+        ping_seen = self._ping_events.setdefault(key, trio.Event())
+        pong = await self.ping(node)
+        if pong is None:
+            return False
+        with trio.move_on_after(self.config.ping_back_wait):
+            await ping_seen.wait()
+        # A node that pongs but never pings back (it remembers us, or is not geth)
+        # may still answer; the crawl finds out with its first FindNode.
+        return True
+
+    async def find_node(self, node: Node, target: bytes) -> list[NodeRecord]:
+        """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout."""
+        addr = _udp_addr(node)
+        waiter = _Waiter(
+            sender_id=node.node_id,
+            packet_type=Neighbors.packet_type,
+            matches=lambda d: isinstance(d.packet, Neighbors),
+            want=NEIGHBORS_PER_FINDNODE,
+        )
+        self._asked[node.node_id] = trio.current_time()
+        packet = FindNode(target=target, expiration=self._expiration())
+        replies = await self._request(waiter, packet, addr)
+        nodes: list[NodeRecord] = []
+        for reply in replies:
+            assert isinstance(reply.packet, Neighbors)
+            nodes.extend(reply.packet.nodes)
+        return nodes
+
+    async def request_enr(self, node: Node) -> ENR | None:
+        """EIP-868 ENRRequest; the verified record, or None (no answer, or a bad one)."""
+        addr = _udp_addr(node)
+        packet = ENRRequest(expiration=self._expiration())
+        data = discv4.encode(packet, self.private_key)
+        request_hash = data[:32]
+        waiter = _Waiter(
+            sender_id=node.node_id,
+            packet_type=ENRResponse.packet_type,
+            matches=lambda d: isinstance(d.packet, ENRResponse) and d.packet.request_hash == request_hash,
+        )
+        replies = await self._request_raw(waiter, data, addr)
+        if not replies:
+            return None
+        response = replies[0].packet
+        assert isinstance(response, ENRResponse)
+        try:
+            record = response.enr()
+        except WireError as exc:
+            self._counts["bad"] += 1
+            log.debug("bad ENR in ENRResponse node=%s err=%s", node.node_id.hex()[:16], exc)
+            return None
+        if record.node_id != node.node_id:
+            self._counts["bad"] += 1
+            log.debug("ENRResponse record for another node node=%s", node.node_id.hex()[:16])
+            return None
+        return record
+
+    # ------------------------------------------------------------------ handlers
+
+    def _deliver(self, decoded: Decoded, addr: Address) -> bool:
+        """Hand a reply to the first waiter it matches; False if nobody asked for it."""
+        key = (decoded.sender_id, type(decoded.packet).packet_type)
+        for waiter in self._waiters.get(key, ()):
+            if waiter.event.is_set() or not waiter.matches(decoded):
+                continue
+            waiter.replies.append(decoded)
+            if isinstance(decoded.packet, Neighbors):
+                waiter.collected += len(decoded.packet.nodes)
+                if waiter.collected < waiter.want:
+                    return True
+            waiter.event.set()
+            return True
+        return False
+
+    def _spawn(self, fn: Callable[..., object], *args: object) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+
+    async def _on_ping(self, decoded: Decoded, addr: Address) -> None:
+        ping = decoded.packet
+        assert isinstance(ping, Ping)
+        if self._expired(ping.expiration):
+            self._counts["expired"] += 1
+            return
+        sender = Node(pubkey=decoded.sender_pubkey, ip=ip_address(addr[0]), udp=addr[1], tcp=_tcp_of(ping.from_))
+        key = (sender.node_id, addr[0])
+        pong = Pong(
+            to=endpoint_of(addr[0], addr[1], ping.from_.tcp),
+            ping_hash=decoded.hash,
+            expiration=self._expiration(),
+            enr_seq=self.enr.seq if self.enr else None,
+        )
+        await self._send(pong, addr)
+        now = trio.current_time()
+        self._last_ping_received[key] = now
+        event = self._ping_events.pop(key, None)
+        if event is not None:
+            event.set()
+        # Ping back a node whose endpoint we have not verified, as geth does; its
+        # Pong then makes it bonded for our own FindNode service.
+        last_pong = self._last_pong_received.get(key)
+        if last_pong is None or now - last_pong > self.config.bond_expiration:
+            self._spawn(self._ping_back, sender)
+        else:
+            self.table.add_verified(sender)
+
+    async def _ping_back(self, node: Node) -> None:
+        if await self.ping(node) is not None:
+            self.table.add_verified(node)
+
+    async def _on_pong(self, decoded: Decoded, addr: Address) -> None:
+        pong = decoded.packet
+        assert isinstance(pong, Pong)
+        if self._expired(pong.expiration):
+            self._counts["expired"] += 1
+            return
+        if not self._deliver(decoded, addr):
+            self._counts["unsolicited"] += 1
+            return
+        self._last_pong_received[(decoded.sender_id, addr[0])] = trio.current_time()
+
+    async def _on_findnode(self, decoded: Decoded, addr: Address) -> None:
+        request = decoded.packet
+        assert isinstance(request, FindNode)
+        if self._expired(request.expiration):
+            self._counts["expired"] += 1
+            return
+        if self.config.require_bond_for_findnode:
+            seen = self._last_pong_received.get((decoded.sender_id, addr[0]))
+            if seen is None or trio.current_time() - seen >= self.config.bond_expiration:
+                # No endpoint proof: answering would let anyone aim our NEIGHBORS at a victim.
+                self._counts["unsolicited"] += 1
+                log.debug("findnode from unbonded node addr=%s:%d", addr[0], addr[1])
+                return
+        closest = self.table.closest(keccak256(request.target), NEIGHBORS_PER_FINDNODE)
+        records = [
+            NodeRecord(ip=n.ip, udp=n.udp or 0, tcp=n.tcp or 0, pubkey=n.pubkey)
+            for n in closest
+            if n.ip is not None and n.udp
+        ]
+        for packet in discv4.split_neighbors(records, self._expiration()):
+            await self._send(packet, addr)
+
+    async def _on_neighbors(self, decoded: Decoded, addr: Address) -> None:
+        neighbors = decoded.packet
+        assert isinstance(neighbors, Neighbors)
+        if self._expired(neighbors.expiration):
+            self._counts["expired"] += 1
+            return
+        if self._deliver(decoded, addr):
+            return
+        if decoded.sender_id not in self._asked:
+            self._counts["unsolicited"] += 1
+            return
+        self._counts["late"] += 1
+        sender = Node(pubkey=decoded.sender_pubkey, ip=ip_address(addr[0]), udp=addr[1], tcp=None)
+        try:
+            self._late_send.send_nowait(LateNodes(sender=sender, nodes=neighbors.nodes))
+        except trio.WouldBlock:
+            log.debug("late NEIGHBORS dropped: nobody is reading late_nodes")
+
+    async def _on_enr_request(self, decoded: Decoded, addr: Address) -> None:
+        request = decoded.packet
+        assert isinstance(request, ENRRequest)
+        if self._expired(request.expiration):
+            self._counts["expired"] += 1
+            return
+        seen = self._last_pong_received.get((decoded.sender_id, addr[0]))
+        if seen is None or trio.current_time() - seen >= self.config.bond_expiration:
+            self._counts["unsolicited"] += 1
+            return
+        assert self.enr is not None
+        response = ENRResponse(request_hash=decoded.hash, record=self.enr.to_rlp())
+        await self._send(response, addr)
+
+    async def _on_enr_response(self, decoded: Decoded, addr: Address) -> None:
+        if not self._deliver(decoded, addr):
+            self._counts["unsolicited"] += 1
+
+
+def _udp_addr(node: Node) -> Address:
+    if node.ip is None or not node.udp:
+        raise ValueError(f"node {node.node_id.hex()[:16]} has no UDP endpoint")
+    return (str(node.ip), node.udp)
+
+
+def _tcp_of(endpoint: Endpoint) -> int | None:
+    return endpoint.tcp or None

@@ -1,0 +1,50 @@
+"""An in-memory datagram network for discovery tests under trio's MockClock.
+
+Each endpoint is a ``DatagramTransport``; datagrams to unknown addresses are
+dropped, as UDP would, and a full receive queue drops too.  ``drop`` lets a
+test lose packets on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import trio
+
+Address = tuple[str, int]
+
+
+class MemoryNetwork:
+    def __init__(self) -> None:
+        self.endpoints: dict[Address, MemoryEndpoint] = {}
+        self.drop: Callable[[bytes, Address, Address], bool] = lambda data, src, dst: False
+        self.sent: list[tuple[Address, Address, bytes]] = []
+        self._next_port = 30000
+
+    def open(self, host: str = "127.0.0.1", port: int = 0) -> "MemoryEndpoint":
+        if not port:
+            self._next_port += 1
+            port = self._next_port
+        endpoint = MemoryEndpoint(self, (host, port))
+        self.endpoints[(host, port)] = endpoint
+        return endpoint
+
+
+class MemoryEndpoint:
+    def __init__(self, network: MemoryNetwork, address: Address) -> None:
+        self.network = network
+        self.local_address = address
+        self._send, self._receive = trio.open_memory_channel[tuple[bytes, Address]](1024)
+
+    async def sendto(self, data: bytes, addr: Address) -> None:
+        self.network.sent.append((self.local_address, addr, data))
+        target = self.network.endpoints.get(addr)
+        if target is None or self.network.drop(data, self.local_address, addr):
+            return
+        try:
+            target._send.send_nowait((data, self.local_address))
+        except trio.WouldBlock:
+            pass
+
+    async def recvfrom(self) -> tuple[bytes, Address]:
+        return await self._receive.receive()

@@ -1,0 +1,202 @@
+"""The discovery v4 node against go-ethereum's rules, over an in-memory network.
+
+All timing runs on trio's MockClock (every test takes ``autojump_clock``: pytest-trio
+only picks up a clock passed to the test itself), and the wall clock the packets'
+expirations use is derived from it, so "24 hours later" takes no real time.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+from typing import AsyncIterator, Awaitable, Callable
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from ethcrawl.crawler.discovery import DiscoveryConfig, DiscoveryV4
+from ethcrawl.wire import discv4
+from ethcrawl.wire.crypto import generate_private_key, keccak256, pubkey_from_private
+from ethcrawl.wire.discv4 import Endpoint, FindNode, Neighbors, NodeRecord, Ping, Pong
+from ethcrawl.wire.enode import Node
+
+from memnet import MemoryEndpoint, MemoryNetwork
+
+WALL_EPOCH = 1_700_000_000.0  # s, an arbitrary "now" for packet expirations
+
+
+def wall_clock() -> float:
+    return WALL_EPOCH + trio.current_time()
+
+
+@pytest.fixture
+def net() -> MemoryNetwork:
+    return MemoryNetwork()
+
+
+Spawn = Callable[..., Awaitable[DiscoveryV4]]
+
+
+@pytest.fixture
+async def spawn(net: MemoryNetwork, nursery: trio.Nursery) -> AsyncIterator[Spawn]:
+    """Start discovery nodes on the in-memory network; time is trio's MockClock."""
+
+    async def start(config: DiscoveryConfig = DiscoveryConfig()) -> DiscoveryV4:
+        node = DiscoveryV4(
+            generate_private_key(), transport=net.open(), config=config, wall_clock=wall_clock
+        )
+        await nursery.start(node.run)
+        return node
+
+    yield start
+
+
+def fill_table(node: DiscoveryV4, count: int, base_port: int = 40000) -> list[Node]:
+    added = []
+    for i in range(count):
+        other = Node(
+            pubkey=pubkey_from_private(generate_private_key()),
+            ip=ip_address("127.0.0.1"),
+            udp=base_port + i,
+            tcp=base_port + i,
+        )
+        node.table.add_verified(other)
+        added.append(other)
+    return added
+
+
+async def test_ping_gets_pong_echoing_the_hash(spawn: Spawn, autojump_clock: MockClock) -> None:
+    alice, bob = await spawn(), await spawn()
+    pong = await alice.ping(bob.local_node)
+    assert isinstance(pong, Pong)
+    assert pong.enr_seq == bob.enr.seq  # type: ignore[union-attr]
+    assert pong.to.udp == alice.port
+
+
+async def test_findnode_needs_a_bond(spawn: Spawn, autojump_clock: MockClock) -> None:
+    alice, bob = await spawn(), await spawn()
+    fill_table(bob, 20)
+    # Not bonded: bob must not answer (no amplification), so alice times out empty.
+    assert await alice.find_node(bob.local_node, b"\x01" * 64) == []
+    assert bob.statistics().unsolicited >= 1
+    assert await alice.bond(bob.local_node)
+    assert alice.is_bonded(bob.local_node)
+    nodes = await alice.find_node(bob.local_node, b"\x01" * 64)
+    assert len(nodes) == 16
+    want = {n.node_id for n in bob.table.closest(keccak256(b"\x01" * 64), 16)}
+    assert {Node(pubkey=r.pubkey, ip=r.ip, udp=r.udp, tcp=r.tcp).node_id for r in nodes} == want
+
+
+async def test_bond_expires_after_24_hours(spawn: Spawn, autojump_clock: MockClock) -> None:
+    alice, bob = await spawn(), await spawn()
+    fill_table(bob, 5)
+    assert await alice.bond(bob.local_node)
+    await trio.sleep(1)  # bob's ping-back to alice completes
+    # bob's table: the five, plus alice, whose endpoint it verified with that ping-back.
+    assert alice.node_id in bob.table
+    assert len(bob.table) == 6
+    assert len(await alice.find_node(bob.local_node, b"\x02" * 64)) == 6
+    await trio.sleep(24 * 3600 + 1)
+    assert not alice.is_bonded(bob.local_node)
+    # bob's record of alice's Pong is stale too: FindNode is refused until a new bond.
+    assert await alice.find_node(bob.local_node, b"\x02" * 64) == []
+    assert await alice.bond(bob.local_node)
+    assert len(await alice.find_node(bob.local_node, b"\x02" * 64)) == 6
+
+
+async def test_enr_request_answered_for_bonded_node_only(spawn: Spawn, autojump_clock: MockClock) -> None:
+    alice, bob = await spawn(), await spawn()
+    assert await alice.request_enr(bob.local_node) is None
+    assert await alice.bond(bob.local_node)
+    record = await alice.request_enr(bob.local_node)
+    assert record is not None
+    assert record.node_id == bob.node_id
+    assert record.seq == bob.enr.seq  # type: ignore[union-attr]
+    assert record.udp == bob.port
+
+
+class RawPeer:
+    """A hand-driven discovery endpoint: the test decides what it sends and when."""
+
+    def __init__(self, endpoint: MemoryEndpoint) -> None:
+        self.endpoint = endpoint
+        self.key = generate_private_key()
+        self.node = Node(
+            pubkey=pubkey_from_private(self.key),
+            ip=ip_address(endpoint.local_address[0]),
+            udp=endpoint.local_address[1],
+            tcp=endpoint.local_address[1],
+        )
+
+    async def send(self, packet: discv4.Packet, addr: tuple[str, int]) -> bytes:
+        data = discv4.encode(packet, self.key)
+        await self.endpoint.sendto(data, addr)
+        return data
+
+    async def receive(self) -> tuple[discv4.Decoded, tuple[str, int]]:
+        data, addr = await self.endpoint.recvfrom()
+        return discv4.decode(data), addr
+
+
+async def test_expired_ping_is_ignored(spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock) -> None:
+    bob = await spawn()
+    raw = RawPeer(net.open())
+    bob_addr = ("127.0.0.1", bob.port)
+    here = Endpoint(ip=ip_address("127.0.0.1"), udp=raw.node.udp or 0, tcp=0)
+    await raw.send(Ping(version=4, from_=here, to=here, expiration=int(wall_clock()) - 1, enr_seq=None), bob_addr)
+    with trio.move_on_after(2):
+        await raw.receive()
+        pytest.fail("an expired Ping was answered")
+    assert bob.statistics().expired_packets == 1
+    ping = Ping(version=4, from_=here, to=here, expiration=int(wall_clock()) + 20, enr_seq=None)
+    sent = await raw.send(ping, bob_addr)
+    reply, _ = await raw.receive()
+    assert isinstance(reply.packet, Pong)
+    assert reply.packet.ping_hash == sent[:32]
+    # bob does not know raw yet, so it pings back (geth's handlePing).
+    ping_back, _ = await raw.receive()
+    assert isinstance(ping_back.packet, Ping)
+
+
+async def test_late_neighbors_still_reach_the_crawl(spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock) -> None:
+    alice = await spawn()
+    raw = RawPeer(net.open())
+    alice_addr = ("127.0.0.1", alice.port)
+    result: list[NodeRecord] = []
+
+    async def ask() -> None:
+        result.extend(await alice.find_node(raw.node, b"\x03" * 64))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask)
+        request, _ = await raw.receive()
+        assert isinstance(request.packet, FindNode)
+        await trio.sleep(alice.config.response_timeout * 3)  # well past alice's timeout
+        record = NodeRecord(ip=ip_address("127.0.0.2"), udp=30303, tcp=30303, pubkey=pubkey_from_private(generate_private_key()))
+        await raw.send(Neighbors(nodes=(record,), expiration=int(wall_clock()) + 20), alice_addr)
+    assert result == []  # the request itself timed out ...
+    with trio.fail_after(1):
+        late = await alice.late_nodes.receive()  # ... but the answer is not lost
+    assert late.sender.node_id == raw.node.node_id
+    assert late.nodes == (record,)
+
+
+async def test_unsolicited_neighbors_are_dropped(spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock) -> None:
+    alice = await spawn()
+    raw = RawPeer(net.open())
+    record = NodeRecord(ip=ip_address("127.0.0.2"), udp=30303, tcp=30303, pubkey=pubkey_from_private(generate_private_key()))
+    await raw.send(Neighbors(nodes=(record,), expiration=int(wall_clock()) + 20), ("127.0.0.1", alice.port))
+    await trio.sleep(1)
+    assert alice.statistics().unsolicited == 1
+    with pytest.raises(trio.WouldBlock):
+        alice.late_nodes.receive_nowait()
+
+
+async def test_garbage_is_counted_and_dropped(spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock) -> None:
+    alice, bob = await spawn(), await spawn()
+    raw = net.open()
+    for junk in (b"", b"\x00" * 10, b"\xff" * 200, bytes(range(256)) * 4):
+        await raw.sendto(junk, ("127.0.0.1", alice.port))
+    await trio.sleep(0.1)
+    assert alice.statistics().bad_packets == 4
+    assert await alice.ping(bob.local_node) is not None  # still serving
