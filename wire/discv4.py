@@ -24,13 +24,14 @@ from .errors import (
     BadHash,
     Expired,
     LocalProtocolError,
-    MalformedMessage,
+    MalformedRLP,
     PacketTooLarge,
     PacketTooSmall,
     UnknownPacketType,
     WireError,
 )
 from .rlpcodec import Item, as_bytes, as_list, as_uint, decode_prefix, encode_uint
+from .rlpcodec import decode as rlp_decode
 from .rlpcodec import encode as rlp_encode
 
 if TYPE_CHECKING:
@@ -88,11 +89,9 @@ def _check_rest(rest: tuple[bytes, ...]) -> None:
     # Each element is spliced verbatim into the list, so it must be one whole RLP item.
     for i, raw in enumerate(rest):
         try:
-            _item, after = decode_prefix(raw)
+            rlp_decode(raw)
         except WireError as exc:
-            raise LocalProtocolError(f"rest[{i}] is not an RLP item: {exc}") from exc
-        if after:
-            raise LocalProtocolError(f"rest[{i}] holds more than one RLP item")
+            raise LocalProtocolError(f"rest[{i}] is not exactly one RLP item: {exc}") from exc
 
 
 def _reads_as_enr_seq(item: Item) -> bool:
@@ -104,8 +103,7 @@ def _check_enr_seq_slot(enr_seq: int | None, rest: tuple[bytes, ...]) -> None:
         _check_uint(enr_seq, UINT64_BITS, "enr_seq")
     elif rest:
         # Otherwise the encoding would decode back with rest[0] as enr_seq.
-        first, _after = decode_prefix(rest[0])
-        if _reads_as_enr_seq(first):
+        if _reads_as_enr_seq(rlp_decode(rest[0])):
             raise LocalProtocolError("enr_seq is None but rest[0] would decode as an enr_seq")
 
 
@@ -375,11 +373,11 @@ class ENRResponse:
     def __post_init__(self) -> None:
         _check_size(self.request_hash, HASH_SIZE, "enrresponse request_hash")
         try:
-            item, after = decode_prefix(self.record)
+            item = rlp_decode(self.record)
         except WireError as exc:
-            raise LocalProtocolError(f"enrresponse record is not RLP: {exc}") from exc
-        if not isinstance(item, list) or after:
-            raise LocalProtocolError("enrresponse record must be exactly one RLP list")
+            raise LocalProtocolError(f"enrresponse record is not exactly one RLP item: {exc}") from exc
+        if not isinstance(item, list):
+            raise LocalProtocolError("enrresponse record must be an RLP list, got a byte string")
         _check_rest(self.rest)
 
     def rlp_fields(self) -> list[Any]:
@@ -446,6 +444,18 @@ def encode(packet: Packet, private_key: PrivateKey) -> bytes:
     return keccak256(signature + signed) + signature + signed
 
 
+def _decode_body(body: bytes) -> Item:
+    """The packet-data item; EIP-8 says to ignore any bytes after it."""
+    item, _trailing = decode_prefix(body)
+    # decode_prefix misses a final byte string cut short (the rlp package slices
+    # past the end), so check that the outer item's declared length is present.
+    # Inner items cannot overrun unnoticed: the rlp package checks them against it.
+    _prefix, _kind, length, start = rlp.codec.consume_length_prefix(body, 0)
+    if start + length > len(body):
+        raise MalformedRLP(f"packet-data announces {start + length} bytes, only {len(body)} present")
+    return item
+
+
 def decode(data: bytes, *, max_size: int = MAX_PACKET_SIZE) -> Decoded:
     """Verify and parse one datagram.
 
@@ -465,8 +475,7 @@ def decode(data: bytes, *, max_size: int = MAX_PACKET_SIZE) -> Decoded:
     cls = PACKET_TYPES.get(packet_type)
     if cls is None:
         raise UnknownPacketType(f"unknown discv4 packet type 0x{packet_type:02x}")
-    # EIP-8: bytes after the list are ignored.
-    item, _trailing = decode_prefix(data[HEAD_SIZE + 1 :])
+    item = _decode_body(data[HEAD_SIZE + 1 :])
     packet = cls.from_rlp_items(as_list(item, cls.name, min_len=_MIN_FIELDS[cls]))
     pubkey = recover_pubkey(data[HASH_SIZE:HEAD_SIZE], keccak256(data[HEAD_SIZE:]))
     return Decoded(packet=packet, sender_pubkey=pubkey, sender_id=node_id_from_pubkey(pubkey), hash=packet_hash)
