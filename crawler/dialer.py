@@ -122,8 +122,14 @@ def _classify_disconnect(reason: int) -> Outcome:
 
 
 def _classify_os_error(exc: OSError) -> Outcome:
-    if isinstance(exc, ConnectionRefusedError):
+    # trio.open_tcp_stream wraps the per-address errors in an ExceptionGroup cause.
+    causes: list[BaseException] = [exc]
+    if isinstance(exc.__cause__, BaseExceptionGroup):
+        causes += list(exc.__cause__.exceptions)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
         return Outcome.REFUSED
+    if any(isinstance(c, TimeoutError) for c in causes):
+        return Outcome.TIMEOUT
     return Outcome.RESET
 
 
@@ -229,7 +235,8 @@ async def _eth_exchange(exchange: _Exchange, config: DialConfig, wall_clock: Cal
                         exchange.progress.head_number = msg.headers[0].number
                         exchange.progress.head_time = msg.headers[0].timestamp
                     return
-    except (trio.TooSlowError, _Ended):
+    except (trio.TooSlowError, _Ended) as exc:
+        log.debug("no head header node=%s why=%r", exchange.progress.remote_pubkey, exc)
         return
 
 

@@ -22,7 +22,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, ip_address
 from typing import Awaitable, Callable
 
 import trio

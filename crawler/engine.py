@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Awaitable, Callable, Protocol
+from typing import Callable, Protocol
 
 import trio
 
@@ -28,7 +28,7 @@ from ethcrawl.wire.discv4 import NodeRecord
 from ethcrawl.wire.enode import Node
 from ethcrawl.wire.enr import ENR
 
-from .discovery import DiscoveryV4, LateNodes
+from .discovery import DiscoveryV4
 from .relay import relay_error
 from .targets import TargetTable
 

@@ -24,7 +24,6 @@ from .errors import (
     BadHash,
     Expired,
     LocalProtocolError,
-    MalformedRLP,
     PacketTooLarge,
     PacketTooSmall,
     UnknownPacketType,
@@ -447,12 +446,6 @@ def encode(packet: Packet, private_key: PrivateKey) -> bytes:
 def _decode_body(body: bytes) -> Item:
     """The packet-data item; EIP-8 says to ignore any bytes after it."""
     item, _trailing = decode_prefix(body)
-    # decode_prefix misses a final byte string cut short (the rlp package slices
-    # past the end), so check that the outer item's declared length is present.
-    # Inner items cannot overrun unnoticed: the rlp package checks them against it.
-    _prefix, _kind, length, start = rlp.codec.consume_length_prefix(body, 0)
-    if start + length > len(body):
-        raise MalformedRLP(f"packet-data announces {start + length} bytes, only {len(body)} present")
     return item
 
 

@@ -56,6 +56,10 @@ def decode_prefix(data: bytes) -> tuple[Item, bytes]:
         raise MalformedRLP(f"invalid RLP: {exc}") from exc
     except (ValueError, TypeError, IndexError) as exc:
         raise MalformedRLP(f"invalid RLP: {exc!r}") from exc
+    # pyrlp's consume_item trusts the length prefix: a string that claims more
+    # bytes than remain comes back short instead of failing.
+    if end > len(data):
+        raise MalformedRLP(f"invalid RLP: item claims {end} bytes, only {len(data)} present")
     return item, data[end:]
 
 
