@@ -81,6 +81,7 @@ async def test_findnode_needs_a_bond(spawn: Spawn, autojump_clock: MockClock) ->
     assert bob.statistics().unsolicited >= 1
     assert await alice.bond(bob.local_node)
     assert alice.is_bonded(bob.local_node)
+    await trio.sleep(1)  # bob's ping-back completes and alice joins bob's table
     nodes = await alice.find_node(bob.local_node, b"\x01" * 64)
     assert len(nodes) == 16
     want = {n.node_id for n in bob.table.closest(keccak256(b"\x01" * 64), 16)}
