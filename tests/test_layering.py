@@ -41,3 +41,13 @@ def test_only_db_knows_sql(path: Path) -> None:
 
 def test_wire_files_exist() -> None:
     assert len(WIRE_FILES) >= 3
+
+
+TEST_FILES = sorted((REPO / "tests").rglob("test_*.py"))
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_tests_do_not_import_conftest(path: Path) -> None:
+    # Several folders have a conftest.py; "from conftest import" picks whichever pytest loaded
+    # first.  Shared helpers live in tests/ground_truth.py.
+    assert "conftest" not in imported_modules(path), f"{path.relative_to(REPO)} imports conftest"

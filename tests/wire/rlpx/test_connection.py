@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import load_vector_json_at_collection
+from ground_truth import load_vector_json_at_collection
 from ethcrawl.wire import rlpcodec
 from ethcrawl.wire.crypto import PrivateKey, ecdh_x, generate_private_key, pubkey_from_private, sign_recoverable
 from ethcrawl.wire.errors import BadMAC, HandshakeError, LocalProtocolError, PacketTooLarge, WireError
