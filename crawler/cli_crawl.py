@@ -167,6 +167,8 @@ async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:
             out["pong"] = pong is not None
             if pong is not None:
                 out["enr_seq"] = pong.enr_seq
+                # Like geth, the node answers ENRRequest only once it has verified our endpoint.
+                await discovery.bond(node)
                 enr = await discovery.request_enr(node)
                 out["enr"] = enr.to_dict() if enr is not None else None
                 out["enr_text"] = enr.to_text() if enr is not None else None

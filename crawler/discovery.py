@@ -278,7 +278,13 @@ class DiscoveryV4:
         )
         # Sign once: the Pong must echo the hash of exactly these bytes.
         replies = await self._request_raw(waiter, data, addr)
-        return replies[0].packet if replies else None  # type: ignore[return-value]
+        if not replies:
+            return None
+        pong = replies[0].packet
+        assert isinstance(pong, Pong)
+        # A node that answered is live: it belongs in our own table (geth adds it as "verified").
+        self.table.add_verified(node)
+        return pong
 
     async def _request_raw(self, waiter: _Waiter, data: bytes, addr: Address) -> list[Decoded]:
         assert self._socket is not None, "run() must be started before sending"
@@ -422,8 +428,7 @@ class DiscoveryV4:
             self.table.add_verified(sender)
 
     async def _ping_back(self, node: Node) -> None:
-        if await self.ping(node) is not None:
-            self.table.add_verified(node)
+        await self.ping(node)
 
     async def _on_pong(self, decoded: Decoded, addr: Address) -> None:
         pong = decoded.packet

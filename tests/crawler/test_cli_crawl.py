@@ -1,0 +1,120 @@
+"""``ethcrawl crawl`` and ``ethcrawl ping`` as a user runs them: a subprocess, real sockets on 127.0.0.1.
+
+The network is a tree of our own discovery nodes running in the test process;
+the crawler is the installed ``ethcrawl`` script.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.wire.crypto import generate_private_key
+from ethcrawl.wire.enode import format_enode
+
+ETHCRAWL = str(Path(sys.executable).with_name("ethcrawl"))
+DEADLINE = 60  # s, for any one command
+VALID_ENODE = f"enode://{DiscoveryV4(generate_private_key()).pubkey.hex()}@127.0.0.1:1"
+
+
+async def start_tree(nursery: trio.Nursery, count: int, fanout: int = 3) -> list[DiscoveryV4]:
+    nodes = []
+    for _ in range(count):
+        node = DiscoveryV4(generate_private_key(), host="127.0.0.1")
+        await nursery.start(node.run)
+        nodes.append(node)
+    for k, node in enumerate(nodes):
+        for child in nodes[fanout * k + 1 : fanout * k + fanout + 1]:
+            node.table.add_verified(child.local_node)
+    return nodes
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_crawl_command_finds_the_whole_tree(tmp_path: Path) -> None:
+    db = tmp_path / "crawl.db"
+    async with trio.open_nursery() as nursery:
+        nodes = await start_tree(nursery, 15)
+        with trio.fail_after(DEADLINE):
+            done = await trio.run_process(
+                [ETHCRAWL, "crawl", "--bootnode", format_enode(nodes[0].local_node), "--db", str(db),
+                 "--udp", "127.0.0.1:0", "--no-dial"],
+                capture_stdout=True, capture_stderr=True, check=False,
+            )
+        nursery.cancel_scope.cancel()
+    assert done.returncode == 0, done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()
+    assert "15 nodes (15 answered, 15 with ENR)" in done.stdout.decode()
+    stored = {bytes(r[0]) for r in rows(db, "SELECT node_id FROM nodes")}
+    assert stored == {n.node_id for n in nodes}
+    (ended,) = rows(db, "SELECT ended_at FROM crawls")[0]
+    assert ended is not None
+    assert rows(db, "SELECT count(*) FROM edges")[0][0] >= 14  # every parent -> child edge at least
+
+
+async def test_sigterm_stops_the_crawl_and_keeps_what_was_learned(tmp_path: Path) -> None:
+    """A bootnode that never answers, a 30 s timeout: the crawl is busy when SIGTERM comes."""
+    db = tmp_path / "crawl.db"
+    silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    pubkey = DiscoveryV4(generate_private_key()).pubkey
+    url = f"enode://{pubkey.hex()}@127.0.0.1:{port}"
+    with silent:
+        proc = await trio.lowlevel.open_process(
+            [ETHCRAWL, "crawl", "--bootnode", url, "--db", str(db), "--udp", "127.0.0.1:0", "--no-dial",
+             "--timeout", "30"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        with trio.fail_after(DEADLINE):
+            await silent.recvfrom(2048)  # the crawler's first Ping: it is running
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+    stdout = await proc.stdout.receive_some(65536) if proc.stdout else b""  # type: ignore[union-attr]
+    assert proc.returncode == 0
+    assert b"1 nodes" in stdout
+    assert rows(db, "SELECT count(*) FROM nodes")[0][0] == 1
+    assert rows(db, "SELECT ended_at FROM crawls")[0][0] is not None
+
+
+async def test_ping_command_reports_discovery_answers() -> None:
+    async with trio.open_nursery() as nursery:
+        (node,) = await start_tree(nursery, 1)
+        url = format_enode(node.local_node).split("?")[0]
+        # Only discovery runs on this node: the RLPx part must report the refusal, not crash.
+        with trio.fail_after(DEADLINE):
+            done = await trio.run_process([ETHCRAWL, "ping", url], capture_stdout=True, capture_stderr=True, check=False)
+        nursery.cancel_scope.cancel()
+    out = json.loads(done.stdout)
+    assert out["pong"] is True
+    assert out["node_id"] == node.node_id.hex()
+    assert out["enr"]["seq"] == node.enr.seq  # type: ignore[union-attr]
+    assert out["rlpx"]["outcome"] == "refused"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["crawl", "--bootnode", "enode://nothex@127.0.0.1:1"], "--bootnode"),
+        (["crawl", "--bootnode", "enode://" + "ab" * 64 + "@localhost:30303"], "--bootnode"),
+        (["crawl", "--listen", "nowhere"], "HOST:PORT"),
+        (["crawl", "--concurrency", "0"], "--concurrency"),
+        (["crawl", "--db", "/nonexistent-dir/x.db", "--bootnode", VALID_ENODE], "nonexistent-dir"),
+    ],
+)
+def test_bad_arguments_give_one_clear_line(args: list[str], message: str) -> None:
+    done = subprocess.run([ETHCRAWL, *args], capture_output=True, text=True, timeout=DEADLINE)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
