@@ -10,7 +10,8 @@ is the eth Status every node sends. The process also takes commands: ``await net
 counters of pings, FINDNODEs, connections and Status messages), ``await net.ping_from(i, node)`` and
 ``await net.find_node_from(i, node, target)`` (node i as a discv4 client of ``node``).
 
-The ``dpt_network`` fixture is the same context manager with the ``js`` launcher already bound.
+The ``dpt_network`` fixture (import ``dpt_network_fixture`` into a test module to use it) is the same
+context manager with the ``js`` launcher already bound: ``async with dpt_network(20) as net:``.
 """
 
 from __future__ import annotations
@@ -25,19 +26,16 @@ from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
-import trio
-
 from ethcrawl.wire.enode import Node, format_enode, parse_enode
-
 from js_process import JsLauncher, JsProcess
 
 __all__ = [
-    "NetworkNode",
-    "DptNetwork",
-    "open_dpt_network",
-    "free_port_range",
-    "dpt_network",
     "LOOPBACK",
+    "DptNetwork",
+    "NetworkNode",
+    "dpt_network_fixture",
+    "free_port_range",
+    "open_dpt_network",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -49,7 +47,9 @@ PORT_ATTEMPTS = 20  # candidate base ports tried before giving up
 START_ATTEMPTS = 3  # a base port can still be taken between the check and the bind: start again
 READY_TIMEOUT = 15.0  # s: 50 nodes are up in ~0.1 s; node's own start takes ~0.3 s
 COMMAND_TIMEOUT = 10.0  # s: a command is answered in ms, a findnode after its wait_ms
-DEFAULT_FINDNODE_WAIT = 0.8  # s: NEIGHBORS arrive within ms on loopback; leave room for a second packet
+DEFAULT_FINDNODE_WAIT = (
+    0.8  # s: NEIGHBORS arrive within ms on loopback; leave room for a second packet
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,7 +163,9 @@ def free_port_range(count: int, rng: random.Random | None = None) -> int:
         base = rng.randrange(low, high - count)
         if _ports_free(base, count):
             return base
-    pytest.fail(f"no {count} consecutive free TCP+UDP ports on {LOOPBACK} in {PORT_RANGE}", pytrace=False)
+    pytest.fail(
+        f"no {count} consecutive free TCP+UDP ports on {LOOPBACK} in {PORT_RANGE}", pytrace=False
+    )
 
 
 @asynccontextmanager
@@ -207,8 +209,8 @@ async def open_dpt_network(
 DptNetworkLauncher = Callable[..., AbstractAsyncContextManager[DptNetwork]]
 
 
-@pytest.fixture
-def dpt_network(js: JsLauncher) -> DptNetworkLauncher:
+@pytest.fixture(name="dpt_network")
+def dpt_network_fixture(js: JsLauncher) -> DptNetworkLauncher:
     """``async with dpt_network(20, fanout=4) as net:`` (see :func:`open_dpt_network`)."""
 
     def launch(n: int, **options: Any) -> AbstractAsyncContextManager[DptNetwork]:
