@@ -148,6 +148,8 @@ class DiscoveryV4:
         self._last_pong_received: dict[tuple[bytes, str], float] = {}
         self._last_ping_received: dict[tuple[bytes, str], float] = {}
         self._ping_events: dict[tuple[bytes, str], trio.Event] = {}
+        # The ENR seq each node's last Pong carried (None: it does not speak EIP-868).
+        self._pong_enr_seq: dict[bytes, int | None] = {}
         # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
         self._asked: dict[bytes, float] = {}
         late_send, self.late_nodes = trio.open_memory_channel[LateNodes](256)
@@ -282,6 +284,7 @@ class DiscoveryV4:
             return None
         pong = replies[0].packet
         assert isinstance(pong, Pong)
+        self._pong_enr_seq[node.node_id] = pong.enr_seq
         # A node that answered is live: it belongs in our own table (geth adds it as "verified").
         self.table.add_verified(node)
         return pong
@@ -305,6 +308,10 @@ class DiscoveryV4:
                     waiters.remove(waiter)
                 if not waiters:
                     del self._waiters[key]
+
+    def speaks_eip868(self, node: Node) -> bool:
+        """False only when the node's last Pong carried no ENR seq (pre-EIP-868, e.g. ethereumjs)."""
+        return self._pong_enr_seq.get(node.node_id, 0) is not None
 
     def is_bonded(self, node: Node) -> bool:
         """True when the remote verified our endpoint recently (it pinged us and got our Pong)."""
@@ -388,8 +395,11 @@ class DiscoveryV4:
                 continue
             waiter.replies.append(decoded)
             if isinstance(decoded.packet, Neighbors):
-                waiter.collected += len(decoded.packet.nodes)
-                if waiter.collected < waiter.want:
+                count = len(decoded.packet.nodes)
+                waiter.collected += count
+                # geth fills each NEIGHBORS packet to 12 before starting the next, so
+                # any other count ends the answer (ethereumjs sends all 16 in one).
+                if waiter.collected < waiter.want and count == discv4.MAX_NEIGHBORS:
                     return True
             waiter.event.set()
             return True

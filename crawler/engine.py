@@ -225,7 +225,8 @@ class Crawler:
             self._queue_dial(state)
             return
         state.responded = True
-        enr = await self.discovery.request_enr(node)
+        # A Pong without an ENR seq means no EIP-868: asking would only wait out the timeout.
+        enr = await self.discovery.request_enr(node) if self.discovery.speaks_eip868(node) else None
         if enr is not None and (state.enr is None or enr.seq >= state.enr.seq):
             state.enr = enr
             if enr.tcp and node.tcp is None:

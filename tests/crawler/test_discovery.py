@@ -201,3 +201,44 @@ async def test_garbage_is_counted_and_dropped(spawn: Spawn, net: MemoryNetwork, 
     await trio.sleep(0.1)
     assert alice.statistics().bad_packets == 4
     assert await alice.ping(bob.local_node) is not None  # still serving
+
+
+async def test_a_short_neighbors_packet_ends_the_wait(spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock) -> None:
+    """geth fills packets to 12 nodes: fewer means the answer is complete, so no timeout is waited out."""
+    alice = await spawn()
+    raw = RawPeer(net.open())
+    alice_addr = ("127.0.0.1", alice.port)
+    records = [
+        NodeRecord(ip=ip_address("127.0.0.2"), udp=30303 + i, tcp=30303, pubkey=pubkey_from_private(generate_private_key()))
+        for i in range(15)
+    ]
+    result: list[NodeRecord] = []
+
+    async def ask() -> None:
+        result.extend(await alice.find_node(raw.node, b"\x04" * 64))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask)
+        request, _ = await raw.receive()
+        assert isinstance(request.packet, FindNode)
+        started = trio.current_time()
+        for packet in discv4.split_neighbors(records, int(wall_clock()) + 20):  # 12 + 3
+            await raw.send(packet, alice_addr)
+    assert result == records
+    assert trio.current_time() - started < alice.config.response_timeout
+
+
+async def test_pong_without_enr_seq_means_no_enr_request(spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock) -> None:
+    alice = await spawn()
+    raw = RawPeer(net.open())
+    assert alice.speaks_eip868(raw.node)  # unknown until it answers
+
+    async def answer() -> None:
+        ping, addr = await raw.receive()
+        to = Endpoint(ip=ip_address("127.0.0.1"), udp=alice.port, tcp=0)
+        await raw.send(Pong(to=to, ping_hash=ping.hash, expiration=int(wall_clock()) + 20, enr_seq=None), addr)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer)
+        assert await alice.ping(raw.node) is not None
+    assert not alice.speaks_eip868(raw.node)
