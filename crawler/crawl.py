@@ -154,7 +154,9 @@ async def run_crawl(
     crawl_id = await begin_crawl(db, CrawlStarted(started_at=_utc(wall_clock()), parameters=options.parameters()))
     send, receive = trio.open_memory_channel[object](RECORD_BUFFER)
     counter = _DialCounter()
-    dial_config = DialConfig(handshake_timeout=options.dial_timeout, status_timeout=options.dial_timeout)
+    dial_config = DialConfig(
+        handshake_timeout=options.dial_timeout, status_timeout=options.dial_timeout, header_timeout=options.dial_timeout
+    )
 
     async def record_dial(result: DialResult, node: Node | None) -> None:
         if result.outcome.value == "ok":
@@ -194,9 +196,12 @@ async def run_crawl(
                 async with trio.open_nursery() as nursery:
                     if handle_signals:
                         nursery.start_soon(_cancel_on_signal, crawl_scope)
-                    await nursery.start(discovery.run)
                     if options.rlpx_listen is not None:
-                        await nursery.start(_serve_inbound, options.rlpx_listen, key, dial_config, crawl_id, send, record_dial, wall_clock)
+                        # Bound first, so that our ENR and Pongs advertise the real TCP port.
+                        discovery.tcp_port = await nursery.start(
+                            _serve_inbound, options.rlpx_listen, key, dial_config, crawl_id, send, record_dial, wall_clock
+                        )
+                    await nursery.start(discovery.run)
                     if on_ready is not None:
                         on_ready(discovery)
 
@@ -209,6 +214,9 @@ async def run_crawl(
                         nursery.start_soon(_progress_loop, report)
                     await crawler.run(list(options.seeds))
                     report()
+                    if options.rlpx_listen is not None and options.duration is not None:
+                        # Listening crawls keep accepting inbound peers until --duration.
+                        await trio.sleep_forever()
                     nursery.cancel_scope.cancel()
             if crawl_scope.cancelled_caught:
                 log.info("crawl stopped early (duration or signal); saving what was learned")

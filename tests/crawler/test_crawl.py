@@ -1,0 +1,73 @@
+"""run_crawl end to end in-process: the inbound RLPx listener (--listen) and the database rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import trio
+
+from ethcrawl.crawler.crawl import CrawlOptions, run_crawl
+from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.db.engine import open_database
+from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
+from ethcrawl.wire.enode import parse_enode
+from ethcrawl.wire.eth import Status66
+from ethcrawl.wire.forkid import ForkId
+from ethcrawl.wire.p2p import Capability, Hello
+from ethcrawl.wire.rlpx import session as events
+from ethcrawl.wire.rlpx.connection import RLPxConnection
+from ethcrawl.wire.rlpx.session import PeerSession
+
+GENESIS = bytes.fromhex("d4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3")
+STATUS = Status66(version=68, network_id=1, td=17, head=b"\x22" * 32, genesis=GENESIS, fork_id=ForkId(hash=bytes.fromhex("c376cf8b"), next=0))
+CLIENT_ID = "Nethermind/v1.29.1+dfea5240/linux-x64/dotnet8.0.11"
+
+
+async def dial_in(port: int, crawler_pubkey: bytes) -> None:
+    """An inbound peer: handshake, Hello, Status; it leaves when the crawler disconnects."""
+    key = generate_private_key()
+    hello = Hello(protocol_version=5, client_id=CLIENT_ID, capabilities=(Capability(name="eth", version=68),), listen_port=30303, node_pubkey=pubkey_from_private(key))
+    session = PeerSession(RLPxConnection.initiator(key, crawler_pubkey), hello=hello)
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        sent_status = False
+        while True:
+            await stream.send_all(session.data_to_send())
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            for event in session.receive_data(bytes(data)):
+                if isinstance(event, events.HelloReceived) and not sent_status:
+                    session.send_status(STATUS)
+                    sent_status = True
+                if isinstance(event, (events.DisconnectReceived, events.ConnectionClosed)):
+                    return
+
+
+async def test_listening_crawl_records_inbound_peers(tmp_path: Path) -> None:
+    silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    bootnode = parse_enode(f"enode://{DiscoveryV4(generate_private_key()).pubkey.hex()}@127.0.0.1:{silent.getsockname()[1]}")
+    db = open_database(tmp_path / "crawl.db")
+    ready: list[DiscoveryV4] = []
+    options = CrawlOptions(
+        seeds=(bootnode,), duration=4, dial=False, listen_host="127.0.0.1", rlpx_listen=("127.0.0.1", 0), dial_timeout=1
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: run_crawl(db, options, on_ready=ready.append, handle_signals=False))
+        with trio.fail_after(10):
+            while not ready:
+                await trio.sleep(0.01)
+            discovery = ready[0]
+            assert discovery.enr is not None and discovery.enr.tcp == discovery.tcp_port != discovery.port
+            await dial_in(discovery.tcp_port, discovery.pubkey)
+    silent.close()
+    db.close()
+    with sqlite3.connect(tmp_path / "crawl.db") as conn:
+        rows = conn.execute(
+            "SELECT direction, outcome, client_id, client_name, network_id, tcp_port FROM dial_attempts"
+        ).fetchall()
+        sources = conn.execute("SELECT source FROM sightings").fetchall()
+    assert rows == [("inbound", "ok", CLIENT_ID, "nethermind", 1, 30303)]
+    assert sorted(s for (s,) in sources) == ["bootnode", "inbound"]
