@@ -330,11 +330,14 @@ class DiscoveryV4:
             return True
         key = (node.node_id, str(node.ip))
         ping_seen = self._ping_events.setdefault(key, trio.Event())
-        pong = await self.ping(node)
-        if pong is None:
-            return False
-        with trio.move_on_after(self.config.ping_back_wait):
-            await ping_seen.wait()
+        try:
+            if await self.ping(node) is None:
+                return False
+            with trio.move_on_after(self.config.ping_back_wait):
+                await ping_seen.wait()
+        finally:
+            if self._ping_events.get(key) is ping_seen:
+                del self._ping_events[key]
         # A node that pongs but never pings back (it remembers us, or is not geth)
         # may still answer; the crawl finds out with its first FindNode.
         return True
