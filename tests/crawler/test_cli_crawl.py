@@ -118,3 +118,16 @@ def test_bad_arguments_give_one_clear_line(args: list[str], message: str) -> Non
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_corrupt_database_gives_one_clear_line(tmp_path: Path) -> None:
+    db = tmp_path / "corrupt.db"
+    db.write_bytes(b"this is not an sqlite database" * 100)
+    done = subprocess.run(
+        [ETHCRAWL, "crawl", "--db", str(db), "--bootnode", VALID_ENODE, "--udp", "127.0.0.1:0"],
+        capture_output=True, text=True, timeout=DEADLINE,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("Error:") and "corrupt.db" in line
