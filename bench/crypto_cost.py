@@ -52,6 +52,7 @@ class CryptoCost:
     sign: float
     recover: float
     ecdh: float
+    keygen: float  # a new key pair (random scalar + one point multiplication)
     keccak_small: float  # one keccak256 over ~100 bytes
 
     def table(self) -> list[tuple[str, float]]:
@@ -59,6 +60,7 @@ class CryptoCost:
             ("secp256k1 sign (recoverable)", self.sign),
             ("secp256k1 recover", self.recover),
             ("secp256k1 ECDH (x coordinate)", self.ecdh),
+            ("secp256k1 key pair generation", self.keygen),
             ("keccak256 (100 bytes)", self.keccak_small),
         ]
 
@@ -73,6 +75,7 @@ def measure_crypto_cost(min_time: float = 0.5) -> CryptoCost:
         sign=seconds_per_op(lambda: sign_recoverable(key, msg), min_time=min_time),
         recover=seconds_per_op(lambda: recover_pubkey(sig, msg), min_time=min_time),
         ecdh=seconds_per_op(lambda: ecdh_x(key, other), min_time=min_time),
+        keygen=seconds_per_op(lambda: pubkey_from_private(generate_private_key()), min_time=min_time),
         keccak_small=seconds_per_op(lambda: keccak256(data), min_time=min_time),
     )
 

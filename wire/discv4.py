@@ -17,7 +17,6 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, TypeAlias
 
-import rlp.codec
 
 from .crypto import PrivateKey, keccak256, node_id_from_pubkey, recover_pubkey, sign_recoverable
 from .errors import (
@@ -29,7 +28,7 @@ from .errors import (
     UnknownPacketType,
     WireError,
 )
-from .rlpcodec import Item, as_bytes, as_list, as_uint, decode_prefix, encode_uint
+from .rlpcodec import Item, as_bytes, as_list, as_uint, decode_prefix, encode_uint, length_prefix
 from .rlpcodec import decode as rlp_decode
 from .rlpcodec import encode as rlp_encode
 
@@ -418,7 +417,7 @@ class _Raw:
 
 def _encode_fields(fields: list[Any], rest: tuple[bytes, ...]) -> bytes:
     body = b"".join(f.data if isinstance(f, _Raw) else rlp_encode(f) for f in fields) + b"".join(rest)
-    prefix: bytes = rlp.codec.length_prefix(len(body), 0xC0)
+    prefix = length_prefix(len(body), 0xC0)
     return prefix + body
 
 

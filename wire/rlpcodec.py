@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence, TypeAlias, Union
 
-import rlp
-from rlp.exceptions import DecodingError
-
 from .errors import MalformedMessage, MalformedRLP
 
 __all__ = [
@@ -20,6 +17,7 @@ __all__ = [
     "decode_prefix",
     "encode",
     "encode_uint",
+    "length_prefix",
     "as_list",
     "as_bytes",
     "as_uint",
@@ -29,37 +27,105 @@ __all__ = [
 Item: TypeAlias = Union[bytes, list[Any]]
 
 
+def length_prefix(length: int, offset: int) -> bytes:
+    """The RLP header of a string (offset 0x80) or list (0xC0) payload of ``length`` bytes."""
+    if length < 56:
+        return bytes((offset + length,))
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((offset + 55 + len(size),)) + size
+
+
 def encode(item: Any) -> bytes:
-    """RLP-encode ``item`` (ints, bytes, str and nested sequences of them)."""
-    encoded: bytes = rlp.encode(item)
-    return encoded
+    """RLP-encode ``item`` (bytes, non-negative ints, str and nested sequences of them).
+
+    Written out rather than delegated to ``rlp.encode``: pyrlp infers a sedes
+    for every element, which made it most of the cost of signing a NEIGHBORS
+    packet or verifying an ENR (see BENCHMARKS.md).  Output is identical.
+    """
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        data = bytes(item)
+        if len(data) == 1 and data[0] < 0x80:
+            return data
+        return length_prefix(len(data), 0x80) + data
+    if isinstance(item, (list, tuple)):
+        body = b"".join([encode(x) for x in item])
+        return length_prefix(len(body), 0xC0) + body
+    if isinstance(item, int):
+        return encode(encode_uint(item))
+    if isinstance(item, str):
+        return encode(item.encode("utf-8"))
+    raise TypeError(f"cannot RLP-encode {type(item).__name__}")
+
+
+# Nesting deeper than this is no protocol's and would only exhaust the stack.
+MAX_DEPTH = 64
+
+
+def _item_at(data: bytes, pos: int, end: int, depth: int = 0) -> tuple[Item, int]:
+    """The item starting at ``pos`` (which must end by ``end``) and the position after it.
+
+    Canonical RLP only, like go-ethereum's decoder: a single byte below 0x80
+    must stand for itself, short lengths must use the short form, and long
+    lengths have no leading zero bytes.
+    """
+    if pos >= end:
+        raise MalformedRLP(f"invalid RLP: input ends at byte {pos}, an item was expected")
+    first = data[pos]
+    if first < 0x80:
+        return data[pos : pos + 1], pos + 1
+    if first < 0xB8:
+        length, start, is_list = first - 0x80, pos + 1, False
+        if length == 1 and start < end and data[start] < 0x80:
+            raise MalformedRLP(f"invalid RLP: byte {data[start]:#04x} at {start} must be encoded as itself")
+    elif first < 0xC0:
+        length, start, is_list = _long_length(data, pos, end, first - 0xB7), pos + 1 + first - 0xB7, False
+    elif first < 0xF8:
+        length, start, is_list = first - 0xC0, pos + 1, True
+    else:
+        length, start, is_list = _long_length(data, pos, end, first - 0xF7), pos + 1 + first - 0xF7, True
+    stop = start + length
+    if stop > end:
+        raise MalformedRLP(f"invalid RLP: item at {pos} claims {stop} bytes, only {end} present")
+    if not is_list:
+        return data[start:stop], stop
+    if depth >= MAX_DEPTH:
+        raise MalformedRLP(f"invalid RLP: lists nested deeper than {MAX_DEPTH}")
+    items: list[Any] = []
+    while start < stop:
+        item, start = _item_at(data, start, stop, depth + 1)
+        items.append(item)
+    return items, stop
+
+
+def _long_length(data: bytes, pos: int, end: int, size: int) -> int:
+    if pos + 1 + size > end:
+        raise MalformedRLP(f"invalid RLP: length of item at {pos} runs past the input")
+    raw = data[pos + 1 : pos + 1 + size]
+    if raw[0] == 0:
+        raise MalformedRLP(f"invalid RLP: length of item at {pos} has leading zero bytes")
+    length = int.from_bytes(raw, "big")
+    if length < 56:
+        raise MalformedRLP(f"invalid RLP: item at {pos} uses the long form for {length} bytes")
+    return length
 
 
 def decode(data: bytes) -> Item:
     """Decode exactly one RLP item that spans all of ``data``."""
-    try:
-        return rlp.decode(data, strict=True)  # type: ignore[no-any-return]
-    except DecodingError as exc:
-        raise MalformedRLP(f"invalid RLP: {exc}") from exc
-    except (ValueError, TypeError, IndexError) as exc:
-        raise MalformedRLP(f"invalid RLP: {exc!r}") from exc
+    item, rest = decode_prefix(data)
+    if rest:
+        raise MalformedRLP(f"invalid RLP: {len(rest)} bytes after the item")
+    return item
 
 
 def decode_prefix(data: bytes) -> tuple[Item, bytes]:
     """Decode the first RLP item of ``data``; return it and the bytes after it.
 
     EIP-8 asks receivers to ignore data after the RLP payload of a packet.
+    Written out rather than delegated to pyrlp (which was most of the cost of a
+    NEIGHBORS decode, and slices past the end of short input).
     """
-    try:
-        item, _per_item, end = rlp.codec.consume_item(data, 0)
-    except DecodingError as exc:
-        raise MalformedRLP(f"invalid RLP: {exc}") from exc
-    except (ValueError, TypeError, IndexError) as exc:
-        raise MalformedRLP(f"invalid RLP: {exc!r}") from exc
-    # pyrlp's consume_item trusts the length prefix: a string that claims more
-    # bytes than remain comes back short instead of failing.
-    if end > len(data):
-        raise MalformedRLP(f"invalid RLP: item claims {end} bytes, only {len(data)} present")
+    data = bytes(data)
+    item, end = _item_at(data, 0, len(data))
     return item, data[end:]
 
 

@@ -69,3 +69,65 @@ def test_random_bytes_raise_only_wire_errors(data: bytes) -> None:
             fn(data)
         except WireError:
             pass
+
+
+rlp_items = st.recursive(
+    st.one_of(st.binary(max_size=70), st.integers(min_value=0, max_value=2**260), st.text(max_size=20)),
+    lambda children: st.lists(children, max_size=6),
+    max_leaves=30,
+)
+
+
+@given(rlp_items)
+def test_encode_matches_the_rlp_package(item: object) -> None:
+    import rlp
+
+    assert rlpcodec.encode(item) == rlp.encode(item)
+
+
+def test_encode_refuses_what_rlp_cannot_hold() -> None:
+    with pytest.raises(ValueError):
+        rlpcodec.encode(-1)
+    with pytest.raises(TypeError):
+        rlpcodec.encode(1.5)
+
+
+@given(rlp_items)
+def test_decode_inverts_encode(item: object) -> None:
+    import rlp
+
+    encoded = rlp.encode(item)
+    assert rlpcodec.decode(encoded) == rlp.decode(encoded)
+
+
+@given(st.binary(max_size=80))
+def test_decode_accepts_exactly_what_strict_pyrlp_accepts(data: bytes) -> None:
+    import rlp
+
+    try:
+        want = rlp.decode(data, strict=True)
+    except Exception:
+        want = None
+    try:
+        got = rlpcodec.decode(data)
+    except MalformedRLP:
+        got = None
+    assert got == want
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x81\x05", b"\xb8\x05abcde", b"\xb9\x00\x40" + b"a" * 64, b"\xf8\x01\x01", b"\xc1", b"\xc0\x00"],
+    ids=["single-byte-as-string", "long-form-short-string", "length-leading-zero", "long-form-short-list", "short-list", "trailing"],
+)
+def test_non_canonical_forms_are_refused(data: bytes) -> None:
+    with pytest.raises(MalformedRLP):
+        rlpcodec.decode(data)
+
+
+def test_deep_nesting_is_refused() -> None:
+    nested: object = []
+    for _ in range(rlpcodec.MAX_DEPTH + 2):
+        nested = [nested]
+    with pytest.raises(MalformedRLP, match="nested deeper"):
+        rlpcodec.decode(rlpcodec.encode(nested))

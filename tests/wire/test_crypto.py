@@ -1,0 +1,65 @@
+"""wire.crypto against an independent implementation (eth-keys) and the keccak test vector."""
+
+from __future__ import annotations
+
+import pytest
+from eth_keys import keys
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ethcrawl.wire import crypto
+from ethcrawl.wire.errors import BadSignature
+
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+secrets = st.integers(min_value=1, max_value=SECP256K1_ORDER - 1).map(lambda n: n.to_bytes(32, "big"))
+
+
+def test_keccak256_of_empty_input() -> None:
+    assert crypto.keccak256(b"").hex() == "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+
+
+def test_running_keccak_reads_between_updates() -> None:
+    running = crypto.new_keccak256()
+    running.update(b"ab")
+    assert running.digest() == crypto.keccak256(b"ab")
+    running.update(b"cd")
+    assert running.digest() == crypto.keccak256(b"abcd")
+
+
+@settings(max_examples=50)
+@given(secrets, st.binary(min_size=32, max_size=32))
+def test_sign_and_recover_agree_with_eth_keys(secret: bytes, msg_hash: bytes) -> None:
+    ours = crypto.PrivateKey(secret)
+    theirs = keys.PrivateKey(secret)
+    assert crypto.pubkey_from_private(ours) == theirs.public_key.to_bytes()
+    signature = crypto.sign_recoverable(ours, msg_hash)
+    assert keys.Signature(signature).recover_public_key_from_msg_hash(msg_hash).to_bytes() == theirs.public_key.to_bytes()
+    their_signature = theirs.sign_msg_hash(msg_hash).to_bytes()
+    assert crypto.recover_pubkey(their_signature, msg_hash) == theirs.public_key.to_bytes()
+    assert crypto.node_id_from_pubkey(theirs.public_key.to_bytes()) == crypto.keccak256(theirs.public_key.to_bytes())
+
+
+@settings(max_examples=30)
+@given(secrets, secrets)
+def test_ecdh_is_symmetric_and_compression_round_trips(a: bytes, b: bytes) -> None:
+    ka, kb = crypto.PrivateKey(a), crypto.PrivateKey(b)
+    pa, pb = crypto.pubkey_from_private(ka), crypto.pubkey_from_private(kb)
+    assert crypto.ecdh_x(ka, pb) == crypto.ecdh_x(kb, pa)
+    compressed = crypto.compress_pubkey(pa)
+    assert compressed == keys.PrivateKey(a).public_key.to_compressed_bytes()
+    assert crypto.decompress_pubkey(compressed) == pa
+    assert crypto.node_id_from_pubkey(compressed) == crypto.node_id_from_pubkey(pa)
+
+
+@pytest.mark.parametrize(
+    ("signature", "why"),
+    [(b"\x00" * 64, "65 bytes"), (b"\x01" * 64 + b"\x04", "recovery id"), (b"\x00" * 65, "cannot recover")],
+)
+def test_bad_signatures_are_typed(signature: bytes, why: str) -> None:
+    with pytest.raises(BadSignature, match=why):
+        crypto.recover_pubkey(signature, b"\x00" * 32)
+
+
+def test_a_point_off_the_curve_is_typed() -> None:
+    with pytest.raises(BadSignature):
+        crypto.decompress_pubkey(b"\x02" + b"\xff" * 32)
