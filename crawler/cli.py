@@ -103,3 +103,6 @@ from .cli_crawl import crawl_command, ping_command  # noqa: E402
 
 main.add_command(crawl_command)
 main.add_command(ping_command)
+from .cli_devnet import devnet_command  # noqa: E402
+
+main.add_command(devnet_command)

@@ -71,6 +71,11 @@ class DiscoveryConfig:
     max_receive_size: int = MAX_RECEIVE_SIZE
     # Serve FindNode only for bonded nodes; switching it off is for tests only.
     require_bond_for_findnode: bool = True
+    # False: behave as a pre-EIP-868 node (nimbus-eth1): no ENR seq in Ping/Pong,
+    # ENRRequests ignored.  Used by the devnet's awkward nodes.
+    serve_enr_requests: bool = True
+    # s to wait before answering a Ping, FindNode or ENRRequest (devnet "slow responders").
+    reply_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,9 +234,24 @@ class DiscoveryV4:
         handler = self._handlers.get(type(decoded.packet))
         if handler is None:  # pragma: no cover - the wire registry and this table agree
             return
+        if self.config.reply_delay > 0 and isinstance(decoded.packet, (Ping, FindNode, ENRRequest)):
+            # In its own task, so that one slow answer does not hold up the others.
+            self._spawn(self._handle_later, handler, decoded, addr)
+            return
         # Handled inline, replies included: a Pong must leave before anything
         # we send later (a FindNode right after bonding relies on that order).
         await handler(decoded, addr)
+
+    async def _handle_later(
+        self, handler: Callable[[Decoded, Address], Awaitable[None]], decoded: Decoded, addr: Address
+    ) -> None:
+        await trio.sleep(self.config.reply_delay)
+        await handler(decoded, addr)
+
+    def _advertised_enr_seq(self) -> int | None:
+        if self.enr is None or not self.config.serve_enr_requests:
+            return None
+        return self.enr.seq
 
     # ------------------------------------------------------------------ sending
 
@@ -259,7 +279,7 @@ class DiscoveryV4:
             from_=self._our_endpoint(),
             to=endpoint_of(addr[0], addr[1], 0),
             expiration=self._expiration(),
-            enr_seq=self.enr.seq if self.enr else None,
+            enr_seq=self._advertised_enr_seq(),
         )
 
     # ------------------------------------------------------------------ requests
@@ -424,7 +444,7 @@ class DiscoveryV4:
             to=endpoint_of(addr[0], addr[1], ping.from_.tcp),
             ping_hash=decoded.hash,
             expiration=self._expiration(),
-            enr_seq=self.enr.seq if self.enr else None,
+            enr_seq=self._advertised_enr_seq(),
         )
         await self._send(pong, addr)
         now = trio.current_time()
@@ -499,6 +519,9 @@ class DiscoveryV4:
         assert isinstance(request, ENRRequest)
         if self._expired(request.expiration):
             self._counts["expired"] += 1
+            return
+        if not self.config.serve_enr_requests:
+            self._counts["unsolicited"] += 1
             return
         seen = self._last_pong_received.get((decoded.sender_id, addr[0]))
         if seen is None or trio.current_time() - seen >= self.config.bond_expiration:

@@ -1,0 +1,603 @@
+"""A loopback network of virtual devp2p nodes in one process: ``ethcrawl devnet``.
+
+Each node is a real discovery v4 endpoint (our :class:`DiscoveryV4` on its own
+UDP socket) plus, unless it is meant to be unreachable, an RLPx listener on
+the same port number that answers Hello, eth Status and the head header the
+way execution clients do.  All nodes share one trio event loop, so thousands
+fit in one process on one core; nodes spread over 127.0.0.1, 127.0.0.2, ...
+(``NODES_PER_ADDRESS`` each) so ports do not run out.
+
+Everything about the network comes from ``--seed``: keys, client ids, which
+nodes are awkward, and the routing tables.  A table holds the node's
+``TABLE_CLOSEST`` nearest nodes by XOR distance plus ``TABLE_FAR`` random
+others (as a Kademlia table fills: dense near, sparse far), so no node knows
+everyone and only a walk finds the whole network; the plan adds links, if
+needed, until every node is reachable from the bootnode.
+
+The split: :func:`plan_devnet` is pure (config in, :class:`DevnetPlan` out,
+no sockets); :func:`run_devnet` binds and serves it; :func:`open_devnet` wraps
+that for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import resource
+import time
+from collections import Counter, deque
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any, AsyncIterator
+
+import trio
+
+from ethcrawl.wire import rlpcodec
+from ethcrawl.wire.chains import CHAINS, Chain
+from ethcrawl.wire.crypto import PrivateKey, keccak256, node_id_from_pubkey, pubkey_from_private
+from ethcrawl.wire.enode import Node, format_enode
+from ethcrawl.wire.errors import WireError
+from ethcrawl.wire.eth import BlockHeader, BlockHeaders, GetBlockHeaders, Status, Status66, Status69
+from ethcrawl.wire.forkid import fork_id
+from ethcrawl.wire.p2p import Capability, DisconnectReason, Hello
+from ethcrawl.wire.rlpx import session as rlpx_session
+from ethcrawl.wire.rlpx.connection import RLPxConnection
+from ethcrawl.wire.rlpx.session import PeerSession
+
+from .devnet_clients import NIMBUS, choose_client
+from .discovery import DiscoveryConfig, DiscoveryV4
+from .udp import UDPSocket, open_udp_socket
+
+__all__ = [
+    "Kind",
+    "DevnetConfig",
+    "NodeSpec",
+    "DevnetPlan",
+    "Devnet",
+    "DevnetNode",
+    "plan_devnet",
+    "run_devnet",
+    "open_devnet",
+    "EXPECTED_OUTCOME",
+]
+
+log = logging.getLogger(__name__)
+
+NODES_PER_ADDRESS = 1000  # nodes per loopback address: 2 sockets each stay far below the port range
+TABLE_CLOSEST = 16  # nearest nodes by XOR distance in each table (discv4's bucket size k)
+TABLE_FAR = 3  # random other nodes in each table: the sparse far buckets of a real table
+BUCKET_SIZE = 16  # a planned table never puts more in one log-distance bucket
+# The K XOR-nearest ids lie close in sorted order; scanning this many neighbours
+# on each side finds them without comparing every pair (10,000 nodes: 10^8 pairs).
+NEAREST_SCAN = 48  # ids each side in sorted order
+SLOW_REPLY_DELAY = 0.2  # s, slow responders: late but inside geth's 0.5 s respTimeout
+SESSION_TIMEOUT = 15.0  # s, longest one RLPx session with a devnet node may last
+LISTEN_BACKLOG = 128  # pending TCP connections per node
+READ_SIZE = 65536  # bytes per receive
+BIND_ATTEMPTS = 20  # OS-chosen ports: retries when the UDP twin of a TCP port is taken
+FDS_PER_NODE = 2  # UDP socket + TCP listener
+FD_HEADROOM = 256  # descriptors left for the rest of the process
+KEY_DOMAIN = b"ethcrawl-devnet-key"
+
+# Head block per network for the Status and the header we serve (mid-2025 heights).
+HEAD_BLOCKS = {"mainnet": 22_800_000, "sepolia": 8_700_000, "holesky": 4_100_000, "hoodi": 800_000}
+# Status66 carries the total difficulty: the chains' terminal total difficulty since the merge.
+TOTAL_DIFFICULTY = {
+    "mainnet": 58_750_003_716_598_352_816_469,
+    "sepolia": 17_000_018_015_853_232,
+    "holesky": 1,
+    "hoodi": 0,
+}
+BLOCK_TIME = 12  # s, the head header is this old
+
+
+class Kind(str, enum.Enum):
+    """How a node behaves; everything but NORMAL is one of the awkward kinds real crawls meet."""
+
+    NORMAL = "normal"
+    NO_LISTENER = "no-listener"  # discovery only: nothing listens on its TCP port
+    TOO_MANY_PEERS = "too-many-peers"  # Disconnect(too many peers) right after Hello
+    NO_ENR = "no-enr"  # pre-EIP-868 discovery, as nimbus-eth1: no ENR seq, ENRRequest ignored
+    NOT_ETH = "not-eth"  # Hello without eth (les, bzz...)
+    OTHER_NETWORK = "other-network"  # a proper Status, of another chain
+    SLOW = "slow"  # every discovery answer and the Status come late
+
+
+#: Share of each awkward kind (the rest are NORMAL); a network of at least
+#: ``2 * len(Kind)`` nodes has at least one of each.
+AWKWARD_SHARES: dict[Kind, float] = {
+    Kind.NO_LISTENER: 0.08,
+    Kind.TOO_MANY_PEERS: 0.10,
+    Kind.NO_ENR: 0.03,
+    Kind.NOT_ETH: 0.03,
+    Kind.OTHER_NETWORK: 0.04,
+    Kind.SLOW: 0.05,
+}
+
+#: What a crawler's RLPx dial of each kind should conclude (``dialer.Outcome`` values).
+EXPECTED_OUTCOME: dict[Kind, str] = {
+    Kind.NORMAL: "ok",
+    Kind.NO_LISTENER: "refused",
+    Kind.TOO_MANY_PEERS: "too-many-peers",
+    Kind.NO_ENR: "ok",
+    Kind.NOT_ETH: "not-eth",
+    Kind.OTHER_NETWORK: "ok",
+    Kind.SLOW: "ok",
+}
+
+# Capability sets of nodes that share no eth with anyone.
+NON_ETH_CAPABILITIES = (
+    (Capability(name="les", version=4),),
+    (Capability(name="bzz", version=11), Capability(name="hive", version=11)),
+    (Capability(name="snap", version=1),),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DevnetConfig:
+    nodes: int
+    host: str = "127.0.0.1"  # first loopback address; more follow every NODES_PER_ADDRESS nodes
+    base_port: int = 0  # 0: ports chosen by the OS
+    network: str = "mainnet"
+    seed: int = 0
+    awkward: bool = True  # False: every node NORMAL (benchmarks of the plain walk)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise ValueError(f"a devnet needs at least 1 node, not {self.nodes}")
+        if self.network not in CHAINS:
+            raise ValueError(f"unknown network {self.network!r} (known: {', '.join(sorted(CHAINS))})")
+        try:
+            first = ip_address(self.host)
+        except ValueError:
+            raise ValueError(f"host {self.host!r} is not an IP address") from None
+        last_index = (self.nodes - 1) // NODES_PER_ADDRESS
+        if not first.is_loopback:
+            raise ValueError(f"host {self.host} is not a loopback address: the devnet binds only loopback")
+        try:
+            last = first + last_index
+        except Exception:
+            raise ValueError(f"{self.nodes} nodes need {last_index + 1} loopback addresses from {self.host}") from None
+        if not last.is_loopback:
+            raise ValueError(
+                f"{self.nodes} nodes need {last_index + 1} loopback addresses from {self.host} "
+                f"({NODES_PER_ADDRESS} per address); {last} is not loopback"
+            )
+        if self.base_port:
+            top = self.base_port + min(self.nodes, NODES_PER_ADDRESS) - 1
+            if not 1024 < self.base_port <= 65535 or top > 65535:
+                raise ValueError(f"ports {self.base_port}..{top} are not all in 1025..65535")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSpec:
+    """One planned node: who it is, what it says, whom it knows.  No sockets yet."""
+
+    index: int
+    private_key: bytes
+    pubkey: bytes
+    node_id: bytes
+    host: str
+    port: int  # UDP and TCP; 0 = chosen by the OS when bound
+    kind: Kind
+    client_name: str
+    client_id: str
+    capabilities: tuple[Capability, ...]
+    network: str  # the chain its Status is of
+    known: tuple[int, ...]  # indices of the nodes in its routing table
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DevnetPlan:
+    config: DevnetConfig
+    nodes: tuple[NodeSpec, ...]
+
+    def reachable_from(self, start: int = 0) -> set[int]:
+        """Indices a walk of the routing tables from ``start`` can reach."""
+        seen = {start}
+        queue = deque([start])
+        while queue:
+            for j in self.nodes[queue.popleft()].known:
+                if j not in seen:
+                    seen.add(j)
+                    queue.append(j)
+        return seen
+
+
+def _private_key(seed: int, index: int) -> PrivateKey:
+    counter = 0
+    while True:
+        secret = keccak256(KEY_DOMAIN + seed.to_bytes(8, "big", signed=True) + index.to_bytes(4, "big") + bytes([counter]))
+        try:
+            return PrivateKey(secret)
+        except ValueError:  # zero or >= the curve order: astronomically rare
+            counter += 1
+
+
+def _log_distance(a: int, b: int) -> int:
+    return (a ^ b).bit_length()
+
+
+def _kinds(config: DevnetConfig, rng: random.Random) -> list[Kind]:
+    n = config.nodes
+    kinds: list[Kind] = []
+    if config.awkward:
+        each_at_least_one = n >= 2 * len(Kind)
+        for kind, share in AWKWARD_SHARES.items():
+            kinds += [kind] * max(int(each_at_least_one), round(share * n))
+    kinds = kinds[: max(n - 1, 0)]
+    kinds += [Kind.NORMAL] * (n - 1 - len(kinds))
+    rng.shuffle(kinds)
+    return [Kind.NORMAL] + kinds  # the bootnode answers everything
+
+
+def _tables(ids: list[int], rng: random.Random) -> list[list[int]]:
+    """Per node: its nearest ids by XOR plus a few random far ones, at most BUCKET_SIZE per bucket."""
+    n = len(ids)
+    order = sorted(range(n), key=ids.__getitem__)
+    position = {index: pos for pos, index in enumerate(order)}
+    tables: list[list[int]] = []
+    for i in range(n):
+        pos = position[i]
+        window = order[max(0, pos - NEAREST_SCAN) : pos + NEAREST_SCAN + 1]
+        nearest = sorted((j for j in window if j != i), key=lambda j: ids[i] ^ ids[j])[:TABLE_CLOSEST]
+        others = [j for j in rng.sample(range(n), min(n, TABLE_FAR + 1)) if j != i][:TABLE_FAR]
+        tables.append(_fill(i, [], nearest + others, ids))
+    return tables
+
+
+def _fill(i: int, table: list[int], candidates: list[int], ids: list[int]) -> list[int]:
+    buckets = Counter(_log_distance(ids[i], ids[j]) for j in table)
+    for j in candidates:
+        d = _log_distance(ids[i], ids[j])
+        if j != i and j not in table and buckets[d] < BUCKET_SIZE:
+            table.append(j)
+            buckets[d] += 1
+    return table
+
+
+def _connect_all(tables: list[list[int]], ids: list[int], rng: random.Random) -> None:
+    """Add links until a walk from node 0 reaches every node (a sparse plan can leave islands)."""
+    n = len(tables)
+    while True:
+        seen = {0}
+        queue = deque([0])
+        while queue:
+            for j in tables[queue.popleft()]:
+                if j not in seen:
+                    seen.add(j)
+                    queue.append(j)
+        missing = [j for j in range(n) if j not in seen]
+        if not missing:
+            return
+        reached = sorted(seen)
+        for j in missing:
+            for _ in range(64):  # a reached node with room in the right bucket
+                i = reached[rng.randrange(len(reached))]
+                if j in _fill(i, tables[i], [j], ids):
+                    break
+            else:  # every try hit a full bucket: the bootnode takes it anyway
+                tables[0].append(j)
+
+
+def plan_devnet(config: DevnetConfig) -> DevnetPlan:
+    """Keys, kinds, client ids and routing tables for ``config``: the same seed gives the same network."""
+    rng = random.Random(config.seed)
+    keys = [_private_key(config.seed, i) for i in range(config.nodes)]
+    pubkeys = [pubkey_from_private(k) for k in keys]
+    node_ids = [node_id_from_pubkey(p) for p in pubkeys]
+    ids = [int.from_bytes(i, "big") for i in node_ids]
+    kinds = _kinds(config, rng)
+    tables = _tables(ids, rng)
+    _connect_all(tables, ids, rng)
+    others = sorted(name for name in CHAINS if name != config.network)
+    first = ip_address(config.host)
+    specs = []
+    for i in range(config.nodes):
+        kind = kinds[i]
+        profile, client_id, caps = choose_client(rng, NIMBUS if kind is Kind.NO_ENR else None)
+        if kind is Kind.NOT_ETH:
+            caps = NON_ETH_CAPABILITIES[rng.randrange(len(NON_ETH_CAPABILITIES))]
+        network = others[rng.randrange(len(others))] if kind is Kind.OTHER_NETWORK and others else config.network
+        specs.append(
+            NodeSpec(
+                index=i,
+                private_key=keys[i].secret,
+                pubkey=pubkeys[i],
+                node_id=node_ids[i],
+                host=str(first + i // NODES_PER_ADDRESS),
+                port=config.base_port + i % NODES_PER_ADDRESS if config.base_port else 0,
+                kind=kind,
+                client_name=profile.name,
+                client_id=client_id,
+                capabilities=caps,
+                network=network,
+                known=tuple(tables[i]),
+            )
+        )
+    return DevnetPlan(config=config, nodes=tuple(specs))
+
+
+# ---------------------------------------------------------------------- chain state
+
+
+@dataclass(frozen=True, slots=True)
+class _ChainHead:
+    """What a synced node of one chain announces: Status fields and its head header."""
+
+    chain: Chain
+    header: BlockHeader
+    td: int
+
+    def status(self, eth_version: int) -> Status:
+        fid = fork_id(self.chain, self.header.number, self.header.timestamp)
+        if eth_version >= 69:
+            return Status69(
+                version=eth_version, network_id=self.chain.network_id, genesis=self.chain.genesis_hash,
+                fork_id=fid, earliest_block=0, latest_block=self.header.number, latest_hash=self.header.hash,
+            )
+        return Status66(
+            version=eth_version, network_id=self.chain.network_id, td=self.td, head=self.header.hash,
+            genesis=self.chain.genesis_hash, fork_id=fid,
+        )
+
+
+def _chain_head(name: str, now: float) -> _ChainHead:
+    chain = CHAINS[name]
+    number = HEAD_BLOCKS.get(name, 1_000_000)
+    # A header with the fields crawlers read (number, time) and the post-London layout.
+    parent = keccak256(chain.genesis_hash + number.to_bytes(8, "big"))
+    fields: list[object] = [parent, *([b"\x00" * 32] * 7)]
+    fields += [number, 30_000_000, 15_000_000, int(now) - BLOCK_TIME, b"", b"\x00" * 32, b"\x00" * 8, 7]
+    header = BlockHeader.from_rlp_item(rlpcodec.decode(rlpcodec.encode(fields)))
+    return _ChainHead(chain=chain, header=header, td=TOTAL_DIFFICULTY.get(name, 0))
+
+
+# ---------------------------------------------------------------------- running nodes
+
+
+class _EventPump:
+    """Moves bytes between one PeerSession and its stream; hands out session events in order."""
+
+    def __init__(self, stream: trio.abc.Stream, session: PeerSession) -> None:
+        self.stream = stream
+        self.session = session
+        self._pending: deque[object] = deque()
+
+    async def flush(self) -> None:
+        data = self.session.data_to_send()
+        if data:
+            await self.stream.send_all(data)
+
+    async def next_event(self) -> object:
+        while not self._pending:
+            await self.flush()
+            data = bytes(await self.stream.receive_some(READ_SIZE))
+            if not data:
+                return rlpx_session.ConnectionClosed()
+            self._pending.extend(self.session.receive_data(data))
+        await self.flush()  # automatic replies (Pong) leave at once
+        return self._pending.popleft()
+
+
+_ENDS = (rlpx_session.DisconnectReceived, rlpx_session.ConnectionClosed)
+
+
+class DevnetNode:
+    """One virtual node: discovery on UDP, RLPx on TCP (same port), behaving as its ``Kind`` says."""
+
+    def __init__(self, spec: NodeSpec, heads: dict[str, _ChainHead]) -> None:
+        self.spec = spec
+        self._key = PrivateKey(spec.private_key)
+        self._head = heads[spec.network]
+        delay = SLOW_REPLY_DELAY if spec.kind is Kind.SLOW else 0.0
+        self._config = DiscoveryConfig(serve_enr_requests=spec.kind is not Kind.NO_ENR, reply_delay=delay)
+        self._discovery: DiscoveryV4 | None = None
+
+    @property
+    def discovery(self) -> DiscoveryV4:
+        assert self._discovery is not None, "run() must be started first"
+        return self._discovery
+
+    @property
+    def node(self) -> Node:
+        return self.discovery.local_node
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind UDP and (unless NO_LISTENER) TCP on one port, report it, serve until cancelled."""
+        udp, listener = await self._bind()
+        port = udp.local_address[1]
+        try:
+            async with trio.open_nursery() as nursery:
+                self._discovery = DiscoveryV4(
+                    self._key, host=self.spec.host, port=port, tcp_port=port, config=self._config, transport=udp
+                )
+                await nursery.start(self._discovery.run)
+                if listener is not None:
+                    nursery.start_soon(trio.serve_listeners, self._serve_rlpx, [listener])
+                task_status.started(port)
+        finally:
+            await udp.__aexit__(None, None, None)
+            if listener is not None:
+                await listener.aclose()
+
+    async def _bind(self) -> tuple[UDPSocket, trio.SocketListener | None]:
+        """UDP on the planned port (or one the OS picks) and TCP on the same number."""
+        for attempt in range(BIND_ATTEMPTS):
+            udp = await open_udp_socket(self.spec.host, self.spec.port)
+            if self.spec.kind is Kind.NO_LISTENER:
+                # Nothing listens on TCP here: with its UDP twin ours, no other
+                # devnet node can hold this TCP port, so dials are refused.
+                return udp, None
+            port = udp.local_address[1]
+            family = trio.socket.AF_INET6 if ip_address(self.spec.host).version == 6 else trio.socket.AF_INET
+            sock = trio.socket.socket(family)
+            try:
+                await sock.bind((self.spec.host, port))
+                sock.listen(LISTEN_BACKLOG)
+            except OSError:
+                sock.close()
+                await udp.__aexit__(None, None, None)
+                if self.spec.port or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                continue
+            return udp, trio.SocketListener(sock)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _hello(self) -> Hello:
+        return Hello(
+            protocol_version=5, client_id=self.spec.client_id, capabilities=self.spec.capabilities,
+            listen_port=self.discovery.tcp_port, node_pubkey=self.spec.pubkey,
+        )
+
+    async def _serve_rlpx(self, stream: trio.SocketStream) -> None:
+        session = PeerSession(RLPxConnection.recipient(self._key), hello=self._hello())
+        pump = _EventPump(stream, session)
+        try:
+            with trio.move_on_after(SESSION_TIMEOUT):
+                await self._converse(pump)
+        except (WireError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.debug("devnet rlpx session ended node=%d err=%r", self.spec.index, exc)
+        finally:
+            with trio.move_on_after(1) as cleanup:
+                cleanup.shield = True
+                await stream.aclose()
+
+    async def _converse(self, pump: _EventPump) -> None:
+        session = pump.session
+        while True:  # until the peer's Hello
+            event = await pump.next_event()
+            if isinstance(event, _ENDS):
+                return
+            if isinstance(event, rlpx_session.HelloReceived):
+                break
+        if self.spec.kind is Kind.TOO_MANY_PEERS:
+            session.send_disconnect(DisconnectReason.TOO_MANY_PEERS)
+            await pump.flush()
+            return
+        version = session.eth_version
+        if version is not None:
+            if self.spec.kind is Kind.SLOW:
+                await trio.sleep(SLOW_REPLY_DELAY)
+            session.send_status(self._head.status(version))
+        # Serve until the peer leaves: header requests answered, the rest ignored.
+        while True:
+            event = await pump.next_event()
+            if isinstance(event, _ENDS):
+                return
+            if isinstance(event, rlpx_session.EthMessageReceived) and isinstance(event.msg, GetBlockHeaders):
+                session.send_eth(BlockHeaders(request_id=event.msg.request_id, headers=self._headers(event.msg)))
+
+    def _headers(self, request: GetBlockHeaders) -> tuple[BlockHeader, ...]:
+        head = self._head.header
+        if request.amount >= 1 and request.origin in (head.hash, head.number):
+            return (head,)
+        return ()  # we hold only the head; a real node answers an unknown block the same way
+
+    def manifest_entry(self) -> dict[str, Any]:
+        spec = self.spec
+        node = self.node
+        enr = self.discovery.enr
+        return {
+            "index": spec.index,
+            "node_id": spec.node_id.hex(),
+            "enode": format_enode(node),
+            "enr": enr.to_text() if enr is not None else None,
+            "ip": spec.host,
+            "udp": node.udp,
+            "tcp": node.tcp,
+            "kind": spec.kind.value,
+            "dialable": spec.kind is not Kind.NO_LISTENER,
+            "expected_outcome": EXPECTED_OUTCOME[spec.kind],
+            "client_name": spec.client_name,
+            "client_id": spec.client_id,
+            "capabilities": [f"{c.name}/{c.version}" for c in spec.capabilities],
+            "network": spec.network,
+            "network_id": CHAINS[spec.network].network_id,
+            "table": list(spec.known),
+        }
+
+
+@dataclass(eq=False)
+class Devnet:
+    """A running devnet: its nodes, bootnode URLs and manifest."""
+
+    plan: DevnetPlan
+    nodes: list[DevnetNode]
+
+    @property
+    def bootnode(self) -> DevnetNode:
+        return self.nodes[0]
+
+    @property
+    def bootnode_enode(self) -> str:
+        return format_enode(self.bootnode.node)
+
+    @property
+    def bootnode_enr(self) -> str:
+        enr = self.bootnode.discovery.enr
+        assert enr is not None, "nodes are running"
+        return enr.to_text()
+
+    def manifest(self) -> dict[str, Any]:
+        config = self.plan.config
+        return {
+            "network": config.network,
+            "network_id": CHAINS[config.network].network_id,
+            "seed": config.seed,
+            "bootnodes": [{"enode": self.bootnode_enode, "enr": self.bootnode_enr}],
+            "nodes": [n.manifest_entry() for n in self.nodes],
+        }
+
+    def summary(self) -> str:
+        """One line: size, network, client mix and awkward kinds."""
+        config = self.plan.config
+        clients = Counter(n.spec.client_name for n in self.nodes)
+        kinds: Counter[Kind] = Counter(n.spec.kind for n in self.nodes if n.spec.kind is not Kind.NORMAL)
+        hosts = sorted({n.spec.host for n in self.nodes}, key=ip_address)
+        where = hosts[0] if len(hosts) == 1 else f"{hosts[0]}-{hosts[-1]}"
+        mix = ", ".join(f"{name} {count}" for name, count in clients.most_common())
+        odd = ", ".join(f"{k.value} {kinds[k]}" for k in Kind if kinds[k]) or "none"
+        return f"devnet: {len(self.nodes)} nodes on {where} ({config.network}, seed {config.seed}); clients: {mix}; awkward: {odd}"
+
+
+def _ensure_descriptors(count: int) -> None:
+    """Raise the soft open-files limit to fit ``count`` sockets, or say why it cannot."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = count * FDS_PER_NODE + FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < needed:
+            raise OSError(f"{count} nodes need {needed} open files; the hard limit is {hard} (raise ulimit -Hn)")
+
+
+async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devnet] = trio.TASK_STATUS_IGNORED) -> None:
+    """Bind every node of ``plan_devnet(config)``, fill their tables, report the Devnet, serve until cancelled."""
+    _ensure_descriptors(config.nodes)
+    plan = plan_devnet(config)
+    wall = time.time()  # the head header's age; nodes read their own clock for expirations
+    heads = {name: _chain_head(name, wall) for name in {s.network for s in plan.nodes}}
+    nodes = [DevnetNode(spec, heads) for spec in plan.nodes]
+    async with trio.open_nursery() as nursery:
+        for node in nodes:
+            await nursery.start(node.run)
+        for node in nodes:
+            for j in node.spec.known:
+                node.discovery.table.add_verified(nodes[j].node)
+        log.info("devnet up nodes=%d network=%s seed=%d", len(nodes), config.network, config.seed)
+        task_status.started(Devnet(plan=plan, nodes=nodes))
+
+
+@asynccontextmanager
+async def open_devnet(**kwargs: Any) -> AsyncIterator[Devnet]:
+    """``async with open_devnet(nodes=30, seed=1) as net:`` — the network stops when the block ends."""
+    config = DevnetConfig(**kwargs)
+    async with trio.open_nursery() as nursery:
+        net: Devnet = await nursery.start(run_devnet, config)
+        try:
+            yield net
+        finally:
+            nursery.cancel_scope.cancel()
