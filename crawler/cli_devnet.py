@@ -14,7 +14,6 @@ from pathlib import Path
 
 import click
 import trio
-
 from ethcrawl.wire.chains import CHAINS
 
 from .devnet import Devnet, DevnetConfig, run_devnet

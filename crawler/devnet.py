@@ -27,13 +27,13 @@ import random
 import resource
 import time
 from collections import Counter, deque
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any, AsyncIterator
+from ipaddress import ip_address
+from typing import Any
 
 import trio
-
 from ethcrawl.wire import rlpcodec
 from ethcrawl.wire.chains import CHAINS, Chain
 from ethcrawl.wire.crypto import PrivateKey, keccak256, node_id_from_pubkey, pubkey_from_private
@@ -51,16 +51,16 @@ from .discovery import DiscoveryConfig, DiscoveryV4
 from .udp import UDPSocket, open_udp_socket
 
 __all__ = [
-    "Kind",
-    "DevnetConfig",
-    "NodeSpec",
-    "DevnetPlan",
+    "EXPECTED_OUTCOME",
     "Devnet",
+    "DevnetConfig",
     "DevnetNode",
+    "DevnetPlan",
+    "Kind",
+    "NodeSpec",
+    "open_devnet",
     "plan_devnet",
     "run_devnet",
-    "open_devnet",
-    "EXPECTED_OUTCOME",
 ]
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class DevnetConfig:
             raise ValueError(f"host {self.host} is not a loopback address: the devnet binds only loopback")
         try:
             last = first + last_index
-        except Exception:
+        except ValueError:  # past 255.255.255.255
             raise ValueError(f"{self.nodes} nodes need {last_index + 1} loopback addresses from {self.host}") from None
         if not last.is_loopback:
             raise ValueError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ethcrawl.wire.p2p import Capability
 
-__all__ = ["ClientProfile", "CLIENT_PROFILES", "NIMBUS", "choose_client", "ETH68", "ETH68_69"]
+__all__ = ["CLIENT_PROFILES", "ETH68", "ETH68_69", "NIMBUS", "ClientProfile", "choose_client"]
 
 ETH68 = (Capability(name="eth", version=68), Capability(name="snap", version=1))
 ETH68_69 = (Capability(name="eth", version=68), Capability(name="eth", version=69), Capability(name="snap", version=1))

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import trio
-
 from ethcrawl.crawler.crawl import CrawlOptions, run_crawl
 from ethcrawl.crawler.devnet import (
     AWKWARD_SHARES,
