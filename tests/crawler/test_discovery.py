@@ -242,3 +242,28 @@ async def test_pong_without_enr_seq_means_no_enr_request(spawn: Spawn, net: Memo
         nursery.start_soon(answer)
         assert await alice.ping(raw.node) is not None
     assert not alice.speaks_eip868(raw.node)
+
+
+async def test_a_pre_eip868_node_advertises_no_seq_and_ignores_enr_requests(spawn: Spawn, autojump_clock: MockClock) -> None:
+    alice, old = await spawn(), await spawn(DiscoveryConfig(serve_enr_requests=False))
+    pong = await alice.ping(old.local_node)
+    assert pong is not None and pong.enr_seq is None
+    assert not alice.speaks_eip868(old.local_node)
+    assert await alice.bond(old.local_node)
+    assert await alice.request_enr(old.local_node) is None
+
+
+async def test_reply_delay_slows_answers_without_blocking_others(spawn: Spawn, autojump_clock: MockClock) -> None:
+    alice, slow = await spawn(DiscoveryConfig(response_timeout=1.0)), await spawn(DiscoveryConfig(reply_delay=0.3))
+    started = trio.current_time()
+    pongs: list[object] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(_ping_into, alice, slow, pongs)
+    assert len(pongs) == 3 and all(p is not None for p in pongs)
+    # three Pings answered concurrently: about one delay in all, not three
+    assert 0.3 <= trio.current_time() - started < 0.6
+
+
+async def _ping_into(alice: DiscoveryV4, node: DiscoveryV4, out: list[object]) -> None:
+    out.append(await alice.ping(node.local_node))
