@@ -18,6 +18,7 @@ from rich.table import Table
 from ethcrawl.db.engine import open_database
 from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.records import CrawlSummary
+from ethcrawl.wire.chains import chain_by_network_id
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
@@ -72,14 +73,21 @@ def _progress_table(p: CrawlProgress) -> Table:
     return table
 
 
+def _network_name(network_id: int) -> str:
+    chain = chain_by_network_id(network_id)
+    return f"{chain.name} ({network_id})" if chain is not None else str(network_id)
+
+
 def _print_summary(console: Console, summary: CrawlSummary) -> None:
     duration = (summary.ended_at - summary.started_at).total_seconds() if summary.ended_at else float("nan")
     console.print(
         f"crawl {summary.crawl_id}: {summary.nodes} nodes ({summary.responded} answered, "
         f"{summary.with_enr} with ENR), {summary.edges} edges, {summary.dials} dials "
-        f"({summary.dials_ok} ok, {summary.dials_failed} failed) in {duration:.1f} s"
+        f"({summary.dials_ok} ok, {summary.dials_failed} failed) in {duration:.1f} s",
+        soft_wrap=True,
     )
-    for title, rows in (("dial outcome", summary.outcomes), ("client", summary.clients), ("network id", summary.networks)):
+    networks = tuple((_network_name(network_id), count) for network_id, count in summary.networks)
+    for title, rows in (("dial outcome", summary.outcomes), ("client", summary.clients), ("network", networks)):
         if not rows:
             continue
         total = sum(count for _, count in rows)
