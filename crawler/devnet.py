@@ -48,6 +48,7 @@ from ethcrawl.wire.rlpx.session import PeerSession
 
 from .devnet_clients import NIMBUS, choose_client
 from .discovery import DiscoveryConfig, DiscoveryV4
+from .session_stream import SessionStream
 from .udp import UDPSocket, open_udp_socket
 
 __all__ = [
@@ -75,7 +76,6 @@ NEAREST_SCAN = 48  # ids each side in sorted order
 SLOW_REPLY_DELAY = 0.2  # s, slow responders: late but inside geth's 0.5 s respTimeout
 SESSION_TIMEOUT = 15.0  # s, longest one RLPx session with a devnet node may last
 LISTEN_BACKLOG = 128  # pending TCP connections per node
-READ_SIZE = 65536  # bytes per receive
 BIND_ATTEMPTS = 20  # OS-chosen ports: retries when the UDP twin of a TCP port is taken
 FDS_PER_NODE = 2  # UDP socket + TCP listener
 FD_HEADROOM = 256  # descriptors left for the rest of the process
@@ -358,30 +358,6 @@ def _chain_head(name: str, now: float) -> _ChainHead:
 # ---------------------------------------------------------------------- running nodes
 
 
-class _EventPump:
-    """Moves bytes between one PeerSession and its stream; hands out session events in order."""
-
-    def __init__(self, stream: trio.abc.Stream, session: PeerSession) -> None:
-        self.stream = stream
-        self.session = session
-        self._pending: deque[object] = deque()
-
-    async def flush(self) -> None:
-        data = self.session.data_to_send()
-        if data:
-            await self.stream.send_all(data)
-
-    async def next_event(self) -> object:
-        while not self._pending:
-            await self.flush()
-            data = bytes(await self.stream.receive_some(READ_SIZE))
-            if not data:
-                return rlpx_session.ConnectionClosed()
-            self._pending.extend(self.session.receive_data(data))
-        await self.flush()  # automatic replies (Pong) leave at once
-        return self._pending.popleft()
-
-
 _ENDS = (rlpx_session.DisconnectReceived, rlpx_session.ConnectionClosed)
 
 
@@ -454,7 +430,7 @@ class DevnetNode:
 
     async def _serve_rlpx(self, stream: trio.SocketStream) -> None:
         session = PeerSession(RLPxConnection.recipient(self._key), hello=self._hello())
-        pump = _EventPump(stream, session)
+        pump = SessionStream(stream, session)
         try:
             with trio.move_on_after(SESSION_TIMEOUT):
                 await self._converse(pump)
@@ -465,7 +441,7 @@ class DevnetNode:
                 cleanup.shield = True
                 await stream.aclose()
 
-    async def _converse(self, pump: _EventPump) -> None:
+    async def _converse(self, pump: SessionStream) -> None:
         session = pump.session
         while True:  # until the peer's Hello
             event = await pump.next_event()

@@ -32,7 +32,9 @@ from ethcrawl.wire.eth import BlockHeaders, GetBlockHeaders, Status
 from ethcrawl.wire.p2p import Capability, DisconnectReason, Hello
 from ethcrawl.wire.rlpx.connection import RLPxConnection
 from ethcrawl.wire.rlpx import session as rlpx_session
-from ethcrawl.wire.rlpx.session import PeerSession
+from ethcrawl.wire.rlpx.session import PeerSession, SessionEvent
+
+from .session_stream import SessionStream
 
 __all__ = ["Outcome", "DialResult", "DialConfig", "dial", "serve_session", "local_hello", "client_id_string"]
 
@@ -43,7 +45,6 @@ HANDSHAKE_TIMEOUT = 5.0  # s, auth/ack and both Hellos (geth: handshakeTimeout 5
 STATUS_TIMEOUT = 5.0  # s, the eth Status after Hello
 HEADER_TIMEOUT = 5.0  # s, the head header answer
 DISCONNECT_GRACE = 1.0  # s, to flush our Disconnect before closing
-READ_SIZE = 65536  # bytes per receive
 # A node whose head block is older than this is not synced (mainnet makes a block every 12 s).
 SYNCED_HEAD_AGE = 3600.0  # s
 
@@ -148,28 +149,15 @@ class _Progress:
     events: list[object] = field(default_factory=list)
 
 
-class _Exchange:
-    """Drives one PeerSession over one trio stream."""
+class _Exchange(SessionStream):
+    """A SessionStream that notes what the dial learns as events go by."""
 
     def __init__(self, stream: trio.abc.Stream, session: PeerSession, progress: _Progress) -> None:
-        self.stream = stream
-        self.session = session
+        super().__init__(stream, session)
         self.progress = progress
-        self._pending: list[object] = []
 
-    async def flush(self) -> None:
-        data = self.session.data_to_send()
-        if data:
-            await self.stream.send_all(data)
-
-    async def next_event(self) -> object:
-        """The next session event, answering automatic replies (Pong) on the way."""
-        while not self._pending:
-            await self.flush()
-            data = bytes(await self.stream.receive_some(READ_SIZE))
-            self._pending.extend(self.session.receive_data(data))
-            await self.flush()
-        event = self._pending.pop(0)
+    async def next_event(self) -> SessionEvent:
+        event = await super().next_event()
         self._note(event)
         return event
 

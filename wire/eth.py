@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Final, Mapping, TypeAlias, Union
 from .crypto import keccak256
 from .errors import LocalProtocolError, MalformedMessage, UnknownPacketType
 from .forkid import ForkId
-from .rlpcodec import Item, as_bytes, as_list, as_uint, decode, encode, encode_uint
+from .rlpcodec import Item, as_bytes, as_list, as_uint, decode, encode, encode_uint, freeze
 from .p2p import MESSAGE_COUNTS
 
 __all__ = [
@@ -87,11 +87,6 @@ def _check_uint(value: int, name: str, bits: int = 64) -> None:
         raise LocalProtocolError(f"{name} {value} out of uint{bits} range")
 
 
-def _freeze(item: Any) -> Any:
-    if isinstance(item, (list, tuple)):
-        return tuple(_freeze(x) for x in item)
-    return item
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Status66:
@@ -114,7 +109,7 @@ class Status66:
         _check_uint(self.td, "total difficulty", _MAX_TD_BITS)
         _check_hash(self.head, "head hash")
         _check_hash(self.genesis, "genesis hash")
-        object.__setattr__(self, "rest", _freeze(self.rest))
+        object.__setattr__(self, "rest", freeze(self.rest))
 
     @property
     def head_hash(self) -> bytes:
@@ -168,7 +163,7 @@ class Status69:
         _check_uint(self.latest_block, "latest block")
         _check_hash(self.genesis, "genesis hash")
         _check_hash(self.latest_hash, "latest hash")
-        object.__setattr__(self, "rest", _freeze(self.rest))
+        object.__setattr__(self, "rest", freeze(self.rest))
 
     @property
     def head_hash(self) -> bytes:

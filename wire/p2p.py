@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Final, Mapping, Sequence, TypeAlias, Union
 import cramjam
 
 from .errors import DecompressionError, LocalProtocolError, MalformedMessage, UnknownPacketType
-from .rlpcodec import Item, as_bytes, as_list, as_uint, decode, encode, encode_uint
+from .rlpcodec import Item, as_bytes, as_list, as_uint, decode, encode, encode_uint, freeze
 
 __all__ = [
     "P2P_VERSION",
@@ -111,12 +111,6 @@ class SharedCapability:
         return f"{self.name}/{self.version}@{self.offset:#x}+{self.length}"
 
 
-def _freeze(item: Any) -> Any:
-    """Nested lists -> tuples, so messages holding raw RLP items stay hashable."""
-    if isinstance(item, (list, tuple)):
-        return tuple(_freeze(x) for x in item)
-    return item
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hello:
@@ -140,7 +134,7 @@ class Hello:
         if len(self.node_pubkey) != 64:
             raise LocalProtocolError(f"node key must be 64 bytes, got {len(self.node_pubkey)}")
         object.__setattr__(self, "capabilities", tuple(self.capabilities))
-        object.__setattr__(self, "rest", _freeze(self.rest))
+        object.__setattr__(self, "rest", freeze(self.rest))
 
     def to_rlp_item(self) -> list[Any]:
         return [

@@ -18,6 +18,7 @@ __all__ = [
     "encode",
     "encode_uint",
     "length_prefix",
+    "freeze",
     "as_list",
     "as_bytes",
     "as_uint",
@@ -127,6 +128,13 @@ def decode_prefix(data: bytes) -> tuple[Item, bytes]:
     data = bytes(data)
     item, end = _item_at(data, 0, len(data))
     return item, data[end:]
+
+
+def freeze(item: Any) -> Any:
+    """Nested lists -> tuples, so messages holding raw RLP items stay hashable."""
+    if isinstance(item, (list, tuple)):
+        return tuple(freeze(x) for x in item)
+    return item
 
 
 def encode_uint(value: int) -> bytes:
