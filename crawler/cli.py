@@ -106,3 +106,9 @@ main.add_command(ping_command)
 from .cli_devnet import devnet_command  # noqa: E402
 
 main.add_command(devnet_command)
+
+from .cli_export import export_group, import_group, query_group  # noqa: E402
+
+main.add_command(export_group)
+main.add_command(import_group)
+main.add_command(query_group)

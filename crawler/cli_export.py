@@ -1,0 +1,193 @@
+"""``ethcrawl export``, ``ethcrawl import`` and ``ethcrawl query``: getting answers out of the node database."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from ipaddress import ip_address
+from typing import IO, Any
+
+import click
+
+from ethcrawl.db.engine import Database, open_database
+from ethcrawl.db.errors import DatabaseError
+from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
+from ethcrawl.db.queries import NodeReport, client_shares, node_reports
+from ethcrawl.wire.chains import chain_by_network_id
+from ethcrawl.wire.enode import Node, format_enode
+from ethcrawl.wire.forkid import ForkId, classify
+
+__all__ = ["export_group", "import_group", "query_group", "CSV_COLUMNS"]
+
+DEFAULT_DB = "ethcrawl.db"
+
+# Column order is part of the interface: add new columns at the end, never rename or reorder.
+CSV_COLUMNS = (
+    "node_id", "enode", "ip", "udp_port", "tcp_port", "enr_seq", "client_id", "client_name", "client_version",
+    "os", "arch", "runtime", "capabilities", "network_id", "network", "fork_hash", "fork_next", "fork_name",
+    "synced", "first_seen", "last_seen", "last_outcome",
+)  # fmt: skip
+
+db_option = click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
+
+
+@contextmanager
+def _database(url: str, *, create: bool = False) -> Iterator[Database]:
+    """The database, or one clear line and exit 1 (never a traceback)."""
+    try:
+        db = open_database(url, create=create)
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield db
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.close()
+
+
+@contextmanager
+def _output(path: str) -> Iterator[IO[str]]:
+    if path == "-":
+        yield sys.stdout
+        return
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def csv_row(report: NodeReport) -> dict[str, Any]:
+    """One CSV row; network and fork names derived from the fork id (EIP-2124)."""
+    network = fork_name = None
+    if report.fork_hash is not None and report.fork_next is not None:
+        found = classify(ForkId(hash=report.fork_hash, next=report.fork_next))
+        network, fork_name = found.network, found.fork
+    if network is None and report.network_id is not None:
+        chain = chain_by_network_id(report.network_id)
+        network = chain.name if chain is not None else None
+    node = Node(
+        pubkey=report.pubkey,
+        ip=None if report.ip is None else ip_address(report.ip),
+        udp=report.udp_port,
+        tcp=report.tcp_port,
+    )
+    return {
+        "node_id": report.node_id.hex(),
+        "enode": format_enode(node) if report.ip is not None else "",
+        "ip": report.ip,
+        "udp_port": report.udp_port,
+        "tcp_port": report.tcp_port,
+        "enr_seq": report.enr_seq,
+        "client_id": report.client_id,
+        "client_name": report.client_name,
+        "client_version": report.client_version,
+        "os": report.os,
+        "arch": report.arch,
+        "runtime": report.runtime,
+        "capabilities": report.capabilities,
+        "network_id": report.network_id,
+        "network": network,
+        "fork_hash": report.fork_hash.hex() if report.fork_hash is not None else None,
+        "fork_next": report.fork_next,
+        "fork_name": fork_name,
+        "synced": None if report.synced is None else str(report.synced).lower(),
+        "first_seen": _iso(report.first_seen),
+        "last_seen": _iso(report.last_seen),
+        "last_outcome": report.last_outcome,
+    }
+
+
+@click.group("export")
+def export_group() -> None:
+    """Write the node database out: peer CSV, go-ethereum nodes.json."""
+
+
+@export_group.command("csv")
+@db_option
+@click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
+def export_csv(db_url: str, out: str) -> None:
+    """One row per node with its latest client, chain and dial outcome (ISO 8601 UTC times)."""
+    with _database(db_url) as db, db.session() as session:
+        reports = node_reports(session)
+    with _output(out) as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for report in reports:
+            writer.writerow(csv_row(report))
+
+
+@export_group.command("nodes-json")
+@db_option
+@click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
+def export_nodes(db_url: str, out: str) -> None:
+    """go-ethereum's devp2p nodes.json (every node with an ENR)."""
+    with _database(db_url) as db, db.session() as session:
+        data = export_nodes_json(session)
+    with _output(out) as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+
+
+@click.group("import")
+def import_group() -> None:
+    """Merge node lists into the database."""
+
+
+@import_group.command("nodes-json")
+@db_option
+@click.argument("path", type=click.File("r", encoding="utf-8"))
+def import_nodes(db_url: str, path: IO[str]) -> None:
+    """Merge a nodes.json (e.g. a published DNS list), keeping each node's higher-seq ENR."""
+    try:
+        data = json.load(path)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{path.name}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path.name}: expected a JSON object keyed by node id")
+    with _database(db_url, create=True) as db, db.session() as session, session.begin():
+        stats = import_nodes_json(session, data, now=datetime.now(timezone.utc))
+    for key, why in stats.rejected:
+        click.echo(f"skipped {key[:16]}: {why}", err=True)
+    click.echo(f"imported {stats.imported} of {stats.records} records from {path.name}")
+    if stats.rejected:
+        sys.exit(1)
+
+
+@click.group("query")
+def query_group() -> None:
+    """Answers from the node database."""
+
+
+@query_group.command("clients")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def query_clients(db_url: str, fmt: str) -> None:
+    """Share of nodes by client name (each node's latest dial that told its client)."""
+    with _database(db_url) as db, db.session() as session:
+        rows = client_shares(session)
+    total = sum(count for _, count in rows) or 1
+    table: list[dict[str, Any]] = [
+        {"client": name, "nodes": count, "share": round(100 * count / total, 1)} for name, count in rows
+    ]
+    if fmt == "json":
+        for row in table:
+            click.echo(json.dumps(row))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=["client", "nodes", "share"])
+        writer.writeheader()
+        writer.writerows(table)
+    else:
+        width = max([len("client"), *(len(r["client"]) for r in table)])
+        click.echo(f"{'client':<{width}}  {'nodes':>6}  {'share':>6}")
+        for row in table:
+            click.echo(f"{row['client']:<{width}}  {row['nodes']:>6}  {row['share']:>5.1f}%")

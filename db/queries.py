@@ -1,0 +1,103 @@
+"""Read queries for reports and exports: every node with its latest dial, and shares by client.
+
+Callers own the session; results are plain records, never ORM objects, so the
+CLI layer formats them without knowing SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Subquery, func, select
+from sqlalchemy.orm import Session
+
+from .models import DialAttempt, Node
+
+__all__ = ["NodeReport", "node_reports", "client_shares"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeReport:
+    """One node and what its most recent RLPx attempt learned (None where nothing was)."""
+
+    node_id: bytes
+    pubkey: bytes
+    ip: str | None
+    udp_port: int | None
+    tcp_port: int | None
+    enr_seq: int | None
+    first_seen: datetime
+    last_seen: datetime
+    last_outcome: str | None
+    client_id: str | None
+    client_name: str | None
+    client_version: str | None
+    os: str | None
+    arch: str | None
+    runtime: str | None
+    capabilities: str | None
+    network_id: int | None
+    fork_hash: bytes | None
+    fork_next: int | None
+    synced: bool | None
+
+
+def _latest_dials() -> Subquery:
+    """The id of each node's most recent dial attempt."""
+    return select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id")).group_by(DialAttempt.node_id).subquery()
+
+
+def node_reports(session: Session) -> list[NodeReport]:
+    """Every known node, ordered by node id, with its latest dial's findings."""
+    latest = _latest_dials()
+    query = (
+        select(Node, DialAttempt)
+        .outerjoin(latest, latest.c.node_id == Node.node_id)
+        .outerjoin(DialAttempt, DialAttempt.id == latest.c.dial_id)
+        .order_by(Node.node_id)
+    )
+    reports = []
+    for node, dial in session.execute(query):
+        reports.append(
+            NodeReport(
+                node_id=node.node_id,
+                pubkey=node.pubkey,
+                ip=node.ip,
+                udp_port=node.udp_port,
+                tcp_port=node.tcp_port,
+                enr_seq=node.enr_seq,
+                first_seen=node.first_seen,
+                last_seen=node.last_seen,
+                last_outcome=dial.outcome if dial else None,
+                client_id=dial.client_id if dial else None,
+                client_name=dial.client_name if dial else None,
+                client_version=dial.client_version if dial else None,
+                os=dial.client_os if dial else None,
+                arch=dial.client_arch if dial else None,
+                runtime=dial.client_runtime if dial else None,
+                capabilities=dial.capabilities if dial else None,
+                network_id=dial.network_id if dial else None,
+                fork_hash=dial.fork_hash if dial else None,
+                fork_next=dial.fork_next if dial else None,
+                synced=dial.synced if dial else None,
+            )
+        )
+    return reports
+
+
+def client_shares(session: Session) -> list[tuple[str, int]]:
+    """Distinct nodes per client name (from each node's latest dial that told one), largest first."""
+    latest = (
+        select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id"))
+        .where(DialAttempt.client_name.is_not(None))
+        .group_by(DialAttempt.node_id)
+        .subquery()
+    )
+    query = (
+        select(DialAttempt.client_name, func.count())
+        .join(latest, latest.c.dial_id == DialAttempt.id)
+        .group_by(DialAttempt.client_name)
+        .order_by(func.count().desc(), DialAttempt.client_name)
+    )
+    return [(str(name), int(count)) for name, count in session.execute(query)]

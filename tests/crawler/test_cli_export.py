@@ -1,0 +1,153 @@
+"""export/import/query commands against databases built with the real writer code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from ground_truth import load_shared_json, shared_path
+
+from ethcrawl.crawler.cli import main
+from ethcrawl.crawler.cli_export import CSV_COLUMNS
+from ethcrawl.db.engine import open_database
+from ethcrawl.db.records import CrawlStarted, DialRecord, NodeSeen
+from ethcrawl.db.store import begin_crawl, write_records
+from ethcrawl.wire.crypto import generate_private_key, node_id_from_pubkey, pubkey_from_private
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+GENESIS = bytes.fromhex("d4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3")
+CLIENTS = ["geth"] * 5 + ["nethermind"] * 3 + ["reth"] * 2  # ten dialed nodes
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def crawl_db(tmp_path: Path) -> tuple[Path, list[bytes]]:
+    """12 nodes; 10 dialed ok with known clients (one node dialed twice: the later dial counts), 2 refused."""
+    path = tmp_path / "crawl.db"
+    db = open_database(path)
+    ids = []
+    with db.session() as session, session.begin():
+        crawl = begin_crawl(session, CrawlStarted(started_at=T0))
+        records: list[object] = []
+        for i in range(12):
+            pubkey = pubkey_from_private(generate_private_key())
+            node_id = node_id_from_pubkey(pubkey)
+            ids.append(node_id)
+            records.append(NodeSeen(crawl_id=crawl, node_id=node_id, pubkey=pubkey, ip=f"127.0.0.{i + 1}", udp=30303, tcp=30303, seen_at=T0, source="neighbors"))
+        for i, node_id in enumerate(ids):
+            if i < 10:
+                records.append(DialRecord(
+                    crawl_id=crawl, node_id=node_id, attempted_at=T0, direction="outbound", outcome="ok",
+                    client_id=f"{CLIENTS[i]}/v1.0.{i}/linux-amd64/x", client_name=CLIENTS[i], client_version=f"1.0.{i}",
+                    network_id=1, genesis_hash=GENESIS, fork_hash=bytes.fromhex("c376cf8b"), fork_next=0, synced=i % 2 == 0,
+                ))
+            else:
+                records.append(DialRecord(crawl_id=crawl, node_id=node_id, attempted_at=T0, direction="outbound", outcome="refused"))
+        # node 0 dialed again later and now says it is reth: the latest dial is what reports show
+        records.append(DialRecord(
+            crawl_id=crawl, node_id=ids[0], attempted_at=T0 + timedelta(seconds=5), direction="outbound", outcome="ok",
+            client_id="reth/v1.1.0/x86_64-unknown-linux-gnu", client_name="reth", client_version="1.1.0",
+        ))
+        write_records(session, records)  # type: ignore[arg-type]
+    db.close()
+    return path, ids
+
+
+def test_query_clients_counts_each_node_once_by_its_latest_dial(crawl_db: tuple[Path, list[bytes]]) -> None:
+    path, _ = crawl_db
+    code, out, _ = run("query", "clients", "--db", str(path), "--format", "json")
+    assert code == 0
+    got = {row["client"]: row["nodes"] for row in map(json.loads, out.splitlines())}
+    want = Counter(CLIENTS)
+    want["geth"] -= 1
+    want["reth"] += 1
+    assert got == dict(want)
+    code, table, _ = run("query", "clients", "--db", str(path))
+    assert code == 0 and table.splitlines()[0].split() == ["client", "nodes", "share"]
+
+
+def test_export_csv_reads_back_as_the_database(crawl_db: tuple[Path, list[bytes]]) -> None:
+    path, ids = crawl_db
+    code, out, _ = run("export", "csv", "--db", str(path))
+    assert code == 0
+    reader = csv.DictReader(io.StringIO(out))
+    assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+    rows = {row["node_id"]: row for row in reader}
+    assert set(rows) == {i.hex() for i in ids}
+    first = rows[ids[0].hex()]
+    assert first["client_name"] == "reth" and first["last_outcome"] == "ok"
+    assert first["first_seen"] == "2026-11-01T12:00:00Z"
+    assert first["enode"].endswith("@127.0.0.1:30303")
+    second = rows[ids[1].hex()]
+    assert (second["network"], second["fork_hash"], second["fork_name"], second["synced"]) == ("mainnet", "c376cf8b", "Prague", "false")
+    assert rows[ids[11].hex()]["last_outcome"] == "refused" and rows[ids[11].hex()]["client_id"] == ""
+
+
+def test_nodes_json_round_trip_is_byte_identical(tmp_path: Path) -> None:
+    source = shared_path("data", "dnslists", "mainnet.part.nodes.json")
+    published = load_shared_json("data", "dnslists", "mainnet.part.nodes.json")
+    db = tmp_path / "list.db"
+    code, out, err = run("import", "nodes-json", "--db", str(db), str(source))
+    assert code == 0, err
+    assert f"imported {len(published)} of {len(published)}" in out
+    exported_path = tmp_path / "out.json"
+    code, _, err = run("export", "nodes-json", "--db", str(db), "--out", str(exported_path))
+    assert code == 0, err
+    exported = json.loads(exported_path.read_text())
+    assert set(exported) == set(published)
+    for key, entry in published.items():
+        assert exported[key]["record"] == entry["record"]
+        assert exported[key]["seq"] == entry["seq"]
+        assert exported[key]["firstResponse"] == entry["firstResponse"]
+
+
+def test_import_keeps_the_higher_seq(tmp_path: Path) -> None:
+    from ethcrawl.wire.enr import ENR
+
+    key = generate_private_key()
+    old = ENR.create(key, seq=1, pairs={"udp": 30303})
+    new = ENR.create(key, seq=2, pairs={"udp": 30304})
+    node = old.node_id.hex()  # type: ignore[union-attr]
+    db = tmp_path / "seq.db"
+    for record in (new, old):  # the older one arrives last and must not win
+        path = tmp_path / f"{record.seq}.json"
+        path.write_text(json.dumps({node: {"seq": record.seq, "record": record.to_text()}}))
+        assert run("import", "nodes-json", "--db", str(db), str(path))[0] == 0
+    code, out, _ = run("export", "nodes-json", "--db", str(db))
+    assert json.loads(out)[node]["record"] == new.to_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (json.dumps({"00" * 32: {"seq": 1, "record": "enr:garbage"}}).encode(), "skipped"),
+    ],
+)
+def test_bad_imports_give_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "in.json"
+    path.write_bytes(content)
+    code, _out, err = run("import", "nodes-json", "--db", str(tmp_path / "x.db"), str(path))
+    assert code == 1
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_query_on_a_missing_or_corrupt_database_is_one_line(tmp_path: Path) -> None:
+    code, _, err = run("query", "clients", "--db", str(tmp_path / "missing.db"))
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"garbage" * 500)
+    code, _, err = run("export", "csv", "--db", str(corrupt))
+    assert code == 1 and err.startswith("Error:") and "Traceback" not in err
