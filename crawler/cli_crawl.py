@@ -18,6 +18,7 @@ from rich.table import Table
 from ethcrawl.db.engine import open_database
 from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.records import CrawlSummary
+from ethcrawl.db.store import load_known_nodes
 from ethcrawl.wire.chains import chain_by_network_id
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enode import Node, format_enode
@@ -55,6 +56,26 @@ def _seeds(values: tuple[str, ...]) -> list[Node | ENR]:
             seeds.append(parse_seed(value))
         except WireError as exc:
             raise click.BadParameter(f"{value[:60]!r}: {exc}", param_hint="--bootnode") from None
+    return seeds
+
+
+def _database_seeds(db_url: str) -> list[Node | ENR]:
+    """Known nodes as seeds: their ENR where we have one, else their last endpoint."""
+    try:
+        db = open_database(db_url)
+        try:
+            with db.session() as session:
+                known = load_known_nodes(session)
+        finally:
+            db.close()
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    seeds: list[Node | ENR] = []
+    for node in known:
+        if node.enr is not None:
+            seeds.append(ENR.from_rlp(node.enr, verify=False))
+        elif node.ip is not None and node.udp_port:
+            seeds.append(Node(pubkey=node.pubkey, ip=ip_address(node.ip), udp=node.udp_port, tcp=node.tcp_port))
     return seeds
 
 
@@ -110,6 +131,7 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--listen", "listen", default=None, metavar="HOST:PORT", help="Also accept inbound RLPx peers here and record them.")
 @click.option("--udp", "udp", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address.")
 @click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx.")
+@click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json).")
 @click.option("--timeout", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Discovery response timeout (s).")
 def crawl_command(
     network: str | None,
@@ -122,9 +144,12 @@ def crawl_command(
     udp: str,
     no_dial: bool,
     timeout: float,
+    from_db: bool,
 ) -> None:
     """Walk the discovery v4 DHT, dial every node over RLPx, store everything in the database."""
     seeds = _seeds(bootnode_urls)
+    if from_db:
+        seeds += _database_seeds(db_url)
     if network is not None or not seeds:
         seeds += bootnodes(network or "mainnet")
     udp_host, udp_port = _host_port(udp)

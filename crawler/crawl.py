@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from ipaddress import ip_address
 from typing import Awaitable, Callable
@@ -66,7 +66,8 @@ class CrawlOptions:
 
     def parameters(self) -> dict[str, object]:
         """What is stored with the crawl row (JSON)."""
-        params = {k: v for k, v in asdict(self).items() if k != "seeds"}
+        # Not asdict(): it would deep-copy the seeds, and ENR records hold read-only mappings.
+        params: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seeds"}
         params["seeds"] = [s.to_text() if isinstance(s, ENR) else _enode_text(s) for s in self.seeds]
         params["rlpx_listen"] = list(self.rlpx_listen) if self.rlpx_listen else None
         return params

@@ -131,3 +131,19 @@ def test_corrupt_database_gives_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("Error:") and "corrupt.db" in line
+
+
+async def test_from_db_seeds_the_crawl_with_known_nodes(tmp_path: Path) -> None:
+    """A first crawl fills the database; a second with only --from-db visits the same nodes again."""
+    db = tmp_path / "crawl.db"
+    async with trio.open_nursery() as nursery:
+        nodes = await start_tree(nursery, 6)
+        base = [ETHCRAWL, "crawl", "--db", str(db), "--udp", "127.0.0.1:0", "--no-dial"]
+        with trio.fail_after(DEADLINE):
+            first = await trio.run_process([*base, "--bootnode", format_enode(nodes[0].local_node)], capture_stdout=True, capture_stderr=True)
+            second = await trio.run_process([*base, "--from-db"], capture_stdout=True, capture_stderr=True)
+        nursery.cancel_scope.cancel()
+    assert b"6 nodes (6 answered" in first.stdout
+    # The tree now also lists the first crawler (it pinged them); it is gone, so 7 known, 6 answered.
+    assert b"7 nodes (6 answered, 6 with ENR)" in second.stdout
+    assert rows(db, "SELECT count(*) FROM crawls")[0][0] == 2
