@@ -12,11 +12,13 @@ from ipaddress import ip_address
 from typing import IO, Any
 
 import click
+from networkx import generate_graphml
 
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
-from ethcrawl.db.queries import NodeReport, client_shares, node_reports
+from ethcrawl.db.queries import NodeReport, client_shares, crawl_history, edge_list, histogram, node_reports, responders
+from ethcrawl.db.topology import analyse, build_graph
 from ethcrawl.wire.chains import chain_by_network_id
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.forkid import ForkId, classify
@@ -191,3 +193,119 @@ def query_clients(db_url: str, fmt: str) -> None:
         click.echo(f"{'client':<{width}}  {'nodes':>6}  {'share':>6}")
         for row in table:
             click.echo(f"{row['client']:<{width}}  {row['nodes']:>6}  {row['share']:>5.1f}%")
+
+
+def _emit_rows(rows: list[dict[str, Any]], fmt: str) -> None:
+    """Rows as an aligned table, CSV with a header, or one JSON object per line."""
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+        return
+    columns = list(rows[0]) if rows else []
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    if not rows:
+        click.echo("(no rows)")
+        return
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+
+
+format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+
+
+def _histogram_command(dimension: str, label: str) -> click.Command:
+    @click.command(dimension, help=f"Share of nodes by {label} (each node's latest dial that told it).")
+    @db_option
+    @format_option
+    @click.option("--client", default=None, help="Only nodes of this client name (e.g. geth).")
+    def command(db_url: str, fmt: str, client: str | None) -> None:
+        with _database(db_url) as db, db.session() as session:
+            counts = histogram(session, dimension, client=client)
+        total = sum(n for _, n in counts) or 1
+        _emit_rows([{label: v, "nodes": n, "share": f"{100 * n / total:.1f}%"} for v, n in counts], fmt)
+
+    return command
+
+
+for _dimension, _label in (("versions", "version"), ("os", "os"), ("runtimes", "runtime"), ("outcomes", "outcome")):
+    query_group.add_command(_histogram_command(_dimension, _label))
+
+
+@query_group.command("crawls")
+@db_option
+@format_option
+def query_crawls(db_url: str, fmt: str) -> None:
+    """Crawl history: duration, nodes found, edges, dial successes."""
+    with _database(db_url) as db, db.session() as session:
+        crawls = crawl_history(session)
+    rows = [
+        {
+            "crawl": c.id,
+            "started": _iso(c.started_at),
+            "duration_s": f"{(c.ended_at - c.started_at).total_seconds():.1f}" if c.ended_at else "running",
+            "nodes": c.nodes,
+            "edges": c.edges,
+            "dials_ok": c.dials_ok,
+            "dials_failed": c.dials_failed,
+        }
+        for c in crawls
+    ]
+    _emit_rows(rows, fmt)
+
+
+@query_group.command("topology")
+@db_option
+@format_option
+@click.option("--crawl", "crawl_id", type=int, default=None, help="Crawl id (default: the latest).")
+def query_topology(db_url: str, fmt: str, crawl_id: int | None) -> None:
+    """Nodes, edges, degree distributions, components, nodes returned by nobody."""
+    with _database(db_url) as db, db.session() as session:
+        crawl_id, edges = edge_list(session, crawl_id)
+        answered = responders(session, crawl_id) if crawl_id is not None else set()
+    if crawl_id is None:
+        raise click.ClickException("the database holds no crawl yet")
+    topo = analyse(edges, answered)
+    summary = {
+        "crawl": crawl_id,
+        "nodes": topo.nodes,
+        "edges": topo.edges,
+        "responders": topo.responders,
+        "components": topo.components,
+        "largest_component": topo.largest_component,
+        "answered_but_returned_by_nobody": topo.unreferenced_responders,
+        "mean_out_degree_of_responders": topo.mean_out_degree_of_responders,
+        "in_degree": dict(topo.in_degree),
+        "out_degree": dict(topo.out_degree),
+    }
+    if fmt == "json":
+        click.echo(json.dumps(summary))
+    else:
+        _emit_rows([{"measure": k, "value": v} for k, v in summary.items()], fmt)
+
+
+@export_group.command("edges")
+@db_option
+@click.option("--crawl", "crawl_id", type=int, default=None, help="Crawl id (default: the latest).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "graphml"]), default="csv", show_default=True)
+@click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
+def export_edges(db_url: str, crawl_id: int | None, fmt: str, out: str) -> None:
+    """The crawl's "A returned B" edges, as CSV (from_node,to_node) or GraphML."""
+    with _database(db_url) as db, db.session() as session:
+        crawl_id, edges = edge_list(session, crawl_id)
+    if crawl_id is None:
+        raise click.ClickException("the database holds no crawl yet")
+    with _output(out) as handle:
+        if fmt == "csv":
+            writer = csv.writer(handle)
+            writer.writerow(["from_node", "to_node"])
+            writer.writerows((a.hex(), b.hex()) for a, b in edges)
+        else:
+            graph = build_graph([(a.hex(), b.hex()) for a, b in edges])  # type: ignore[misc]
+            for line in generate_graphml(graph):
+                handle.write(line + "\n")

@@ -12,9 +12,12 @@ from datetime import datetime
 from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
 
-from .models import DialAttempt, Node
+from .models import Crawl, DialAttempt, Edge, Node, Sighting
 
-__all__ = ["NodeReport", "node_reports", "client_shares"]
+__all__ = [
+    "NodeReport", "node_reports", "client_shares", "histogram", "DIMENSIONS", "CrawlRow", "crawl_history",
+    "edge_list", "responders",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,18 +89,75 @@ def node_reports(session: Session) -> list[NodeReport]:
     return reports
 
 
+# Report dimensions: name -> the dial column they group by.
+DIMENSIONS = {
+    "clients": DialAttempt.client_name,
+    "versions": DialAttempt.client_version,
+    "os": DialAttempt.client_os,
+    "runtimes": DialAttempt.client_runtime,
+    "outcomes": DialAttempt.outcome,
+}
+
+
+def histogram(session: Session, dimension: str, *, client: str | None = None) -> list[tuple[str, int]]:
+    """Distinct nodes per value of ``dimension``, from each node's latest dial that told it; largest first.
+
+    ``outcomes`` counts every node's latest attempt whatever it learned.
+    """
+    column = DIMENSIONS[dimension]
+    latest = select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id"))
+    if dimension != "outcomes":
+        latest = latest.where(column.is_not(None))
+    if client is not None:
+        latest = latest.where(DialAttempt.client_name == client)
+    sub = latest.group_by(DialAttempt.node_id).subquery()
+    query = (
+        select(column, func.count())
+        .join(sub, sub.c.dial_id == DialAttempt.id)
+        .group_by(column)
+        .order_by(func.count().desc(), column)
+    )
+    return [(str(value), int(count)) for value, count in session.execute(query)]
+
+
 def client_shares(session: Session) -> list[tuple[str, int]]:
     """Distinct nodes per client name (from each node's latest dial that told one), largest first."""
-    latest = (
-        select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id"))
-        .where(DialAttempt.client_name.is_not(None))
-        .group_by(DialAttempt.node_id)
-        .subquery()
-    )
-    query = (
-        select(DialAttempt.client_name, func.count())
-        .join(latest, latest.c.dial_id == DialAttempt.id)
-        .group_by(DialAttempt.client_name)
-        .order_by(func.count().desc(), DialAttempt.client_name)
-    )
-    return [(str(name), int(count)) for name, count in session.execute(query)]
+    return histogram(session, "clients")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrawlRow:
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    nodes: int
+    edges: int
+    dials_ok: int
+    dials_failed: int
+
+
+def crawl_history(session: Session) -> list[CrawlRow]:
+    """Every crawl, newest first, with the counts stored when it finished."""
+    return [
+        CrawlRow(
+            id=c.id, started_at=c.started_at, ended_at=c.ended_at, nodes=c.node_count, edges=c.edge_count,
+            dials_ok=c.dials_ok, dials_failed=c.dials_failed,
+        )
+        for c in session.scalars(select(Crawl).order_by(Crawl.id.desc()))
+    ]
+
+
+def edge_list(session: Session, crawl_id: int | None = None) -> tuple[int | None, list[tuple[bytes, bytes]]]:
+    """(crawl id, [(from, to), ...]) of one crawl: the given one, else the latest."""
+    if crawl_id is None:
+        crawl_id = session.scalar(select(func.max(Crawl.id)))
+    if crawl_id is None:
+        return None, []
+    query = select(Edge.from_node, Edge.to_node).where(Edge.crawl_id == crawl_id).order_by(Edge.from_node, Edge.to_node)
+    return crawl_id, [(bytes(a), bytes(b)) for a, b in session.execute(query)]
+
+
+def responders(session: Session, crawl_id: int) -> set[bytes]:
+    """Nodes that answered discovery in the crawl."""
+    query = select(Sighting.node_id).where(Sighting.crawl_id == crawl_id, Sighting.responded.is_(True))
+    return {bytes(n) for n in session.scalars(query)}

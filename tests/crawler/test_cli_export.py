@@ -151,3 +151,66 @@ def test_query_on_a_missing_or_corrupt_database_is_one_line(tmp_path: Path) -> N
     corrupt.write_bytes(b"garbage" * 500)
     code, _, err = run("export", "csv", "--db", str(corrupt))
     assert code == 1 and err.startswith("Error:") and "Traceback" not in err
+
+
+def test_histograms_match_independent_counts(crawl_db: tuple[Path, list[bytes]]) -> None:
+    path, _ = crawl_db
+    code, out, _ = run("query", "outcomes", "--db", str(path), "--format", "json")
+    assert code == 0
+    assert {r["outcome"]: r["nodes"] for r in map(json.loads, out.splitlines())} == {"ok": 10, "refused": 2}
+    code, out, _ = run("query", "versions", "--db", str(path), "--client", "nethermind", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert sorted(r["version"] for r in rows) == ["1.0.5", "1.0.6", "1.0.7"]
+    code, out, _ = run("query", "crawls", "--db", str(path), "--format", "json")
+    (crawl,) = map(json.loads, out.splitlines())
+    assert crawl["crawl"] == 1
+
+
+def test_topology_of_a_hand_made_graph() -> None:
+    from ethcrawl.db.topology import analyse
+
+    a, b, c, d, e = (bytes([i]) * 32 for i in range(5))
+    edges = [(a, b), (a, c), (b, c), (c, a), (d, e)]
+    topo = analyse(edges, responders={a, b, c, d})
+    assert (topo.nodes, topo.edges, topo.responders) == (5, 5, 4)
+    assert topo.components == 2 and topo.largest_component == 3
+    assert topo.unreferenced_responders == 1  # d answered, but nobody returned it
+    assert dict(topo.out_degree) == {0: 1, 1: 3, 2: 1}
+    assert dict(topo.in_degree) == {0: 1, 1: 3, 2: 1}
+    assert topo.mean_out_degree_of_responders == 1.25
+
+
+async def test_edges_export_and_topology_after_a_real_crawl(tmp_path: Path) -> None:
+    """A loopback crawl of a 3-level tree; edges come back as CSV and GraphML."""
+    import networkx as nx
+    import trio
+
+    from ethcrawl.crawler.crawl import CrawlOptions, run_crawl
+    from ethcrawl.crawler.discovery import DiscoveryV4
+
+    db_path = tmp_path / "t.db"
+    async with trio.open_nursery() as nursery:
+        nodes = []
+        for _ in range(7):
+            node = DiscoveryV4(generate_private_key(), host="127.0.0.1")
+            await nursery.start(node.run)
+            nodes.append(node)
+        for k, node in enumerate(nodes[:3]):
+            for child in nodes[2 * k + 1 : 2 * k + 3]:
+                node.table.add_verified(child.local_node)
+        db = open_database(db_path)
+        with trio.fail_after(30):
+            await run_crawl(db, CrawlOptions(seeds=(nodes[0].local_node,), dial=False, listen_host="127.0.0.1"), handle_signals=False)
+        db.close()
+        nursery.cancel_scope.cancel()
+    code, out, _ = run("export", "edges", "--db", str(db_path))
+    pairs = {(r["from_node"], r["to_node"]) for r in csv.DictReader(io.StringIO(out))}
+    for k in range(3):
+        for child in nodes[2 * k + 1 : 2 * k + 3]:
+            assert (nodes[k].node_id.hex(), child.node_id.hex()) in pairs
+    code, out, _ = run("export", "edges", "--db", str(db_path), "--format", "graphml")
+    graph = nx.parse_graphml(out)
+    assert graph.number_of_edges() == len(pairs)
+    code, out, _ = run("query", "topology", "--db", str(db_path), "--format", "json")
+    topo = json.loads(out)
+    assert topo["nodes"] == 7 and topo["responders"] == 7 and topo["components"] == 1
