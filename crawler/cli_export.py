@@ -8,7 +8,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from ipaddress import ip_address
+from collections import Counter
+from ipaddress import ip_address, ip_network
 from typing import IO, Any
 
 import click
@@ -309,3 +310,112 @@ def export_edges(db_url: str, crawl_id: int | None, fmt: str, out: str) -> None:
             graph = build_graph([(a.hex(), b.hex()) for a, b in edges])  # type: ignore[misc]
             for line in generate_graphml(graph):
                 handle.write(line + "\n")
+
+
+def _classified(reports: list[NodeReport]) -> list[tuple[NodeReport, dict[str, Any]]]:
+    return [(r, csv_row(r)) for r in reports]
+
+
+@query_group.command("networks")
+@db_option
+@format_option
+def query_networks(db_url: str, fmt: str) -> None:
+    """Nodes by network and current fork (from each node's latest Status fork id, EIP-2124)."""
+    with _database(db_url) as db, db.session() as session:
+        reports = node_reports(session)
+    counts: Counter[tuple[str, str]] = Counter()
+    for report, row in _classified(reports):
+        if report.network_id is None:
+            continue
+        network = row["network"] or f"unknown ({report.network_id})"
+        counts[(network, row["fork_name"] or "unknown fork")] += 1
+    total = sum(counts.values()) or 1
+    rows = [
+        {"network": net, "fork": fork, "nodes": n, "share": f"{100 * n / total:.1f}%"}
+        for (net, fork), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    _emit_rows(rows, fmt)
+
+
+@query_group.command("forks")
+@db_option
+@format_option
+def query_forks(db_url: str, fmt: str) -> None:
+    """Readiness for the next scheduled fork, per network (ready, stale, unknown-next)."""
+    with _database(db_url) as db, db.session() as session:
+        reports = node_reports(session)
+    counts: Counter[tuple[str, str]] = Counter()
+    for report in reports:
+        if report.fork_hash is None or report.fork_next is None:
+            continue
+        found = classify(ForkId(hash=report.fork_hash, next=report.fork_next))
+        counts[(found.network or "unknown", found.readiness.value)] += 1
+    rows = [{"network": net, "readiness": r, "nodes": n} for (net, r), n in sorted(counts.items())]
+    _emit_rows(rows, fmt)
+
+
+def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return ip_network(value, strict=False)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP network like 10.0.0.0/8") from None
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+@query_group.command("nodes")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["enode", "table", "csv", "json"]), default="enode", show_default=True)
+@click.option("--client", default=None, help="Client name, e.g. geth.")
+@click.option("--version", "version_prefix", default=None, help="Client version prefix, e.g. 1.14.")
+@click.option("--network", default=None, help="Network name from the fork id, e.g. mainnet.")
+@click.option("--fork", default=None, help="Current fork name, e.g. Prague.")
+@click.option("--ip", "cidr", default=None, callback=_cidr, help="Only addresses in this CIDR.")
+@click.option("--seen-since", default=None, callback=_since, help="Last seen at or after this ISO 8601 time.")
+@click.option("--synced/--not-synced", default=None, help="Only nodes whose head is (not) recent.")
+@click.option("--dialable", is_flag=True, help="Only nodes whose latest dial succeeded.")
+@click.option("--limit", type=click.IntRange(min=1), default=None)
+def query_nodes(
+    db_url: str, fmt: str, client: str | None, version_prefix: str | None, network: str | None, fork: str | None,
+    cidr: Any, seen_since: datetime | None, synced: bool | None, dialable: bool, limit: int | None,
+) -> None:
+    """Nodes matching every filter: enode URLs (default) or rows."""
+    with _database(db_url) as db, db.session() as session:
+        reports = node_reports(session)
+    rows = []
+    for report, row in _classified(reports):
+        if client is not None and report.client_name != client.lower():
+            continue
+        if version_prefix is not None and not (report.client_version or "").startswith(version_prefix.lstrip("v")):
+            continue
+        if network is not None and row["network"] != network:
+            continue
+        if fork is not None and (row["fork_name"] or "").lower() != fork.lower():
+            continue
+        if cidr is not None and (report.ip is None or ip_address(report.ip) not in cidr):
+            continue
+        if seen_since is not None and report.last_seen < seen_since:
+            continue
+        if synced is not None and report.synced is not synced:
+            continue
+        if dialable and report.last_outcome != "ok":
+            continue
+        rows.append(row)
+        if limit is not None and len(rows) >= limit:
+            break
+    if fmt == "enode":
+        for row in rows:
+            if row["enode"]:
+                click.echo(row["enode"])
+    else:
+        _emit_rows(rows, fmt)

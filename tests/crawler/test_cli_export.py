@@ -214,3 +214,36 @@ async def test_edges_export_and_topology_after_a_real_crawl(tmp_path: Path) -> N
     code, out, _ = run("query", "topology", "--db", str(db_path), "--format", "json")
     topo = json.loads(out)
     assert topo["nodes"] == 7 and topo["responders"] == 7 and topo["components"] == 1
+
+
+def test_networks_forks_and_node_filters(crawl_db: tuple[Path, list[bytes]]) -> None:
+    path, ids = crawl_db
+    code, out, _ = run("query", "networks", "--db", str(path), "--format", "json")
+    # node 0's latest dial has no Status; nodes 1..9 are mainnet at Prague (fork id c376cf8b/0)
+    assert [json.loads(line) for line in out.splitlines()] == [{"network": "mainnet", "fork": "Prague", "nodes": 9, "share": "100.0%"}]
+    code, out, _ = run("query", "forks", "--db", str(path), "--format", "json")
+    assert [json.loads(line) for line in out.splitlines()] == [{"network": "mainnet", "readiness": "stale", "nodes": 9}]
+    code, out, _ = run("query", "nodes", "--db", str(path), "--client", "nethermind")
+    # nodes 5, 6, 7 (addresses 127.0.0.6-8) are nethermind
+    assert sorted(url.rsplit("@", 1)[1] for url in out.split()) == [f"127.0.0.{i}:30303" for i in (6, 7, 8)]
+    code, out, _ = run("query", "nodes", "--db", str(path), "--ip", "127.0.0.0/30", "--format", "json")
+    assert {json.loads(line)["ip"] for line in out.splitlines()} == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+    code, out, _ = run("query", "nodes", "--db", str(path), "--synced", "--format", "csv")
+    synced = [r["node_id"] for r in csv.DictReader(io.StringIO(out))]
+    assert sorted(synced) == sorted(ids[i].hex() for i in (2, 4, 6, 8))
+    code, out, _ = run("query", "nodes", "--db", str(path), "--dialable", "--limit", "3")
+    assert len(out.split()) == 3
+    code, out, _ = run("query", "nodes", "--db", str(path), "--seen-since", "2030-01-01")
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--ip", "nonsense"], "IP network"), (["--seen-since", "yesterday"], "ISO 8601"), (["--limit", "0"], "--limit")],
+)
+def test_bad_filters_are_one_clear_error(crawl_db: tuple[Path, list[bytes]], args: list[str], message: str) -> None:
+    path, _ = crawl_db
+    result = CliRunner().invoke(main, ["query", "nodes", "--db", str(path), *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
