@@ -142,6 +142,9 @@ def _node_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
                 "last_seen": row.last_seen,
             }
         )
+    # One order for every writer: concurrent upserts of overlapping rows then wait
+    # for each other instead of deadlocking (PostgreSQL with several crawlers).
+    rows.sort(key=lambda r: r["node_id"])
     return rows
 
 
@@ -164,7 +167,7 @@ def _sighting_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
                 row["first_seen"], row["source"] = seen.seen_at, seen.source
             row["responded"] = row["responded"] or seen.responded
             row["enr_received"] = row["enr_received"] or seen.enr is not None
-    return list(merged.values())
+    return [merged[key] for key in sorted(merged)]
 
 
 def _edge_rows(records: Iterable[EdgeSeen]) -> list[dict[str, Any]]:
@@ -181,7 +184,7 @@ def _edge_rows(records: Iterable[EdgeSeen]) -> list[dict[str, Any]]:
             }
         elif edge.seen_at < row["first_seen"]:
             row["first_seen"] = edge.seen_at
-    return list(merged.values())
+    return [merged[key] for key in sorted(merged)]
 
 
 def _dial_row(dial: DialRecord) -> dict[str, Any]:
