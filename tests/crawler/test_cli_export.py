@@ -247,3 +247,15 @@ def test_bad_filters_are_one_clear_error(crawl_db: tuple[Path, list[bytes]], arg
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_newer_schema_version_is_one_clear_line(crawl_db: tuple[Path, list[bytes]]) -> None:
+    import sqlite3
+
+    path, _ = crawl_db
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = 999")
+    for command in (["query", "clients"], ["export", "csv"], ["query", "nodes"], ["export", "nodes-json"]):
+        code, _out, err = run(*command, "--db", str(path))
+        assert code == 1
+        assert len(err.strip().splitlines()) == 1 and "999" in err and "Traceback" not in err
