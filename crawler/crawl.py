@@ -219,6 +219,14 @@ async def run_crawl(
                         # Listening crawls keep accepting inbound peers until --duration.
                         await trio.sleep_forever()
                     nursery.cancel_scope.cancel()
+            d, c = discovery.statistics(), crawler.statistics()
+            # key=value so benchmarks and operators can read the crawl's work off the log.
+            log.info(
+                "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
+                "responded=%d edges=%d dials=%d",
+                d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
+                c.responded, c.edges, c.dials_started,
+            )
             if crawl_scope.cancelled_caught:
                 log.info("crawl stopped early (duration or signal); saving what was learned")
             await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock())))

@@ -88,6 +88,7 @@ class DiscoveryStats:
     late_neighbors: int
     timeouts: int
     bonded_nodes: int
+    findnode_requests: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,7 @@ class DiscoveryV4:
             unsolicited=self._counts["unsolicited"],
             late_neighbors=self._counts["late"],
             timeouts=self._counts["timeout"],
+            findnode_requests=self._counts["findnode"],
             bonded_nodes=bonded,
         )
 
@@ -372,6 +374,7 @@ class DiscoveryV4:
             want=NEIGHBORS_PER_FINDNODE,
         )
         self._asked[node.node_id] = trio.current_time()
+        self._counts["findnode"] += 1
         packet = FindNode(target=target, expiration=self._expiration())
         replies = await self._request(waiter, packet, addr)
         nodes: list[NodeRecord] = []
