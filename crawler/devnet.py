@@ -539,10 +539,13 @@ class Devnet:
         return f"devnet: {len(self.nodes)} nodes on {where} ({config.network}, seed {config.seed}); clients: {mix}; awkward: {odd}"
 
 
-def _ensure_descriptors(count: int) -> None:
-    """Raise the soft open-files limit to fit ``count`` sockets, or say why it cannot."""
+def _ensure_descriptors(plan: DevnetPlan) -> None:
+    """Raise the soft open-files limit to fit the plan's sockets, or say why it cannot."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = count * FDS_PER_NODE + FD_HEADROOM
+    count = len(plan.nodes)
+    # A UDP socket per node, and a TCP listener for every node that has one.
+    sockets = sum(FDS_PER_NODE - (spec.kind is Kind.NO_LISTENER) for spec in plan.nodes)
+    needed = sockets + FD_HEADROOM
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
@@ -552,8 +555,8 @@ def _ensure_descriptors(count: int) -> None:
 
 async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devnet] = trio.TASK_STATUS_IGNORED) -> None:
     """Bind every node of ``plan_devnet(config)``, fill their tables, report the Devnet, serve until cancelled."""
-    _ensure_descriptors(config.nodes)
     plan = plan_devnet(config)
+    _ensure_descriptors(plan)
     wall = time.time()  # the head header's age; nodes read their own clock for expirations
     heads = {name: _chain_head(name, wall) for name in {s.network for s in plan.nodes}}
     nodes = [DevnetNode(spec, heads) for spec in plan.nodes]
