@@ -9,6 +9,7 @@ never dials an address a hostile node pointed us at.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from .table import is_lan
@@ -41,6 +42,7 @@ def _is_special(ip: Address) -> bool:
     return any(ip.version == net.version and ip in net for net in _SPECIAL)
 
 
+@lru_cache(maxsize=65536)  # the same few addresses recur in thousands of answers
 def relay_error(sender: Address, relayed: Address | None, port: int) -> str | None:
     """Why ``sender``'s claim that a node lives at ``relayed:port`` is not believable, or None."""
     if relayed is None:

@@ -15,7 +15,7 @@ because every enode we handle is meant to be dialled.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .crypto import compress_pubkey, node_id_from_pubkey
 from .errors import BadEnodeURL, BadSignature, LocalProtocolError
@@ -44,6 +44,10 @@ class Node:
     ip: IPAddress | None = None
     udp: int | None = None
     tcp: int | None = None
+    #: keccak256 of the public key: the node's 32-byte address in the DHT.  Computed
+    #: once here: a crawl asks for it several times per relayed node, and the
+    #: keccak call was the largest single cost in the crawl's profile.
+    node_id: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.pubkey) != PUBKEY_SIZE:
@@ -51,11 +55,7 @@ class Node:
         for name, port in (("udp", self.udp), ("tcp", self.tcp)):
             if port is not None and not 0 <= port <= MAX_PORT:
                 raise LocalProtocolError(f"node {name} port {port} out of range 0-{MAX_PORT}")
-
-    @property
-    def node_id(self) -> bytes:
-        """keccak256 of the public key: the node's 32-byte address in the DHT."""
-        return node_id_from_pubkey(self.pubkey)
+        object.__setattr__(self, "node_id", node_id_from_pubkey(self.pubkey))
 
 
 def _parse_port(text: str, what: str) -> int:
