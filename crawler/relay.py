@@ -42,7 +42,7 @@ def _is_special(ip: Address) -> bool:
     return any(ip.version == net.version and ip in net for net in _SPECIAL)
 
 
-@lru_cache(maxsize=65536)  # the same few addresses recur in thousands of answers
+@lru_cache(maxsize=4096)  # the same addresses recur in many answers; bounded: ~1 MB
 def relay_error(sender: Address, relayed: Address | None, port: int) -> str | None:
     """Why ``sender``'s claim that a node lives at ``relayed:port`` is not believable, or None."""
     if relayed is None:
