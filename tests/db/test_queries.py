@@ -235,7 +235,7 @@ def test_topology_equals_a_count_by_hand(filled: tuple[str, Facts], which: str) 
     assert (summary["components"], summary["largest_component"]) == (len(components), components[-1])
     assert summary["answered_but_returned_by_nobody"] == sum(1 for n in crawl.responders if in_deg[n] == 0)
     mean = sum(out_deg[n] for n in crawl.responders) / len(crawl.responders)
-    assert summary["mean_out_degree_of_responders"] == pytest.approx(mean, abs=0.005)
+    assert summary["mean_out_degree_of_responders"] == pytest.approx(mean, abs=0.00501)  # reported rounded to 2 places
 
 
 @pytest.mark.xfail(

@@ -88,4 +88,4 @@ def test_random_graphs_match_a_count_by_hand(edges: list[tuple[bytes, bytes]], r
     assert [d for d, _ in topo.in_degree] == sorted(d for d, _ in topo.in_degree)
     assert (topo.components, topo.largest_component) == (want["components"], want["largest"])
     assert topo.unreferenced_responders == want["unreferenced"]
-    assert topo.mean_out_degree_of_responders == pytest.approx(want["mean"], abs=0.005)
+    assert topo.mean_out_degree_of_responders == pytest.approx(want["mean"], abs=0.00501)  # reported rounded to 2 places
