@@ -20,9 +20,9 @@ from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
 from ethcrawl.db.queries import NodeReport, client_shares, crawl_history, edge_list, histogram, node_reports, responders
 from ethcrawl.db.topology import analyse, build_graph
-from ethcrawl.wire.chains import chain_by_network_id
+from ethcrawl.wire.chains import CHAINS, chain_by_network_id
 from ethcrawl.wire.enode import Node, format_enode
-from ethcrawl.wire.forkid import ForkId, classify
+from ethcrawl.wire.forkid import ForkId, classify, fork_hashes
 
 __all__ = ["export_group", "import_group", "query_group", "CSV_COLUMNS"]
 
@@ -86,7 +86,7 @@ def csv_row(report: NodeReport) -> dict[str, Any]:
     )
     return {
         "node_id": report.node_id.hex(),
-        "enode": format_enode(node) if report.ip is not None else "",
+        "enode": format_enode(node) if report.ip is not None and report.tcp_port is not None else "",
         "ip": report.ip,
         "udp_port": report.udp_port,
         "tcp_port": report.tcp_port,
@@ -266,11 +266,12 @@ def query_crawls(db_url: str, fmt: str) -> None:
 @click.option("--crawl", "crawl_id", type=int, default=None, help="Crawl id (default: the latest).")
 def query_topology(db_url: str, fmt: str, crawl_id: int | None) -> None:
     """Nodes, edges, degree distributions, components, nodes returned by nobody."""
+    wanted = crawl_id
     with _database(db_url) as db, db.session() as session:
         crawl_id, edges = edge_list(session, crawl_id)
         answered = responders(session, crawl_id) if crawl_id is not None else set()
     if crawl_id is None:
-        raise click.ClickException("the database holds no crawl yet")
+        raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
     topo = analyse(edges, answered)
     summary = {
         "crawl": crawl_id,
@@ -297,10 +298,11 @@ def query_topology(db_url: str, fmt: str, crawl_id: int | None) -> None:
 @click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
 def export_edges(db_url: str, crawl_id: int | None, fmt: str, out: str) -> None:
     """The crawl's "A returned B" edges, as CSV (from_node,to_node) or GraphML."""
+    wanted = crawl_id
     with _database(db_url) as db, db.session() as session:
         crawl_id, edges = edge_list(session, crawl_id)
     if crawl_id is None:
-        raise click.ClickException("the database holds no crawl yet")
+        raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
     with _output(out) as handle:
         if fmt == "csv":
             writer = csv.writer(handle)
@@ -373,13 +375,35 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def _known_fork_names() -> dict[str, str]:
+    """Every fork name of every known chain, by lower case."""
+    return {epoch.name.lower(): epoch.name for chain in CHAINS.values() for epoch in fork_hashes(chain)}
+
+
+def _network(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in CHAINS:
+        raise click.BadParameter(f"{value!r} is not a known network ({', '.join(sorted(CHAINS))})")
+    return value.lower()
+
+
+def _fork(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    names = _known_fork_names()
+    if value.lower() not in names:
+        raise click.BadParameter(f"{value!r} is not a fork of any known network (e.g. {', '.join(sorted(set(names.values()))[:6])}, ...)")
+    return names[value.lower()]
+
+
 @query_group.command("nodes")
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["enode", "table", "csv", "json"]), default="enode", show_default=True)
 @click.option("--client", default=None, help="Client name, e.g. geth.")
 @click.option("--version", "version_prefix", default=None, help="Client version prefix, e.g. 1.14.")
-@click.option("--network", default=None, help="Network name from the fork id, e.g. mainnet.")
-@click.option("--fork", default=None, help="Current fork name, e.g. Prague.")
+@click.option("--network", default=None, callback=_network, help="Network name from the fork id, e.g. mainnet.")
+@click.option("--fork", default=None, callback=_fork, help="Current fork name, e.g. Prague.")
 @click.option("--ip", "cidr", default=None, callback=_cidr, help="Only addresses in this CIDR.")
 @click.option("--seen-since", default=None, callback=_since, help="Last seen at or after this ISO 8601 time.")
 @click.option("--synced/--not-synced", default=None, help="Only nodes whose head is (not) recent.")

@@ -132,7 +132,12 @@ def _make_engine(url: URL, busy_timeout: float, echo: bool) -> Engine:
             f"{backend!r} databases are not supported; use an SQLite path or a postgresql:// URL"
         )
     if backend != "sqlite":
-        return create_engine(url, echo=echo, pool_pre_ping=True)
+        try:
+            return create_engine(url, echo=echo, pool_pre_ping=True)
+        except ImportError as exc:
+            raise UnsupportedDatabase(
+                f"{backend} needs its driver ({exc.name or exc}): pip install 'ethcrawl[postgres]'"
+            ) from None
     # The writer works from a thread (trio.to_thread), so connections may change threads;
     # it is the only writer, serialised by a CapacityLimiter(1).
     connect_args: dict[str, Any] = {"timeout": busy_timeout, "check_same_thread": False}

@@ -42,11 +42,14 @@ class ImportStats:
     rejected: tuple[tuple[str, str], ...]  # (key, why) for entries that could not be used
 
 
-def parse_time(text: str | None) -> datetime | None:
+def parse_time(text: object) -> datetime | None:
     """RFC 3339 as geth writes it (``2026-06-10T08:45:08Z``), or None."""
-    if not text:
+    if text is None or text == "":
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    if not isinstance(text, str):
+        raise ValueError(f"time {text!r} is not RFC 3339 text")
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def format_time(value: datetime) -> str:

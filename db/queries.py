@@ -148,9 +148,11 @@ def crawl_history(session: Session) -> list[CrawlRow]:
 
 
 def edge_list(session: Session, crawl_id: int | None = None) -> tuple[int | None, list[tuple[bytes, bytes]]]:
-    """(crawl id, [(from, to), ...]) of one crawl: the given one, else the latest."""
+    """(crawl id, [(from, to), ...]) of one crawl: the given one, else the latest; (None, []) if there is none."""
     if crawl_id is None:
         crawl_id = session.scalar(select(func.max(Crawl.id)))
+    elif session.get(Crawl, crawl_id) is None:
+        return None, []
     if crawl_id is None:
         return None, []
     query = select(Edge.from_node, Edge.to_node).where(Edge.crawl_id == crawl_id).order_by(Edge.from_node, Edge.to_node)

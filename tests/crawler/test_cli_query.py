@@ -110,30 +110,15 @@ def test_every_query_answers_on_an_empty_database(empty_db: str, command: list[s
         assert result.exit_code == 0 and "Traceback" not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap, reported to the lead: --network/--fork names are not checked against the known chains and "
-    "forks, so a typo silently matches nothing (exit 0) instead of a usage error",
-)
 @pytest.mark.parametrize("args", [["--network", "mainet"], ["--fork", "Pragu"]])
 def test_unknown_network_or_fork_is_a_usage_error(empty_db: str, args: list[str]) -> None:
     assert_one_clear_line(invoke("query", "nodes", "--db", empty_db, *args), 2, args[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap, reported to the lead: query topology/export edges --crawl with an id no crawl has reports an "
-    "empty graph (exit 0) instead of saying there is no such crawl",
-)
 def test_topology_of_a_crawl_that_does_not_exist(empty_db: str) -> None:
     assert_one_clear_line(invoke("query", "topology", "--db", empty_db, "--crawl", "42"), 1, "42")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap, reported to the lead: without the psycopg driver, --db postgresql://... ends in an ImportError "
-    "traceback from SQLAlchemy (db/engine._make_engine) instead of one line naming the 'postgres' extra",
-)
 def test_postgres_without_its_driver_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     # None in sys.modules makes "import psycopg" fail, as on a machine without the postgres extra.
     monkeypatch.setitem(sys.modules, "psycopg", None)

@@ -137,11 +137,6 @@ def test_bad_entries_are_skipped_with_a_reason(database_url: str, tmp_path: Path
     assert list(export(database_url)) == [good_key]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, reported to the lead: db/nodesjson.parse_time calls str.replace on whatever the JSON holds, "
-    "so a number or list as firstResponse/lastResponse ends in AttributeError instead of a skipped entry",
-)
 @pytest.mark.parametrize("value", [5, [], {"t": 1}])
 def test_non_text_times_are_skipped(tmp_path: Path, value: Any) -> None:
     key, entry = _good_entry(0)

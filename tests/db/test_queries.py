@@ -238,12 +238,6 @@ def test_topology_equals_a_count_by_hand(filled: tuple[str, Facts], which: str) 
     assert summary["mean_out_degree_of_responders"] == pytest.approx(mean, abs=0.00501)  # reported rounded to 2 places
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, reported to the lead: crawler/cli_export.csv_row calls format_enode for a node with an IP "
-    "but no TCP port (ENR without 'tcp', NEIGHBORS with port 0), which raises LocalProtocolError: "
-    "export csv, query networks and query nodes end in a traceback",
-)
 @pytest.mark.parametrize("command", [["export", "csv"], ["query", "networks"], ["query", "nodes"]])
 def test_nodes_without_a_tcp_port_are_reported(database_url: str, command: list[str]) -> None:
     facts = fill_database(database_url, nodes=12, no_tcp=0.5)
