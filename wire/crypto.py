@@ -12,6 +12,7 @@ and RLPx) and 33 bytes (compressed, as in ENRs).  Functions accept either the
 from __future__ import annotations
 
 from coincurve import PrivateKey, PublicKey
+from coincurve.ecdsa import cdata_to_der, deserialize_compact
 from Crypto.Hash import keccak
 
 from .errors import BadSignature
@@ -26,6 +27,8 @@ __all__ = [
     "sign_recoverable",
     "recover_pubkey",
     "ecdh_x",
+    "ecdh_compressed",
+    "verify_compact",
     "generate_private_key",
     "PrivateKey",
     "PublicKey",
@@ -102,3 +105,23 @@ def ecdh_x(key: PrivateKey, pubkey: bytes) -> bytes:
     """The x coordinate of ``key * pubkey`` (RLPx and ECIES use it unhashed)."""
     point = _to_point(pubkey).multiply(key.secret)
     return point.format(compressed=True)[1:]
+
+
+def ecdh_compressed(key: PrivateKey, pubkey: bytes) -> bytes:
+    """``key * pubkey`` as a 33-byte compressed point (discv5's "ecdh": parity byte || x)."""
+    return _to_point(pubkey).multiply(key.secret).format(compressed=True)
+
+
+def verify_compact(signature: bytes, msg_hash: bytes, pubkey: bytes) -> bool:
+    """Whether the 64-byte ``r || s`` ``signature`` over ``msg_hash`` was made by ``pubkey``.
+
+    Accepts 33, 64 or 65 byte keys.  libsecp256k1 accepts only low-s signatures,
+    as go-ethereum's ``crypto.VerifySignature`` does.
+    """
+    if len(signature) != 64:
+        return False
+    try:
+        der = cdata_to_der(deserialize_compact(signature))
+        return bool(_to_point(pubkey).verify(der, msg_hash, hasher=None))
+    except Exception:  # BadSignature for a key off the curve; coincurve's bare Exception for r, s out of range
+        return False

@@ -30,6 +30,9 @@ __all__ = [
     "DecompressionError",
     "BadEnodeURL",
     "UnexpectedMessage",
+    "DecryptionFailed",
+    "UnsolicitedReply",
+    "RateLimited",
 ]
 
 
@@ -103,3 +106,15 @@ class BadEnodeURL(MalformedMessage):
 
 class UnexpectedMessage(RemoteProtocolError):
     """Raised when a peer sends a message its session state forbids, e.g. anything but Hello or Disconnect first."""
+
+
+class DecryptionFailed(RemoteProtocolError):
+    """Raised when a discv5 message fails AES-GCM authentication: wrong session keys or altered bytes."""
+
+
+class UnsolicitedReply(RemoteProtocolError):
+    """Raised when a reply or challenge (e.g. a discv5 WHOAREYOU) answers nothing we sent to that address."""
+
+
+class RateLimited(RemoteProtocolError):
+    """Raised when a peer asks for more work (challenges, handshakes) than the rate limit allows."""
