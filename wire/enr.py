@@ -38,16 +38,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from coincurve.ecdsa import cdata_to_der, deserialize_compact
-
 from .crypto import (
     PrivateKey,
-    PublicKey,
     compress_pubkey,
     decompress_pubkey,
     keccak256,
     node_id_from_pubkey,
     sign_recoverable,
+    verify_compact,
 )
 from .enode import IPAddress, Node
 from .errors import BadENR, BadSignature, LocalProtocolError, WireError
@@ -115,16 +113,6 @@ def _key_text(key: bytes) -> str:
     if key.isascii() and all(0x21 <= b <= 0x7E for b in key) and not key.startswith(b"0x"):
         return key.decode("ascii")
     return "0x" + key.hex()
-
-
-def _verify_v4(signature: bytes, content_hash: bytes, compressed_key: bytes) -> bool:
-    if len(signature) != V4_SIGNATURE_SIZE:
-        return False
-    try:
-        der = cdata_to_der(deserialize_compact(signature))
-        return bool(PublicKey(compressed_key).verify(der, content_hash, hasher=None))
-    except Exception:  # coincurve raises bare Exception / ValueError for r, s out of range
-        return False
 
 
 def _encode_value(key: bytes, value: object) -> Item:
@@ -313,7 +301,7 @@ class ENR:
         if self.id_scheme != V4_SCHEME or key is None:
             return False
         content = encode(self._items()[1:])
-        return _verify_v4(self.signature, keccak256(content), key)
+        return verify_compact(self.signature, keccak256(content), key)
 
     def check_signature(self) -> None:
         """Like :meth:`verify`, but raise :class:`BadENR` saying what failed."""
