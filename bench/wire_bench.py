@@ -77,7 +77,7 @@ PRIMITIVES = {
     ("wire/crypto.py", "new_keccak256"): "keccak MAC state",
     ("wire/rlpx/ecies.py", "encrypt"): "ECIES sym",
     ("wire/rlpx/ecies.py", "decrypt"): "ECIES sym",
-    ("wire/enr.py", "_verify_v4"): "ECDSA verify",
+    ("wire/crypto.py", "verify_compact"): "ECDSA verify",
 }
 
 
