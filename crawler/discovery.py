@@ -47,7 +47,7 @@ from ethcrawl.wire.errors import WireError
 from .table import RoutingTable
 from .udp import Address, DatagramTransport, open_udp_socket
 
-__all__ = ["DiscoveryConfig", "DiscoveryV4", "DiscoveryStats", "LateNodes"]
+__all__ = ["DiscoveryConfig", "DiscoveryV4", "DiscoveryStats", "LateNodes", "make_local_enr"]
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +193,7 @@ class DiscoveryV4:
             await self._receive_loop(transport)
 
     def _make_enr(self) -> ENR:
-        ip = ip_address(self.host)
-        pairs: dict[str, object] = {"id": "v4", "secp256k1": self.pubkey}
-        if isinstance(ip, IPv4Address):
-            pairs.update(ip=ip, udp=self.port, tcp=self.tcp_port)
-        else:
-            pairs.update(ip6=ip, udp6=self.port, tcp6=self.tcp_port)
-        return ENR.create(self.private_key, seq=self._enr_seq, pairs=pairs)
+        return make_local_enr(self.private_key, self.host, self.port, self.tcp_port, seq=self._enr_seq)
 
     @property
     def local_node(self) -> Node:
@@ -537,6 +531,22 @@ class DiscoveryV4:
     async def _on_enr_response(self, decoded: Decoded, addr: Address) -> None:
         if not self._deliver(decoded, addr):
             self._counts["unsolicited"] += 1
+
+
+def make_local_enr(private_key: PrivateKey, host: str, udp: int, tcp: int, *, seq: int) -> ENR:
+    """Our signed record: the one discovery v4 serves and discovery v5 hands over in handshakes.
+
+    Both protocols build it from the same inputs, so they advertise the same
+    bytes.  An unspecified listen address (0.0.0.0, ::) is not an address
+    anyone can reach, so the record then carries ports only.
+    """
+    ip = ip_address(host)
+    pairs: dict[str, object] = {"id": "v4", "secp256k1": pubkey_from_private(private_key)}
+    v4 = isinstance(ip, IPv4Address)
+    if not ip.is_unspecified:
+        pairs["ip" if v4 else "ip6"] = ip
+    pairs.update({"udp" if v4 else "udp6": udp, "tcp" if v4 else "tcp6": tcp})
+    return ENR.create(private_key, seq=seq, pairs=pairs)
 
 
 def _udp_addr(node: Node) -> Address:

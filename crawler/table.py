@@ -224,6 +224,13 @@ class RoutingTable(Generic[N]):
         """The entries of bucket ``index``, most recently live first."""
         return [e.node for e in self._buckets[index].entries]
 
+    def at_distance(self, log_dist: int) -> list[N]:
+        """The entries at exactly ``log_dist`` from us (discovery v5 FINDNODE asks by distance)."""
+        if not 1 <= log_dist <= ID_LENGTH * 8:
+            return []
+        bucket = self._buckets[0 if log_dist <= BUCKET_MIN_DISTANCE else log_dist - BUCKET_MIN_DISTANCE - 1]
+        return [e.node for e in bucket.entries if (e.id_int ^ self._local_int).bit_length() == log_dist]
+
     def bucket_replacements(self, index: int) -> list[N]:
         """The replacement list of bucket ``index``, newest first."""
         return [e.node for e in self._buckets[index].replacements]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import Protocol
+from typing import Callable, Protocol
 
 import trio
 
-__all__ = ["Address", "DatagramTransport", "UDPSocket", "open_udp_socket"]
+__all__ = ["Address", "DatagramTransport", "UDPSocket", "open_udp_socket", "DatagramLane", "ProtocolDemux"]
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,10 @@ Address = tuple[str, int]
 
 RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes, SO_RCVBUF: bursts of NEIGHBORS during a crawl
 MAX_DATAGRAM = 65535  # bytes; decoders enforce the protocol's own limits
+# Datagrams queued per protocol between the socket reader and the protocol's
+# handler; beyond that they are dropped and counted, never block the reader
+# (a flood aimed at one protocol must not starve the other).
+LANE_BUFFER = 4096
 
 
 class DatagramTransport(Protocol):
@@ -62,6 +66,53 @@ class UDPSocket:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._sock.close()
+
+
+class DatagramLane:
+    """One protocol's view of a shared socket: its own inbound queue, sends go out on the shared socket."""
+
+    def __init__(self, transport: DatagramTransport, name: str, buffer: int = LANE_BUFFER) -> None:
+        self.name = name
+        self._transport = transport
+        self.local_address: Address = transport.local_address
+        self._send, self._receive = trio.open_memory_channel[tuple[bytes, Address]](buffer)
+        self.received = 0
+        self.overflowed = 0
+
+    async def sendto(self, data: bytes, addr: Address) -> None:
+        await self._transport.sendto(data, addr)
+
+    async def recvfrom(self) -> tuple[bytes, Address]:
+        return await self._receive.receive()
+
+    def deliver(self, data: bytes, addr: Address) -> None:
+        self.received += 1
+        try:
+            self._send.send_nowait((data, addr))
+        except trio.WouldBlock:
+            self.overflowed += 1
+            log.debug("udp lane %s full, datagram from %s:%d dropped", self.name, addr[0], addr[1])
+
+
+class ProtocolDemux:
+    """Splits one UDP socket between discovery v4 and v5, as go-ethereum does.
+
+    Every datagram that ``is_v4`` accepts goes to :attr:`v4`, all others to
+    :attr:`v5`; each protocol reads its lane like a socket of its own.  Run
+    :meth:`run` in a nursery next to the two protocol tasks.
+    """
+
+    def __init__(self, transport: DatagramTransport, is_v4: Callable[[bytes], bool], buffer: int = LANE_BUFFER) -> None:
+        self._transport = transport
+        self._is_v4 = is_v4
+        self.local_address: Address = transport.local_address
+        self.v4 = DatagramLane(transport, "v4", buffer)
+        self.v5 = DatagramLane(transport, "v5", buffer)
+
+    async def run(self) -> None:
+        while True:
+            data, addr = await self._transport.recvfrom()
+            (self.v4 if self._is_v4(data) else self.v5).deliver(data, addr)
 
 
 async def open_udp_socket(host: str, port: int) -> UDPSocket:

@@ -58,6 +58,7 @@ __all__ = [
     "expiration_for",
     "check_expiration",
     "split_neighbors",
+    "looks_like_v4",
 ]
 
 MAX_PACKET_SIZE = 1280  # bytes, discv4 limit (the IPv6 minimum MTU)
@@ -471,6 +472,17 @@ def decode(data: bytes, *, max_size: int = MAX_PACKET_SIZE) -> Decoded:
     packet = cls.from_rlp_items(as_list(item, cls.name, min_len=_MIN_FIELDS[cls]))
     pubkey = recover_pubkey(data[HASH_SIZE:HEAD_SIZE], keccak256(data[HEAD_SIZE:]))
     return Decoded(packet=packet, sender_pubkey=pubkey, sender_id=node_id_from_pubkey(pubkey), hash=packet_hash)
+
+
+def looks_like_v4(data: bytes) -> bool:
+    """True when ``data`` carries a valid discv4 packet hash: the cheap test that splits a shared UDP port.
+
+    A discv5 packet starts with a random masking IV, so its first 32 bytes
+    match the keccak256 of the rest with probability 2**-256.  go-ethereum
+    tries a full v4 decode and hands failures to v5; the hash alone decides
+    the same for well-formed traffic without a public-key recovery.
+    """
+    return len(data) > HEAD_SIZE and keccak256(data[HASH_SIZE:]) == data[:HASH_SIZE]
 
 
 def is_expired(expiration: int, now: float) -> bool:

@@ -1,0 +1,383 @@
+"""A discovery v5.1 node on a UDP socket (usually the one discovery v4 also uses).
+
+The packet and session logic is ``ethcrawl.wire.discv5.session.Discv5Protocol``
+(sans-I/O); this module gives it a socket, a clock and tasks, as go-ethereum's
+``p2p/discover/v5_udp.go`` does for its codec:
+
+* **requests** (``ping``, ``find_node``, ``talk``) are matched to replies by
+  node id and request id; a NODES answer is collected until its ``total``
+  packets arrived (or the timeout), and every returned record is verified and
+  checked to sit at a distance that was asked for;
+* **serving**: PONG to PING, NODES from our table to FINDNODE (distance 0 is our
+  own record, at most 16 records however many distances are asked), an empty
+  TALKRESP to TALKREQ;
+* **table**: a node that completed a handshake from the address its own record
+  names, or answered our PING, is live and goes into our table.
+
+A session needs the peer's ENR, so every request takes one.  WHOAREYOU and
+handshake rate limits live in the wire layer's ``Config``; here a datagram that
+fails anywhere is counted and dropped, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Callable
+
+import trio
+
+from ethcrawl.wire.crypto import PrivateKey, node_id_from_pubkey, pubkey_from_private
+from ethcrawl.wire.discv5.messages import (
+    MAX_DISTANCE,
+    MAX_REQUEST_ID_SIZE,
+    FindNode,
+    Message,
+    Nodes,
+    Ping,
+    Pong,
+    TalkReq,
+    TalkResp,
+    split_nodes,
+)
+from ethcrawl.wire.discv5.session import (
+    Config,
+    Discv5Protocol,
+    HandshakeCompleted,
+    MessageReceived,
+    Outgoing,
+    PacketDropped,
+)
+from ethcrawl.wire.enr import ENR
+from ethcrawl.wire.errors import LocalProtocolError
+
+from .discovery import make_local_enr
+from .table import RoutingTable, log_distance
+from .udp import Address, DatagramTransport, open_udp_socket
+
+__all__ = ["DiscoveryV5Config", "DiscoveryV5", "DiscoveryV5Stats", "V5Peer", "enr_address"]
+
+log = logging.getLogger(__name__)
+
+# One reply may take a whole handshake first (random packet, WHOAREYOU,
+# handshake): geth waits 700 ms per reply; loaded peers need a little more.
+RESPONSE_TIMEOUT = 1.0  # s
+NODES_RESULT_LIMIT = 16  # records per FINDNODE answer (geth findnodeResultLimit; chainsafe's cap too)
+# chainsafe sends 3 records per NODES message, so 16 records take 6 messages;
+# anything announcing more is cut off here rather than trusted.
+MAX_NODES_MESSAGES = 8
+REPLY_CHANNEL_SIZE = MAX_NODES_MESSAGES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiscoveryV5Config:
+    """Tunables of the v5 node; ``protocol`` holds the wire layer's caches and rate limits."""
+
+    response_timeout: float = RESPONSE_TIMEOUT
+    protocol: Config = field(default_factory=Config)
+    # s to wait before answering a request (devnet "slow responders").
+    reply_delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryV5Stats:
+    packets_in: int
+    packets_out: int
+    dropped: int
+    rate_limited: int
+    unsolicited: int
+    timeouts: int
+    bad_records: int
+    findnode_requests: int
+    handshakes: int
+    sessions: int
+
+
+@dataclass(frozen=True, slots=True)
+class V5Peer:
+    """A table entry: a live node's record with the id and address the table needs."""
+
+    enr: ENR
+    node_id: bytes
+    ip: IPv4Address | IPv6Address | None
+
+
+def enr_address(enr: ENR) -> Address | None:
+    """The UDP address a record advertises (IPv4 first), or None if it has none."""
+    ip, udp, _tcp = enr.endpoint()
+    if ip is None or not udp:
+        return None
+    return (str(ip), udp)
+
+
+def _peer(enr: ENR) -> V5Peer:
+    node_id = enr.node_id
+    assert node_id is not None  # callers only build peers from verified v4-scheme records
+    ip, _udp, _tcp = enr.endpoint()
+    return V5Peer(enr=enr, node_id=node_id, ip=ip)
+
+
+class DiscoveryV5:
+    """The discovery v5.1 protocol on one socket.  ``await nursery.start(node.run)``, then call requests.
+
+    With ``transport`` it serves on that (a :class:`~ethcrawl.crawler.udp.DatagramLane`
+    of a shared socket, or a test network); otherwise it binds its own socket.
+    """
+
+    def __init__(
+        self,
+        private_key: PrivateKey,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tcp_port: int = 0,
+        config: DiscoveryV5Config | None = None,
+        enr_seq: int = 1,
+        transport: DatagramTransport | None = None,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.private_key = private_key
+        self.node_id = node_id_from_pubkey(pubkey_from_private(private_key))
+        self.host = host
+        self.port = port
+        self.tcp_port = tcp_port
+        self.config = config or DiscoveryV5Config()
+        self.table: RoutingTable[V5Peer] = RoutingTable(self.node_id)
+        self._enr_seq = enr_seq
+        self._transport = transport
+        self._rng = rng
+        self._socket: DatagramTransport | None = None
+        self._protocol: Discv5Protocol | None = None
+        self._waiters: dict[tuple[bytes, bytes], trio.MemorySendChannel[Message]] = {}
+        self._nursery: trio.Nursery | None = None
+        self._counts: dict[str, int] = defaultdict(int)
+
+    # ------------------------------------------------------------------ service
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind (unless a transport was given), report the UDP port, serve until cancelled."""
+        if self._transport is not None:
+            await self._serve(self._transport, task_status)
+            return
+        async with await open_udp_socket(self.host, self.port) as transport:
+            await self._serve(transport, task_status)
+
+    async def _serve(self, transport: DatagramTransport, task_status: trio.TaskStatus[int]) -> None:
+        self.port = transport.local_address[1]
+        if not self.tcp_port:
+            self.tcp_port = self.port
+        self._socket = transport
+        enr = make_local_enr(self.private_key, self.host, self.port, self.tcp_port, seq=self._enr_seq)
+        self._protocol = Discv5Protocol(self.private_key, enr, config=self.config.protocol, rng=self._rng)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started(self.port)
+            while True:
+                data, addr = await transport.recvfrom()
+                self._counts["in"] += 1
+                await self._handle_datagram(data, addr)
+
+    @property
+    def enr(self) -> ENR:
+        """Our record, as handshakes carry it (available once ``run`` has started)."""
+        return self._require_protocol().local_enr
+
+    def _require_protocol(self) -> Discv5Protocol:
+        if self._protocol is None:
+            raise LocalProtocolError("DiscoveryV5.run() must be started first")
+        return self._protocol
+
+    def add_to_table(self, enr: ENR) -> None:
+        """File a record in our table (the devnet seeds its nodes' tables this way)."""
+        if enr.node_id is None:
+            raise LocalProtocolError("an ENR without a v4 identity cannot go into the table")
+        self.table.add_seen(_peer(enr))
+
+    def statistics(self) -> DiscoveryV5Stats:
+        wire = self._protocol.statistics() if self._protocol is not None else None
+        return DiscoveryV5Stats(
+            packets_in=self._counts["in"],
+            packets_out=self._counts["out"],
+            dropped=wire.dropped if wire else 0,
+            rate_limited=wire.rate_limited if wire else 0,
+            unsolicited=self._counts["unsolicited"],
+            timeouts=self._counts["timeout"],
+            bad_records=self._counts["bad_record"],
+            findnode_requests=self._counts["findnode"],
+            handshakes=(wire.handshakes_sent + wire.handshakes_received) if wire else 0,
+            sessions=wire.sessions if wire else 0,
+        )
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _handle_datagram(self, data: bytes, addr: Address) -> None:
+        protocol = self._require_protocol()
+        for event in protocol.receive(data, addr, trio.current_time()):
+            if isinstance(event, Outgoing):
+                await self._send(event)
+            elif isinstance(event, MessageReceived):
+                await self._on_message(event)
+            elif isinstance(event, HandshakeCompleted):
+                self._on_handshake(event)
+            elif isinstance(event, PacketDropped):
+                log.debug("v5 packet dropped addr=%s:%d err=%s", addr[0], addr[1], event.error)
+
+    async def _send(self, outgoing: Outgoing) -> None:
+        assert self._socket is not None
+        await self._socket.sendto(outgoing.data, outgoing.addr)
+        self._counts["out"] += 1
+
+    def _on_handshake(self, event: HandshakeCompleted) -> None:
+        # Only a record that names the address the handshake came from is a
+        # reachable node; anything else would let a peer plant others' endpoints.
+        if event.enr is not None and enr_address(event.enr) == event.addr:
+            self.table.add_verified(_peer(event.enr))
+
+    async def _on_message(self, event: MessageReceived) -> None:
+        message = event.message
+        if isinstance(message, (Ping, FindNode, TalkReq)):
+            if self.config.reply_delay > 0:
+                self._spawn(self._answer_later, event)
+            else:
+                await self._answer(event)
+            return
+        waiter = self._waiters.get((event.node_id, message.request_id))
+        if waiter is None:
+            self._counts["unsolicited"] += 1
+            return
+        try:
+            waiter.send_nowait(message)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            self._counts["unsolicited"] += 1
+
+    def _spawn(self, fn: Callable[[MessageReceived], object], event: MessageReceived) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, event)  # type: ignore[arg-type]
+
+    async def _answer_later(self, event: MessageReceived) -> None:
+        await trio.sleep(self.config.reply_delay)
+        await self._answer(event)
+
+    async def _answer(self, event: MessageReceived) -> None:
+        message = event.message
+        replies: list[Message]
+        if isinstance(message, Ping):
+            replies = [
+                Pong(
+                    request_id=message.request_id,
+                    enr_seq=self.enr.seq,
+                    recipient_ip=ip_address(event.addr[0]),
+                    recipient_port=event.addr[1],
+                )
+            ]
+        elif isinstance(message, FindNode):
+            replies = list(split_nodes(message.request_id, self._records_at(message.distances)))
+        else:
+            assert isinstance(message, TalkReq)
+            # We speak no TALK protocol: the spec's answer is an empty response.
+            replies = [TalkResp(request_id=message.request_id, response=b"")]
+        protocol = self._require_protocol()
+        for reply in replies:
+            # The request just arrived under a session, so this seals at once.
+            for outgoing in protocol.send_message(event.node_id, event.addr, reply, now=trio.current_time()):
+                await self._send(outgoing)
+
+    def _records_at(self, distances: tuple[int, ...]) -> list[bytes]:
+        records: list[bytes] = []
+        for distance in dict.fromkeys(distances):  # each distance once, in the asker's order
+            if distance == 0:
+                records.append(self.enr.to_rlp())
+            elif distance <= MAX_DISTANCE:
+                records.extend(peer.enr.to_rlp() for peer in self.table.at_distance(distance))
+            if len(records) >= NODES_RESULT_LIMIT:
+                break
+        return records[:NODES_RESULT_LIMIT]
+
+    # ------------------------------------------------------------------ requests
+
+    def _request_id(self) -> bytes:
+        # No leading zero byte: @chainsafe/discv5 11 echoes such ids stripped.
+        raw = self._rng(MAX_REQUEST_ID_SIZE)
+        return bytes([raw[0] | 0x01]) + raw[1:]
+
+    async def _request(
+        self, enr: ENR, message: Message, *, complete: Callable[[list[Message]], bool] = bool
+    ) -> list[Message]:
+        """Send ``message`` to ``enr``'s node; its answers until ``complete`` says so (or the timeout)."""
+        protocol = self._require_protocol()
+        node_id = enr.node_id
+        addr = enr_address(enr)
+        if node_id is None or addr is None:
+            raise LocalProtocolError("a v5 request needs a v4-scheme record with an IP and UDP port")
+        key = (node_id, message.request_id)
+        send, receive = trio.open_memory_channel[Message](REPLY_CHANNEL_SIZE)
+        self._waiters[key] = send
+        received: list[Message] = []
+        try:
+            for outgoing in protocol.send_message(node_id, addr, message, enr, now=trio.current_time()):
+                await self._send(outgoing)
+            while not complete(received):
+                # The timeout runs per reply: a long NODES answer keeps the wait alive.
+                with trio.move_on_after(self.config.response_timeout):
+                    received.append(await receive.receive())
+                    continue
+                self._counts["timeout"] += 1
+                break
+            return received
+        finally:
+            del self._waiters[key]
+            send.close()
+
+    async def ping(self, enr: ENR) -> Pong | None:
+        """PING the node behind ``enr``; its PONG, or None when it did not answer."""
+        replies = await self._request(enr, Ping(request_id=self._request_id(), enr_seq=self.enr.seq))
+        pong = replies[0] if replies else None
+        if not isinstance(pong, Pong):
+            return None
+        self.table.add_verified(_peer(enr))
+        return pong
+
+    async def find_node(self, enr: ENR, distances: tuple[int, ...]) -> list[ENR]:
+        """FINDNODE at ``distances``; the verified records that sit at one of them, deduplicated."""
+        node_id = enr.node_id
+        assert node_id is not None  # _request refuses records without one first
+        self._counts["findnode"] += 1
+        replies = await self._request(
+            enr, FindNode(request_id=self._request_id(), distances=distances), complete=_nodes_complete
+        )
+        messages = [m for m in replies if isinstance(m, Nodes)]
+        wanted = set(distances)
+        found: dict[bytes, ENR] = {}
+        for message in messages:
+            good, bad = message.enrs()
+            self._counts["bad_record"] += len(bad)
+            for record in good:
+                record_id = record.node_id
+                if record_id is None or log_distance(node_id, record_id) not in wanted:
+                    # geth drops such answers too: a peer may not plant records where we did not ask.
+                    self._counts["bad_record"] += 1
+                    continue
+                known = found.get(record_id)
+                if known is None or record.seq > known.seq:
+                    found[record_id] = record
+        return list(found.values())
+
+    async def talk(self, enr: ENR, protocol_name: bytes, request: bytes) -> bytes | None:
+        """TALKREQ; the response bytes, or None on timeout."""
+        message = TalkReq(request_id=self._request_id(), protocol=protocol_name, request=request)
+        replies = await self._request(enr, message)
+        reply = replies[0] if replies else None
+        return reply.response if isinstance(reply, TalkResp) else None
+
+
+def _nodes_complete(replies: list[Message]) -> bool:
+    """A NODES answer is whole when ``total`` messages came (capped), or at once if the first is not NODES."""
+    if not replies:
+        return False
+    first = replies[0]
+    if not isinstance(first, Nodes):
+        return True
+    return len(replies) >= min(max(first.total, 1), MAX_NODES_MESSAGES)

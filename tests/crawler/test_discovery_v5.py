@@ -1,0 +1,184 @@
+"""The discovery v5 node over an in-memory network (MockClock), and sharing one socket with v4."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+from memnet import MemoryNetwork
+from trio.testing import MockClock
+
+from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, DiscoveryV5Config
+from ethcrawl.crawler.table import log_distance
+from ethcrawl.crawler.udp import ProtocolDemux
+from ethcrawl.wire import discv4
+from ethcrawl.wire.crypto import generate_private_key
+from ethcrawl.wire.discv5.messages import FindNode, Nodes
+from ethcrawl.wire.discv5.session import Config, Discv5Protocol, MessageReceived
+from ethcrawl.wire.enr import ENR
+
+
+async def start_v5(net: MemoryNetwork, nursery: trio.Nursery, **config: object) -> DiscoveryV5:
+    node = DiscoveryV5(generate_private_key(), transport=net.open(), config=DiscoveryV5Config(**config))  # type: ignore[arg-type]
+    await nursery.start(node.run)
+    return node
+
+
+def make_enr(port: int) -> ENR:
+    return ENR.create(generate_private_key(), seq=1, pairs={"ip": "127.0.0.1", "udp": port})
+
+
+async def test_ping_establishes_a_session_and_both_tables_learn(autojump_clock: MockClock) -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b = await start_v5(net, nursery), await start_v5(net, nursery)
+        pong = await a.ping(b.enr)
+        assert pong is not None
+        assert pong.enr_seq == b.enr.seq
+        assert (str(pong.recipient_ip), pong.recipient_port) == ("127.0.0.1", a.port)
+        # a pinged b and got an answer; b saw a's handshake from the address a's record names.
+        assert b.node_id in a.table
+        assert a.node_id in b.table
+        assert a.statistics().handshakes == 1 and b.statistics().handshakes == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_find_node_by_distance_returns_the_table_bucket_and_own_record(autojump_clock: MockClock) -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b = await start_v5(net, nursery), await start_v5(net, nursery)
+        records = [make_enr(40000 + i) for i in range(60)]
+        for record in records:
+            b.add_to_table(record)
+        assert await a.find_node(b.enr, (0,)) == [b.enr]
+        by_distance: dict[int, set[bytes]] = {}
+        for peer in b.table:
+            by_distance.setdefault(log_distance(b.node_id, peer.node_id), set()).add(peer.node_id)
+        for distance, ids in by_distance.items():
+            got = await a.find_node(b.enr, (distance,))
+            assert {r.node_id for r in got} == ids
+            assert all(r.to_rlp() in {x.to_rlp() for x in records} for r in got)
+        # Several distances at once: capped at 16 records in total, as geth and chainsafe do.
+        got = await a.find_node(b.enr, tuple(range(256, 250, -1)))
+        expected = sum(len(by_distance.get(d, ())) for d in range(256, 250, -1))
+        assert len(got) == min(expected, NODES_RESULT_LIMIT)
+        nursery.cancel_scope.cancel()
+
+
+async def test_multi_message_nodes_answer_is_collected_by_total(autojump_clock: MockClock) -> None:
+    """A hand-driven peer answers with 16 records in 6 NODES messages of 3 (as chainsafe does)."""
+    net = MemoryNetwork()
+    peer_key = generate_private_key()
+    endpoint = net.open()
+    peer_enr = ENR.create(peer_key, seq=1, pairs={"ip": "127.0.0.1", "udp": endpoint.local_address[1]})
+    peer = Discv5Protocol(peer_key, peer_enr)
+    # Records at distance 256 from the peer: the first bit of the id differs.
+    records = []
+    while len(records) < 16:
+        candidate = make_enr(41000 + len(records))
+        assert candidate.node_id is not None and peer_enr.node_id is not None
+        if log_distance(peer_enr.node_id, candidate.node_id) == 256:
+            records.append(candidate)
+
+    async def serve() -> None:
+        while True:
+            data, addr = await endpoint.recvfrom()
+            for event in peer.receive(data, addr, trio.current_time()):
+                if isinstance(event, MessageReceived) and isinstance(event.message, FindNode):
+                    chunks = [records[i : i + 3] for i in range(0, 16, 3)]
+                    for chunk in chunks:
+                        nodes = Nodes(
+                            request_id=event.message.request_id, total=len(chunks), records=tuple(r.to_rlp() for r in chunk)
+                        )
+                        for out in peer.send_message(event.node_id, event.addr, nodes, now=trio.current_time()):
+                            await endpoint.sendto(out.data, out.addr)
+                elif hasattr(event, "data"):
+                    await endpoint.sendto(event.data, event.addr)  # type: ignore[attr-defined]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        a = await start_v5(net, nursery)
+        got = await a.find_node(peer_enr, (256,))
+        assert sorted(r.to_rlp() for r in got) == sorted(r.to_rlp() for r in records)
+        # Records at a distance nobody asked for are refused, not recorded.
+        got = await a.find_node(peer_enr, (255,))
+        assert got == []
+        assert a.statistics().bad_records == 16
+        nursery.cancel_scope.cancel()
+
+
+async def test_talkreq_gets_an_empty_talkresp(autojump_clock: MockClock) -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b = await start_v5(net, nursery), await start_v5(net, nursery)
+        assert await a.talk(b.enr, b"portal", b"hello") == b""
+        nursery.cancel_scope.cancel()
+
+
+async def test_unanswered_request_times_out(autojump_clock: MockClock) -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a = await start_v5(net, nursery, response_timeout=0.5)
+        started = trio.current_time()
+        assert await a.ping(make_enr(45000)) is None
+        assert trio.current_time() - started == 0.5
+        assert a.statistics().timeouts == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_v4_and_v5_share_one_socket(autojump_clock: MockClock) -> None:
+    """One port: v4 packets go to the v4 node, everything else to v5; both answer through it."""
+    net = MemoryNetwork()
+    key = generate_private_key()
+    shared = net.open()
+    demux = ProtocolDemux(shared, discv4.looks_like_v4)
+    both_v4 = DiscoveryV4(key, transport=demux.v4)
+    both_v5 = DiscoveryV5(key, transport=demux.v5)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(demux.run)
+        await nursery.start(both_v4.run)
+        await nursery.start(both_v5.run)
+        assert both_v4.enr is not None and both_v4.enr.to_rlp() == both_v5.enr.to_rlp()
+
+        v4_client = DiscoveryV4(generate_private_key(), transport=net.open())
+        await nursery.start(v4_client.run)
+        assert await v4_client.ping(both_v4.local_node) is not None
+        v5_client = await start_v5(net, nursery)
+        assert await v5_client.ping(both_v5.enr) is not None
+        # Garbage is neither: it reaches v5, which drops it and carries on.
+        await v5_client._socket.sendto(os.urandom(200), shared.local_address)  # type: ignore[union-attr]
+        await trio.sleep(0.1)
+        assert await v5_client.ping(both_v5.enr) is not None
+        assert demux.v4.received >= 1 and demux.v5.received >= 3
+        assert both_v4.statistics().bad_packets == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_whoareyou_flood_does_not_stop_the_node(autojump_clock: MockClock) -> None:
+    """Thousands of unknown-session packets from one address: answers are rate limited, service goes on."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        target = await start_v5(net, nursery)
+        flood_key = generate_private_key()
+        flood_enr = ENR.create(flood_key, seq=1, pairs={"ip": "127.0.0.9", "udp": 46000})
+        attacker = net.open("127.0.0.9", 46000)
+        for _ in range(2000):
+            # A fresh protocol each time, so every packet is a new session-less one that asks for a WHOAREYOU.
+            flooder = Discv5Protocol(flood_key, flood_enr)
+            for out in flooder.send_message(
+                target.node_id, ("127.0.0.1", target.port), FindNode(request_id=b"\x01", distances=(256,)),
+                target.enr, now=trio.current_time(),
+            ):
+                await attacker.sendto(out.data, out.addr)
+            await trio.sleep(0.0001)
+        stats = target.statistics()
+        assert stats.rate_limited > 0
+        # Answers (WHOAREYOUs) stayed within the per-IP budget, whatever the flood.
+        whoareyous = sum(1 for src, _dst, _ in net.sent if src == ("127.0.0.1", target.port))
+        # One node id at one IP: one WHOAREYOU per interval, over the flood's 0.2 s that is one.
+        assert whoareyous == 1
+        assert stats.rate_limited == 1999
+        client = await start_v5(net, nursery)
+        assert await client.ping(target.enr) is not None
+        nursery.cancel_scope.cancel()
