@@ -135,3 +135,19 @@ def js(node_tools: NodeTools) -> JsLauncher:
                         await pipe.aclose()
 
     return launch
+
+
+from typing import TYPE_CHECKING  # noqa: E402 (appended: the discv5 fixture below)
+
+if TYPE_CHECKING:
+    from discv5_network import ChainsafeDiscv5
+
+
+@pytest.fixture
+def chainsafe_discv5(js: JsLauncher) -> "ChainsafeDiscv5":
+    """@chainsafe/discv5 11.0.0 on 127.0.0.1 (see discv5_network.py): ``async with
+    chainsafe_discv5.network(20) as net:`` and ``await chainsafe_discv5.client(enr, requests=[[0]])``."""
+    # Imported here so that this file's other fixtures do not depend on the discv5 helper.
+    from discv5_network import ChainsafeDiscv5
+
+    return ChainsafeDiscv5(js)
