@@ -201,7 +201,7 @@ def records_of(answers: Sequence[Nodes]) -> list[bytes]:
     """Every record of a multi-message answer, each checked to decode and verify."""
     records = [record for nodes in answers for record in nodes.records]
     for nodes in answers:
-        good, bad = nodes.enrs()
+        _, bad = nodes.enrs()
         assert not bad, bad
     return records
 
