@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, update
+from sqlalchemy import Connection, Engine, bindparam, column, create_engine, event, inspect, select, table, true, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
@@ -34,6 +34,7 @@ from .errors import (
     UnsupportedDatabase,
 )
 from .models import Base, SchemaVersion
+from .store import CLASSIFICATION_COLUMNS, classification_columns
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -46,14 +47,57 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1  # bump with every model change, and add MIGRATIONS[old] for it
+SCHEMA_VERSION = 2  # bump with every model change, and add MIGRATIONS[old] for it
 BUSY_TIMEOUT = 5.0  # s, how long SQLite waits for another writer before "database is locked"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")  # the two with insert().on_conflict_do_update
 
 # A migration moves a database from version v (its key) to v + 1, inside the
 # caller's transaction.
 Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+# Schema v2 (discovery v5): the columns v1 lacks, as (table, column, DDL type).  Frozen
+# here rather than read from the models, so the step keeps meaning v1 -> v2 later on.
+# ADD COLUMN with a constant default works on SQLite and PostgreSQL alike.
+_V2_COLUMNS = (
+    ("nodes", "protocols", "TEXT NOT NULL DEFAULT ''"),
+    ("nodes", "layer", "TEXT"),
+    ("nodes", "execution_network", "TEXT"),
+    ("nodes", "eth2_fork_digest", "{blob}"),
+    ("nodes", "consensus_network", "TEXT"),
+    ("nodes", "consensus_fork", "TEXT"),
+    ("nodes", "attnets_count", "INTEGER"),
+    ("nodes", "syncnets_count", "INTEGER"),
+    ("sightings", "protocols", "TEXT NOT NULL DEFAULT ''"),
+    # Every v1 edge came from a discv4 NEIGHBORS reply.
+    ("edges", "protocols", "TEXT NOT NULL DEFAULT 'v4'"),
+)
+_BLOB_TYPES = {"sqlite": "BLOB", "postgresql": "BYTEA"}
+CLASSIFY_BATCH = 500  # rows per UPDATE statement while classifying a v1 database's ENRs
+
+
+def _migrate_v1_to_v2(conn: Connection) -> None:
+    """Add the v2 columns; mark what answered in v1 as "v4"; classify every stored ENR."""
+    blob = _BLOB_TYPES.get(conn.dialect.name, "BLOB")
+    for table_name, name, ddl in _V2_COLUMNS:
+        conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl.format(blob=blob)}")
+    nodes = table("nodes", column("node_id"), column("enr"), column("protocols"), *(column(c) for c in CLASSIFICATION_COLUMNS))
+    sightings = table("sightings", column("node_id"), column("responded"), column("protocols"))
+    # v1 crawled with discovery v4 only: whatever answered then answered over v4.
+    conn.execute(update(sightings).where(sightings.c.responded == true()).values(protocols="v4"))
+    answered = select(sightings.c.node_id).where(sightings.c.responded == true())
+    conn.execute(update(nodes).where(nodes.c.node_id.in_(answered)).values(protocols="v4"))
+    stored = conn.execute(select(nodes.c.node_id, nodes.c.enr).where(nodes.c.enr.is_not(None))).all()
+    statement = (
+        update(nodes)
+        .where(nodes.c.node_id == bindparam("target"))
+        .values({name: bindparam(name) for name in CLASSIFICATION_COLUMNS})
+    )
+    rows = [{"target": node_id, **classification_columns(enr)} for node_id, enr in stored]
+    for start in range(0, len(rows), CLASSIFY_BATCH):
+        conn.execute(statement, rows[start : start + CLASSIFY_BATCH])
+
+
+MIGRATIONS: dict[int, Migration] = {1: _migrate_v1_to_v2}
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ NODE_ID_SIZE = 32  # bytes
 PUBKEY_SIZE = 64  # bytes
 HASH_SIZE = 32  # bytes
 FORK_HASH_SIZE = 4  # bytes
+FORK_DIGEST_SIZE = 4  # bytes, consensus-layer fork digest
 IP_TEXT_SIZE = 45  # chars, the longest IPv6 text form
 # uint256 in decimal is 78 digits; total difficulty is stored as text so SQLite keeps it exact.
 BIG_UINT_TEXT_SIZE = 78
@@ -126,6 +127,16 @@ class Node(Base):
     enr_seq: Mapped[int | None]
     first_seen: Mapped[UTCTime]
     last_seen: Mapped[UTCTime]
+    # Schema v2.  Discovery protocols that ever answered ("v4", "v5", "v4,v5"; "" for none yet).
+    protocols: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Derived from ``enr`` by wire.classify whenever a newer ENR is stored; NULL without a readable ENR.
+    layer: Mapped[str | None] = mapped_column(Text)  # "execution" | "consensus" | "other"
+    execution_network: Mapped[str | None] = mapped_column(Text)  # from the ENR's eth fork id
+    eth2_fork_digest: Mapped[bytes | None] = mapped_column(LargeBinary(FORK_DIGEST_SIZE))
+    consensus_network: Mapped[str | None] = mapped_column(Text)
+    consensus_fork: Mapped[str | None] = mapped_column(Text)
+    attnets_count: Mapped[int | None] = mapped_column(Integer)
+    syncnets_count: Mapped[int | None] = mapped_column(Integer)
 
 
 class Sighting(Base):
@@ -139,6 +150,8 @@ class Sighting(Base):
     source: Mapped[str] = mapped_column(String(16))  # records.SOURCES
     responded: Mapped[bool] = mapped_column(Boolean, default=False)
     enr_received: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Schema v2: discovery protocols that answered the node in this crawl ("" for none).
+    protocols: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Edge(Base):
@@ -150,6 +163,8 @@ class Edge(Base):
     from_node: Mapped[NodeId] = mapped_column(ForeignKey("nodes.node_id"), primary_key=True)
     to_node: Mapped[NodeId] = mapped_column(ForeignKey("nodes.node_id"), primary_key=True)
     first_seen: Mapped[UTCTime]
+    # Schema v2: the discovery protocol(s) whose replies reported the edge ("v4", "v5", "v4,v5").
+    protocols: Mapped[str] = mapped_column(Text, default="v4", server_default="v4")
 
     __table_args__ = (Index("ix_edges_to_node", "to_node"),)
 

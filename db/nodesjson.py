@@ -10,7 +10,7 @@ publish it::
 
 Import keeps, for each node, the ENR with the higher seq (the record bytes are
 stored exactly as decoded from the text, so an export gives the same text
-back).  Export writes every node that has an ENR; ``score`` is the number of
+back) and classifies it (layer, consensus fork digest) as the crawl's store does.  Export writes every node that has an ENR; ``score`` is the number of
 crawls in which the node answered discovery.
 """
 
@@ -28,7 +28,7 @@ from ethcrawl.wire.errors import WireError
 
 from .errors import InvalidRecord
 from .models import Node, Sighting
-from .store import INT64_MAX, node_upsert
+from .store import INT64_MAX, classification_columns, node_upsert
 
 __all__ = ["ImportStats", "import_nodes_json", "export_nodes_json", "format_time", "parse_time"]
 
@@ -80,6 +80,9 @@ def _row(key: str, entry: Any, now: datetime) -> dict[str, Any]:
         "enr_seq": min(record.seq, INT64_MAX),
         "first_seen": min(first, last),
         "last_seen": last,
+        # A list says nothing about which discovery protocol answers; the crawl will.
+        "protocols": "",
+        **classification_columns(record.to_rlp()),
     }
 
 

@@ -12,7 +12,7 @@ it from failing a whole batch later.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from .errors import InvalidRecord
 
 __all__ = [
     "SOURCES",
+    "DISCOVERY_PROTOCOLS",
     "DIRECTIONS",
     "OUTCOMES",
     "CrawlStarted",
@@ -29,6 +30,7 @@ __all__ = [
     "DialRecord",
     "Record",
     "KnownNode",
+    "protocol_set",
     "CrawlSummary",
 ]
 
@@ -38,8 +40,12 @@ HASH_SIZE = 32  # bytes, block hashes
 FORK_HASH_SIZE = 4  # bytes, EIP-2124 CRC32
 MAX_PORT = 65535
 
-# How we first heard of a node in a crawl.  "database" is a node loaded with --from-db.
-SOURCES = ("bootnode", "neighbors", "inbound", "database")
+# How we first heard of a node in a crawl.  "database" is a node loaded with --from-db;
+# "neighbors" came in a discv4 NEIGHBORS reply, "nodes" in a discv5 NODES reply.
+SOURCES = ("bootnode", "neighbors", "inbound", "database", "nodes")
+# Discovery protocols a node can answer, in the order stored sets are written ("v4,v5").
+# store.py's SQL union of two such sets relies on there being exactly two.
+DISCOVERY_PROTOCOLS = ("v4", "v5")
 DIRECTIONS = ("outbound", "inbound")
 # Dial outcomes; the same strings as crawler.dialer.Outcome values.
 OUTCOMES = (
@@ -75,6 +81,14 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise InvalidRecord(f"{name} {value!r} is not one of {', '.join(choices)}")
 
 
+def protocol_set(protocols: Iterable[str]) -> str:
+    """Discovery protocols as stored: sorted, unique, comma-joined ("" for none); InvalidRecord on an unknown one."""
+    chosen = set(protocols)
+    for protocol in chosen:
+        _check_choice("discovery protocol", protocol, DISCOVERY_PROTOCOLS)
+    return ",".join(p for p in DISCOVERY_PROTOCOLS if p in chosen)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlStarted:
     """A crawl begins; ``store.begin_crawl`` turns it into a row and returns the crawl id."""
@@ -104,6 +118,9 @@ class NodeSeen:
 
     ``enr`` is the record exactly as received; the writer stores those bytes
     unchanged and replaces a stored ENR only by one with a higher ``enr_seq``.
+    ``protocols`` names the discovery protocols that answered the node, as far
+    as known when the record is made ("v4", "v5"); the store unions them, so a
+    later record with fewer never takes one away.
     """
 
     crawl_id: int
@@ -117,8 +134,10 @@ class NodeSeen:
     enr: bytes | None = None
     enr_seq: int | None = None
     responded: bool = False
+    protocols: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        protocol_set(self.protocols)
         _check_size("node_id", self.node_id, NODE_ID_SIZE)
         _check_size("pubkey", self.pubkey, PUBKEY_SIZE)
         _check_port("udp", self.udp)
@@ -133,14 +152,16 @@ class NodeSeen:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeSeen:
-    """In this crawl, node ``from_id`` returned ``to_id`` in a Neighbors answer."""
+    """In this crawl, node ``from_id`` returned ``to_id`` (discv4 NEIGHBORS or discv5 NODES, per ``protocol``)."""
 
     crawl_id: int
     from_id: bytes
     to_id: bytes
     seen_at: datetime
+    protocol: str = "v4"
 
     def __post_init__(self) -> None:
+        _check_choice("protocol", self.protocol, DISCOVERY_PROTOCOLS)
         _check_size("from_id", self.from_id, NODE_ID_SIZE)
         _check_size("to_id", self.to_id, NODE_ID_SIZE)
         _check_time("seen_at", self.seen_at)
@@ -212,6 +233,8 @@ class KnownNode:
     enr: bytes | None
     enr_seq: int | None
     last_seen: datetime
+    protocols: tuple[str, ...] = ()  # discovery protocols that ever answered it
+    layer: str | None = None  # wire.classify layer of its stored ENR; None without a readable one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,9 +16,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, case, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, case, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from ethcrawl.wire.classify import classify
+from ethcrawl.wire.enr import ENR
+from ethcrawl.wire.errors import WireError
 
 from .errors import InvalidRecord, UnsupportedDatabase
 from .models import Crawl, DialAttempt, Edge, Node, Sighting
@@ -28,18 +32,22 @@ from .records import (
     CrawlSummary,
     DialRecord,
     EdgeSeen,
+    DISCOVERY_PROTOCOLS,
     KnownNode,
     NodeSeen,
     Record,
+    protocol_set,
 )
 
 __all__ = [
     "INT64_MAX",
+    "CLASSIFICATION_COLUMNS",
+    "classification_columns",
     "begin_crawl",
     "write_records",
     "node_upsert",
     "sighting_upsert",
-    "edge_insert",
+    "edge_upsert",
     "finish_crawl",
     "load_known_nodes",
     "crawl_summary",
@@ -66,6 +74,49 @@ def _int64_or_none(value: int | None) -> int | None:
     if value is None or -INT64_MAX - 1 <= value <= INT64_MAX:
         return value
     return None
+
+
+# Node columns derived from the stored ENR (schema v2); rewritten only together with the ENR.
+CLASSIFICATION_COLUMNS = (
+    "layer", "execution_network", "eth2_fork_digest", "consensus_network", "consensus_fork",
+    "attnets_count", "syncnets_count",
+)  # fmt: skip
+
+
+def classification_columns(enr: bytes | None) -> dict[str, Any]:
+    """The classification columns for a stored ENR; all None when there is none or it does not decode.
+
+    The signature is not checked again: records reach the store verified (crawler,
+    nodes.json import), and an unverifiable one still says what it claims to be.
+    """
+    if enr is None:
+        return dict.fromkeys(CLASSIFICATION_COLUMNS)
+    try:
+        found = classify(ENR.from_rlp(enr, verify=False))
+    except WireError:
+        return dict.fromkeys(CLASSIFICATION_COLUMNS)
+    return {
+        "layer": found.layer,
+        "execution_network": found.execution_network,
+        "eth2_fork_digest": found.fork_digest,
+        "consensus_network": found.consensus_network,
+        "consensus_fork": found.consensus_fork,
+        "attnets_count": found.attnets_count,
+        "syncnets_count": found.syncnets_count,
+    }
+
+
+def union_protocols(old: Any, new: Any) -> ColumnElement[Any]:
+    """SQL for the union of two stored protocol sets ("", "v4", "v5", "v4,v5").
+
+    With exactly two protocols, two different non-empty sets always unite to
+    the full set, so a CASE does it on every dialect without string parsing.
+    """
+    full = literal(",".join(DISCOVERY_PROTOCOLS))
+    return case((old == new, old), (old == "", new), (new == "", old), else_=full)
+
+
+assert len(DISCOVERY_PROTOCOLS) == 2, "union_protocols relies on exactly two discovery protocols"
 
 
 def begin_crawl(session: Session, record: CrawlStarted) -> int:
@@ -95,8 +146,10 @@ class _NodeRow:
     enr_seq: int | None
     first_seen: Any
     last_seen: Any
+    protocols: set[str]
 
     def merge(self, seen: NodeSeen) -> None:
+        self.protocols.update(seen.protocols)
         if seen.seen_at >= self.last_seen:
             self.last_seen = seen.seen_at
             if seen.ip is not None:
@@ -121,6 +174,7 @@ def _node_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
                 enr_seq=seen.enr_seq,
                 first_seen=seen.seen_at,
                 last_seen=seen.seen_at,
+                protocols=set(seen.protocols),
             )
         else:
             row.merge(seen)
@@ -140,6 +194,9 @@ def _node_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
                 "enr_seq": seq,
                 "first_seen": row.first_seen,
                 "last_seen": row.last_seen,
+                "protocols": protocol_set(row.protocols),
+                # Computed for every row with an ENR; the upsert keeps it only if that ENR is stored.
+                **classification_columns(row.enr),
             }
         )
     # One order for every writer: concurrent upserts of overlapping rows then wait
@@ -161,13 +218,18 @@ def _sighting_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
                 "source": seen.source,
                 "responded": seen.responded,
                 "enr_received": seen.enr is not None,
+                "protocols": set(seen.protocols),
             }
         else:
             if seen.seen_at < row["first_seen"]:
                 row["first_seen"], row["source"] = seen.seen_at, seen.source
             row["responded"] = row["responded"] or seen.responded
             row["enr_received"] = row["enr_received"] or seen.enr is not None
-    return [merged[key] for key in sorted(merged)]
+            row["protocols"].update(seen.protocols)
+    rows = [merged[key] for key in sorted(merged)]
+    for row in rows:
+        row["protocols"] = protocol_set(row["protocols"])
+    return rows
 
 
 def _edge_rows(records: Iterable[EdgeSeen]) -> list[dict[str, Any]]:
@@ -181,10 +243,15 @@ def _edge_rows(records: Iterable[EdgeSeen]) -> list[dict[str, Any]]:
                 "from_node": edge.from_id,
                 "to_node": edge.to_id,
                 "first_seen": edge.seen_at,
+                "protocols": {edge.protocol},
             }
-        elif edge.seen_at < row["first_seen"]:
-            row["first_seen"] = edge.seen_at
-    return [merged[key] for key in sorted(merged)]
+        else:
+            row["first_seen"] = min(row["first_seen"], edge.seen_at)
+            row["protocols"].add(edge.protocol)
+    rows = [merged[key] for key in sorted(merged)]
+    for row in rows:
+        row["protocols"] = protocol_set(row["protocols"])
+    return rows
 
 
 def _dial_row(dial: DialRecord) -> dict[str, Any]:
@@ -225,7 +292,11 @@ def _dial_row(dial: DialRecord) -> dict[str, Any]:
 
 
 def node_upsert(dialect: str) -> Any:
-    """Insert nodes; on conflict keep the earliest first_seen, the latest address, the highest-seq ENR."""
+    """Insert nodes; on conflict keep the earliest first_seen, the latest address, the highest-seq ENR.
+
+    The classification columns follow the ENR (they change only when a newer one
+    is stored); the protocol set only grows.
+    """
     table = Node.__table__
     stmt = _insert_for(dialect, table)
     new = stmt.excluded
@@ -243,6 +314,8 @@ def node_upsert(dialect: str) -> Any:
             "enr_seq": case((newer_enr, new.enr_seq), else_=table.c.enr_seq),
             "first_seen": case((new.first_seen < table.c.first_seen, new.first_seen), else_=table.c.first_seen),
             "last_seen": case((later, new.last_seen), else_=table.c.last_seen),
+            "protocols": union_protocols(table.c.protocols, new.protocols),
+            **{name: case((newer_enr, new[name]), else_=table.c[name]) for name in CLASSIFICATION_COLUMNS},
         },
     )
     return stmt
@@ -261,16 +334,20 @@ def sighting_upsert(dialect: str) -> Any:
             "source": case((earlier, new.source), else_=table.c.source),
             "responded": or_(table.c.responded, new.responded),
             "enr_received": or_(table.c.enr_received, new.enr_received),
+            "protocols": union_protocols(table.c.protocols, new.protocols),
         },
     )
     return stmt
 
 
-def edge_insert(dialect: str) -> Any:
-    """Insert edges; an edge already recorded in the crawl is left as it is."""
+def edge_upsert(dialect: str) -> Any:
+    """Insert edges; an edge already recorded in the crawl keeps its row and only gains the new protocol."""
     table = Edge.__table__
-    return _insert_for(dialect, table).on_conflict_do_nothing(
-        index_elements=[table.c.crawl_id, table.c.from_node, table.c.to_node]
+    stmt = _insert_for(dialect, table)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.crawl_id, table.c.from_node, table.c.to_node],
+        set_={"protocols": union_protocols(table.c.protocols, new.protocols)},
     )
 
 
@@ -318,7 +395,7 @@ def write_records(session: Session, records: Sequence[Record]) -> int:
         written += len(node_rows) + len(sighting_rows)
     if edges:
         edge_rows = _edge_rows(edges)
-        session.execute(edge_insert(dialect), edge_rows)
+        session.execute(edge_upsert(dialect), edge_rows)
         written += len(edge_rows)
     if dials:
         session.execute(insert(DialAttempt), [_dial_row(d) for d in dials])
@@ -347,6 +424,8 @@ def load_known_nodes(session: Session, *, limit: int | None = None) -> list[Know
             enr=node.enr,
             enr_seq=node.enr_seq,
             last_seen=node.last_seen,
+            protocols=tuple(p for p in node.protocols.split(",") if p),
+            layer=node.layer,
         )
         for node in session.scalars(query)
     ]

@@ -31,7 +31,7 @@ from ethcrawl.db.errors import (
     UnsupportedDatabase,
 )
 from ethcrawl.db.models import Base, Crawl, SchemaVersion, Sighting
-from ethcrawl.db.store import edge_insert, node_upsert, sighting_upsert
+from ethcrawl.db.store import edge_upsert, node_upsert, sighting_upsert
 
 TABLES = {"schema_version", "crawls", "nodes", "sightings", "edges", "dial_attempts"}
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -313,7 +313,7 @@ def test_schema_and_upserts_compile_for(dialect: object) -> None:
     name = dialect.name  # type: ignore[attr-defined]
     assert "ON CONFLICT (node_id) DO UPDATE" in str(node_upsert(name).compile(dialect=dialect))
     assert "ON CONFLICT (crawl_id, node_id) DO UPDATE" in str(sighting_upsert(name).compile(dialect=dialect))
-    assert "ON CONFLICT (crawl_id, from_node, to_node) DO NOTHING" in str(edge_insert(name).compile(dialect=dialect))
+    assert "ON CONFLICT (crawl_id, from_node, to_node) DO UPDATE" in str(edge_upsert(name).compile(dialect=dialect))
 
 
 def test_tables_have_the_query_indexes() -> None:
