@@ -635,13 +635,13 @@ def table(timer: PrimitiveTimer, figures: Sequence[Figure], as_called: dict[str,
     for name, cost in (as_called or {}).items():
         out.write(f"  ({name}: {cost.cpu * 1e6:.1f} us)\n")
     out.write(
-        f"\n  {'figure':46s} {'value':>8s} {'unit':13s} {'wall/op':>9s} {'CPU/op':>9s} {'crypto':>9s} {'ratio':>5s}"
+        f"\n  {'figure':40s} {'value':>6s} {'unit':13s} {'wall/op':>10s} {'CPU/op':>10s} {'crypto':>10s} {'ratio':>5s}"
         "  crypto counted (both sides)\n"
     )
     for f in figures:
         out.write(
-            f"  {f.name:46s} {f.per_second:8,.0f} {f.unit:13s} {f.cost.wall * 1e6:7.1f}us {f.cost.cpu * 1e6:7.1f}us"
-            f" {f.crypto.cpu * 1e6:7.1f}us {f.ratio:5.2f}  {f.counted}\n"
+            f"  {f.name:40s} {f.per_second:6,.0f} {f.unit:13s} {f.cost.wall * 1e6:8.1f}us {f.cost.cpu * 1e6:8.1f}us"
+            f" {f.crypto.cpu * 1e6:8.1f}us {f.ratio:5.2f}  {f.counted}\n"
         )
     return out.getvalue()
 
