@@ -18,7 +18,9 @@ from networkx import generate_graphml
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
-from ethcrawl.db.queries import NodeReport, client_shares, crawl_history, edge_list, histogram, node_reports, responders
+from ethcrawl.db.queries import (
+    NodeReport, client_shares, crawl_history, edge_list, edge_table, histogram, layer_counts, node_reports, responders,
+)  # fmt: skip
 from ethcrawl.db.topology import analyse, build_graph
 from ethcrawl.wire.chains import CHAINS, chain_by_network_id
 from ethcrawl.wire.enode import Node, format_enode
@@ -33,7 +35,11 @@ CSV_COLUMNS = (
     "node_id", "enode", "ip", "udp_port", "tcp_port", "enr_seq", "client_id", "client_name", "client_version",
     "os", "arch", "runtime", "capabilities", "network_id", "network", "fork_hash", "fork_next", "fork_name",
     "synced", "first_seen", "last_seen", "last_outcome",
+    # Schema v2 (discovery v5): protocols that ever answered, and what the node's ENR says.
+    "layer", "protocols", "execution_network", "eth2_fork_digest", "consensus_network", "consensus_fork",
+    "attnets_count", "syncnets_count",
 )  # fmt: skip
+EDGE_CSV_COLUMNS = ("from_node", "to_node", "protocols")  # same rule: append only
 
 db_option = click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
 
@@ -107,6 +113,14 @@ def csv_row(report: NodeReport) -> dict[str, Any]:
         "first_seen": _iso(report.first_seen),
         "last_seen": _iso(report.last_seen),
         "last_outcome": report.last_outcome,
+        "layer": report.layer,
+        "protocols": report.protocols,
+        "execution_network": report.execution_network,
+        "eth2_fork_digest": report.eth2_fork_digest.hex() if report.eth2_fork_digest is not None else None,
+        "consensus_network": report.consensus_network,
+        "consensus_fork": report.consensus_fork,
+        "attnets_count": report.attnets_count,
+        "syncnets_count": report.syncnets_count,
     }
 
 
@@ -119,7 +133,13 @@ def export_group() -> None:
 @db_option
 @click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
 def export_csv(db_url: str, out: str) -> None:
-    """One row per node with its latest client, chain and dial outcome (ISO 8601 UTC times)."""
+    """One row per node with its latest client, chain and dial outcome (ISO 8601 UTC times).
+
+    The last columns come from discovery: the protocols that ever answered the
+    node ("v4", "v5", "v4,v5"), and its ENR's layer (execution, consensus,
+    other), execution network, consensus fork digest, network and fork, and
+    attnets/syncnets subnet counts.  Columns are only ever appended.
+    """
     with _database(db_url) as db, db.session() as session:
         reports = node_reports(session)
     with _output(out) as handle:
@@ -297,21 +317,70 @@ def query_topology(db_url: str, fmt: str, crawl_id: int | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "graphml"]), default="csv", show_default=True)
 @click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
 def export_edges(db_url: str, crawl_id: int | None, fmt: str, out: str) -> None:
-    """The crawl's "A returned B" edges, as CSV (from_node,to_node) or GraphML."""
+    """The crawl's "A returned B" edges, as CSV (from_node,to_node,protocols) or GraphML.
+
+    ``protocols`` says which discovery protocol's replies reported the edge:
+    v4 (NEIGHBORS), v5 (NODES) or v4,v5; GraphML carries it as an edge attribute.
+    """
     wanted = crawl_id
     with _database(db_url) as db, db.session() as session:
-        crawl_id, edges = edge_list(session, crawl_id)
+        crawl_id, edges = edge_table(session, crawl_id)
     if crawl_id is None:
         raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
     with _output(out) as handle:
         if fmt == "csv":
             writer = csv.writer(handle)
-            writer.writerow(["from_node", "to_node"])
-            writer.writerows((a.hex(), b.hex()) for a, b in edges)
+            writer.writerow(EDGE_CSV_COLUMNS)
+            writer.writerows((a.hex(), b.hex(), protocols) for a, b, protocols in edges)
         else:
-            graph = build_graph([(a.hex(), b.hex()) for a, b in edges])  # type: ignore[misc]
+            graph = build_graph([(a.hex(), b.hex()) for a, b, _ in edges])  # type: ignore[misc]
+            for a, b, protocols in edges:
+                graph.edges[a.hex(), b.hex()]["protocols"] = protocols
             for line in generate_graphml(graph):
                 handle.write(line + "\n")
+
+
+# Order of the layers in ``query layers``; None is a node without a readable ENR.
+_LAYER_ORDER = ("execution", "consensus", "other", None)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / (whole or 1):.1f}%"
+
+
+@query_group.command("layers")
+@db_option
+@format_option
+def query_layers(db_url: str, fmt: str) -> None:
+    """Nodes by layer (from each node's stored ENR), split by discovery protocols and network.
+
+    For each layer -- execution (ENR has an eth entry), consensus (eth2 entry),
+    other (neither), unknown (no readable ENR) -- one "all" row (share of every
+    node), then its nodes by the set of discovery protocols that ever answered
+    them (v4, v5, v4,v5, none); consensus nodes by network/fork from their fork
+    digest (unknown digests as hex), execution nodes by network from their fork
+    id.  Shares below the "all" row are within the layer.
+    """
+    with _database(db_url) as db, db.session() as session:
+        counts = layer_counts(session)
+    total = sum(n for _, _, n in counts.by_protocols)
+    rows: list[dict[str, Any]] = []
+    for layer in _LAYER_ORDER:
+        label = layer or "unknown"
+        split = [(p, n) for lay, p, n in counts.by_protocols if lay == layer]
+        in_layer = sum(n for _, n in split)
+        if not in_layer:
+            continue
+        rows.append({"layer": label, "by": "all", "value": "", "nodes": in_layer, "share": _share(in_layer, total)})
+        rows += [{"layer": label, "by": "protocols", "value": p or "none", "nodes": n, "share": _share(n, in_layer)} for p, n in split]
+        if layer == "consensus":
+            for network, fork, digest, n in counts.consensus:
+                value = f"{network}/{fork}" if network else f"unknown ({digest.hex() if digest else 'unreadable eth2'})"
+                rows.append({"layer": label, "by": "fork", "value": value, "nodes": n, "share": _share(n, in_layer)})
+        if layer == "execution":
+            for network, n in counts.execution:
+                rows.append({"layer": label, "by": "network", "value": network or "unknown", "nodes": n, "share": _share(n, in_layer)})
+    _emit_rows(rows, fmt)
 
 
 def _classified(reports: list[NodeReport]) -> list[tuple[NodeReport, dict[str, Any]]]:

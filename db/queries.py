@@ -16,7 +16,7 @@ from .models import Crawl, DialAttempt, Edge, Node, Sighting
 
 __all__ = [
     "NodeReport", "node_reports", "client_shares", "histogram", "DIMENSIONS", "CrawlRow", "crawl_history",
-    "edge_list", "responders",
+    "edge_list", "edge_table", "responders", "LayerCounts", "layer_counts",
 ]
 
 
@@ -44,6 +44,15 @@ class NodeReport:
     fork_hash: bytes | None
     fork_next: int | None
     synced: bool | None
+    # Schema v2: discovery protocols that ever answered ("v4,v5"), and the stored ENR's classification.
+    protocols: str = ""
+    layer: str | None = None
+    execution_network: str | None = None
+    eth2_fork_digest: bytes | None = None
+    consensus_network: str | None = None
+    consensus_fork: str | None = None
+    attnets_count: int | None = None
+    syncnets_count: int | None = None
 
 
 def _latest_dials() -> Subquery:
@@ -84,6 +93,14 @@ def node_reports(session: Session) -> list[NodeReport]:
                 fork_hash=dial.fork_hash if dial else None,
                 fork_next=dial.fork_next if dial else None,
                 synced=dial.synced if dial else None,
+                protocols=node.protocols,
+                layer=node.layer,
+                execution_network=node.execution_network,
+                eth2_fork_digest=node.eth2_fork_digest,
+                consensus_network=node.consensus_network,
+                consensus_fork=node.consensus_fork,
+                attnets_count=node.attnets_count,
+                syncnets_count=node.syncnets_count,
             )
         )
     return reports
@@ -147,19 +164,69 @@ def crawl_history(session: Session) -> list[CrawlRow]:
     ]
 
 
-def edge_list(session: Session, crawl_id: int | None = None) -> tuple[int | None, list[tuple[bytes, bytes]]]:
-    """(crawl id, [(from, to), ...]) of one crawl: the given one, else the latest; (None, []) if there is none."""
+def edge_table(session: Session, crawl_id: int | None = None) -> tuple[int | None, list[tuple[bytes, bytes, str]]]:
+    """(crawl id, [(from, to, protocols), ...]) of one crawl: the given one, else the latest; (None, []) if none."""
     if crawl_id is None:
         crawl_id = session.scalar(select(func.max(Crawl.id)))
     elif session.get(Crawl, crawl_id) is None:
         return None, []
     if crawl_id is None:
         return None, []
-    query = select(Edge.from_node, Edge.to_node).where(Edge.crawl_id == crawl_id).order_by(Edge.from_node, Edge.to_node)
-    return crawl_id, [(bytes(a), bytes(b)) for a, b in session.execute(query)]
+    query = (
+        select(Edge.from_node, Edge.to_node, Edge.protocols)
+        .where(Edge.crawl_id == crawl_id)
+        .order_by(Edge.from_node, Edge.to_node)
+    )
+    return crawl_id, [(bytes(a), bytes(b), str(p)) for a, b, p in session.execute(query)]
+
+
+def edge_list(session: Session, crawl_id: int | None = None) -> tuple[int | None, list[tuple[bytes, bytes]]]:
+    """(crawl id, [(from, to), ...]) of one crawl: the given one, else the latest; (None, []) if there is none."""
+    crawl_id, edges = edge_table(session, crawl_id)
+    return crawl_id, [(a, b) for a, b, _ in edges]
 
 
 def responders(session: Session, crawl_id: int) -> set[bytes]:
     """Nodes that answered discovery in the crawl."""
     query = select(Sighting.node_id).where(Sighting.crawl_id == crawl_id, Sighting.responded.is_(True))
     return {bytes(n) for n in session.scalars(query)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerCounts:
+    """Every node by layer (None: no readable ENR), split three ways; each list largest first."""
+
+    # (layer, protocols that ever answered -- "" for none, nodes)
+    by_protocols: list[tuple[str | None, str, int]]
+    # consensus nodes: (network, fork, fork digest, nodes); network and fork None for an unknown digest
+    consensus: list[tuple[str | None, str | None, bytes | None, int]]
+    # execution nodes: (network from the ENR's fork id, nodes)
+    execution: list[tuple[str | None, int]]
+
+
+def layer_counts(session: Session) -> LayerCounts:
+    """Node counts by layer and discovery protocols, consensus by network/fork, execution by network."""
+    by_protocols = [
+        (layer, str(protocols), int(count))
+        for layer, protocols, count in session.execute(
+            select(Node.layer, Node.protocols, func.count()).group_by(Node.layer, Node.protocols)
+        )
+    ]
+    consensus = [
+        (network, fork, None if digest is None else bytes(digest), int(count))
+        for network, fork, digest, count in session.execute(
+            select(Node.consensus_network, Node.consensus_fork, Node.eth2_fork_digest, func.count())
+            .where(Node.layer == "consensus")
+            .group_by(Node.consensus_network, Node.consensus_fork, Node.eth2_fork_digest)
+        )
+    ]
+    execution = [
+        (network, int(count))
+        for network, count in session.execute(
+            select(Node.execution_network, func.count()).where(Node.layer == "execution").group_by(Node.execution_network)
+        )
+    ]
+    by_protocols.sort(key=lambda r: (-r[2], str(r[0]), r[1]))
+    consensus.sort(key=lambda r: (-r[3], str(r[0]), str(r[1]), r[2] or b""))
+    execution.sort(key=lambda r: (-r[1], str(r[0])))
+    return LayerCounts(by_protocols=by_protocols, consensus=consensus, execution=execution)
