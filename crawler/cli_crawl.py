@@ -25,8 +25,8 @@ from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 
-from .bootnodes import NETWORKS, bootnodes, parse_seed
-from .crawl import CrawlOptions, CrawlProgress, run_crawl
+from .bootnodes import NETWORKS, bootnodes, parse_seed, v5_bootnodes
+from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig, DiscoveryV4
 
@@ -87,7 +87,7 @@ def _progress_table(p: CrawlProgress) -> Table:
         f"discovered [bold]{s.discovered}[/]",
         f"queued {s.queued}",
         f"in flight {s.in_flight}",
-        f"answered {s.responded}/{s.visited}",
+        f"answered {s.responded}/{s.visited} (v4 {s.answered_v4}, v5 {s.answered_v5})",
         f"edges {s.edges}",
         f"dials ok [green]{p.dials_ok}[/] failed [red]{p.dials_failed}[/] in flight {s.dials_in_flight}",
     )
@@ -132,7 +132,10 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--udp", "udp", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address.")
 @click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx.")
 @click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json).")
-@click.option("--timeout", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Discovery response timeout (s).")
+@click.option("--timeout", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Discovery v4 response timeout (s).")
+@click.option("--v5-timeout", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first).")
+@click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way.")
+@click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports).")
 def crawl_command(
     network: str | None,
     bootnode_urls: tuple[str, ...],
@@ -145,13 +148,26 @@ def crawl_command(
     no_dial: bool,
     timeout: float,
     from_db: bool,
+    v5_timeout: float,
+    discovery: str,
+    dial_all: bool,
 ) -> None:
-    """Walk the discovery v4 DHT, dial every node over RLPx, store everything in the database."""
+    """Walk the discovery v4 and v5 DHTs, dial execution-layer nodes over RLPx, store everything in the database.
+
+    Seeds: every --bootnode (enode:// URLs are walked over v4; enr: records over v4 and v5), the database's nodes
+    with --from-db, and the built-in bootnodes of --network (go-ethereum's v4 list, and its v5 ENRs for v5).
+    """
     seeds = _seeds(bootnode_urls)
     if from_db:
         seeds += _database_seeds(db_url)
     if network is not None or not seeds:
-        seeds += bootnodes(network or "mainnet")
+        if discovery in ("v4", "both"):
+            seeds += bootnodes(network or "mainnet")
+        if discovery in ("v5", "both"):
+            # go-ethereum ships one v5 list (the consensus-layer bootnodes) for every network.
+            seeds += v5_bootnodes()
+    if discovery == "v5" and not any(isinstance(seed, ENR) for seed in seeds):
+        raise click.BadParameter("a v5 crawl needs at least one enr: seed (enode URLs carry no record)", param_hint="--bootnode")
     udp_host, udp_port = _host_port(udp)
     options = CrawlOptions(
         seeds=tuple(seeds),
@@ -164,6 +180,9 @@ def crawl_command(
         listen_port=udp_port,
         rlpx_listen=_host_port(listen) if listen else None,
         response_timeout=timeout,
+        v5_response_timeout=v5_timeout,
+        discovery=discovery,
+        dial_all=dial_all,
     )
     try:
         db = open_database(db_url)

@@ -5,7 +5,9 @@ The task tree (every task in a nursery you can see here)::
     run_crawl
     ├── writer            (db.writer.run_writer: the one task that writes SQL)
     └── crawl scope       (--duration deadline; SIGINT/SIGTERM cancel it)
-        ├── discovery     (DiscoveryV4.run: the UDP socket)
+        ├── udp demux     (ProtocolDemux.run: one UDP socket, v4 packets one way, the rest the other)
+        ├── discovery v4  (DiscoveryV4.run on the v4 lane)
+        ├── discovery v5  (DiscoveryV5.run on the v5 lane)
         ├── rlpx listener (--listen: inbound sessions, recorded like dials)
         ├── progress      (a drift-free ``sleep_until`` loop calling on_progress)
         └── engine        (Crawler.run: ends when nothing is left to do)
@@ -31,6 +33,7 @@ from ethcrawl.db.engine import Database
 from ethcrawl.db.records import CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
 from ethcrawl.db.store import crawl_summary
 from ethcrawl.db.writer import begin_crawl, run_writer
+from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
@@ -39,15 +42,19 @@ from ethcrawl.wire.rlpx.session import PeerSession
 
 from .dialer import DialConfig, DialResult, dial, local_hello, serve_session
 from .discovery import DiscoveryConfig, DiscoveryV4
+from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from .engine import CrawlConfig, Crawler, CrawlStats
 from .targets import TargetTable
+from .udp import ProtocolDemux, open_udp_socket
 
-__all__ = ["CrawlOptions", "run_crawl", "dial_record", "CrawlProgress"]
+__all__ = ["CrawlOptions", "run_crawl", "dial_record", "CrawlProgress", "DISCOVERY_MODES"]
 
 log = logging.getLogger(__name__)
 
 RECORD_BUFFER = 1024  # records in flight to the writer; back-pressure beyond that
 PROGRESS_INTERVAL = 1.0  # s
+# What ``--discovery`` may say: which DHTs are walked.  Our node serves both on its one port whatever is walked.
+DISCOVERY_MODES = ("v4", "v5", "both")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +70,14 @@ class CrawlOptions:
     rlpx_listen: tuple[str, int] | None = None
     response_timeout: float = DiscoveryConfig().response_timeout
     dial_timeout: float = DialConfig().handshake_timeout
+    discovery: str = "both"
+    dial_all: bool = False
+    # v5 replies may need a whole handshake first, so they get their own (longer) timeout.
+    v5_response_timeout: float = DiscoveryV5Config().response_timeout
+
+    def __post_init__(self) -> None:
+        if self.discovery not in DISCOVERY_MODES:
+            raise ValueError(f"discovery must be one of {', '.join(DISCOVERY_MODES)}, got {self.discovery!r}")
 
     def parameters(self) -> dict[str, object]:
         """What is stored with the crawl row (JSON)."""
@@ -170,25 +185,41 @@ async def run_crawl(
         result = await dial(node, key, config=dial_config, wall_clock=wall_clock)
         await record_dial(result, node)
 
+    crawl_v4 = options.discovery in ("v4", "both")
+    crawl_v5 = options.discovery in ("v5", "both")
     async with trio.open_nursery() as outer:
         await outer.start(run_writer, db, receive)
-        async with send:
+        async with send, await open_udp_socket(options.listen_host, options.listen_port) as udp_socket:
+            # One port for both protocols, as go-ethereum does: peers that know us over
+            # v4 find the same endpoint in our ENR for v5.
+            demux = ProtocolDemux(udp_socket, discv4.looks_like_v4)
+            tcp_port = options.rlpx_listen[1] if options.rlpx_listen else 0
             discovery = DiscoveryV4(
                 key,
                 host=options.listen_host,
-                port=options.listen_port,
-                tcp_port=options.rlpx_listen[1] if options.rlpx_listen else 0,
+                tcp_port=tcp_port,
                 config=DiscoveryConfig(response_timeout=options.response_timeout),
                 wall_clock=wall_clock,
+                transport=demux.v4,
+            )
+            discovery_v5 = DiscoveryV5(
+                key,
+                host=options.listen_host,
+                tcp_port=tcp_port,
+                config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
+                transport=demux.v5,
             )
             crawler = Crawler(
-                discovery,
+                discovery if crawl_v4 else None,
                 TargetTable.default(),
                 send,
                 crawl_id=crawl_id,
-                config=CrawlConfig(concurrency=options.concurrency, dial_concurrency=options.dial_concurrency),
+                config=CrawlConfig(
+                    concurrency=options.concurrency, dial_concurrency=options.dial_concurrency, dial_all=options.dial_all
+                ),
                 dialer=dialer if options.dial else None,
                 wall_clock=wall_clock,
+                discovery_v5=discovery_v5 if crawl_v5 else None,
             )
             started = trio.current_time()
             with trio.CancelScope() as crawl_scope:
@@ -199,10 +230,12 @@ async def run_crawl(
                         nursery.start_soon(_cancel_on_signal, crawl_scope)
                     if options.rlpx_listen is not None:
                         # Bound first, so that our ENR and Pongs advertise the real TCP port.
-                        discovery.tcp_port = await nursery.start(
+                        discovery.tcp_port = discovery_v5.tcp_port = await nursery.start(
                             _serve_inbound, options.rlpx_listen, key, dial_config, crawl_id, send, record_dial, wall_clock
                         )
+                    nursery.start_soon(demux.run)
                     await nursery.start(discovery.run)
+                    await nursery.start(discovery_v5.run)
                     if on_ready is not None:
                         on_ready(discovery)
 
@@ -219,13 +252,17 @@ async def run_crawl(
                         # Listening crawls keep accepting inbound peers until --duration.
                         await trio.sleep_forever()
                     nursery.cancel_scope.cancel()
-            d, c = discovery.statistics(), crawler.statistics()
+            d, d5, c = discovery.statistics(), discovery_v5.statistics(), crawler.statistics()
             # key=value so benchmarks and operators can read the crawl's work off the log.
             log.info(
                 "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
-                "responded=%d edges=%d dials=%d",
+                "responded=%d edges=%d dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
+                "v5_rate_limited=%d v5_timeouts=%d v5_bad_records=%d v5_handshakes=%d answered_v4=%d answered_v5=%d "
+                "lane_overflow=%d",
                 d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
-                c.responded, c.edges, c.dials_started,
+                c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
+                d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
+                c.answered_v5, demux.v4.overflowed + demux.v5.overflowed,
             )
             if crawl_scope.cancelled_caught:
                 log.info("crawl stopped early (duration or signal); saving what was learned")

@@ -1,9 +1,11 @@
 """A loopback network of virtual devp2p nodes in one process: ``ethcrawl devnet``.
 
-Each node is a real discovery v4 endpoint (our :class:`DiscoveryV4` on its own
-UDP socket) plus, unless it is meant to be unreachable, an RLPx listener on
-the same port number that answers Hello, eth Status and the head header the
-way execution clients do.  All nodes share one trio event loop, so thousands
+Each node is a real discovery v4 and v5 endpoint (our :class:`DiscoveryV4`
+and :class:`DiscoveryV5` sharing its one UDP socket, as go-ethereum does; its
+ENR carries the ``eth`` fork id of its chain) plus, unless it is meant to be
+unreachable, an RLPx listener on the same port number that answers Hello, eth
+Status and the head header the way execution clients do.  Pre-EIP-868 nodes
+(``Kind.NO_ENR``) speak v4 only, as such old clients do.  All nodes share one trio event loop, so thousands
 fit in one process on one core; nodes spread over 127.0.0.1, 127.0.0.2, ...
 (``NODES_PER_ADDRESS`` each) so ports do not run out.
 
@@ -34,13 +36,13 @@ from ipaddress import ip_address
 from typing import Any
 
 import trio
-from ethcrawl.wire import rlpcodec
+from ethcrawl.wire import discv4, rlpcodec
 from ethcrawl.wire.chains import CHAINS, Chain
 from ethcrawl.wire.crypto import PrivateKey, keccak256, node_id_from_pubkey, pubkey_from_private
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.errors import WireError
 from ethcrawl.wire.eth import BlockHeader, BlockHeaders, GetBlockHeaders, Status, Status66, Status69
-from ethcrawl.wire.forkid import fork_id
+from ethcrawl.wire.forkid import ForkId, fork_id
 from ethcrawl.wire.p2p import Capability, DisconnectReason, Hello
 from ethcrawl.wire.rlpx import session as rlpx_session
 from ethcrawl.wire.rlpx.connection import RLPxConnection
@@ -48,8 +50,9 @@ from ethcrawl.wire.rlpx.session import PeerSession
 
 from .devnet_clients import NIMBUS, choose_client
 from .discovery import DiscoveryConfig, DiscoveryV4
+from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from .session_stream import SessionStream
-from .udp import UDPSocket, open_udp_socket
+from .udp import ProtocolDemux, UDPSocket, open_udp_socket
 
 __all__ = [
     "EXPECTED_OUTCOME",
@@ -331,8 +334,12 @@ class _ChainHead:
     header: BlockHeader
     td: int
 
+    @property
+    def fork_id(self) -> ForkId:
+        return fork_id(self.chain, self.header.number, self.header.timestamp)
+
     def status(self, eth_version: int) -> Status:
-        fid = fork_id(self.chain, self.header.number, self.header.timestamp)
+        fid = self.fork_id
         if eth_version >= 69:
             return Status69(
                 version=eth_version, network_id=self.chain.network_id, genesis=self.chain.genesis_hash,
@@ -370,7 +377,18 @@ class DevnetNode:
         self._head = heads[spec.network]
         delay = SLOW_REPLY_DELAY if spec.kind is Kind.SLOW else 0.0
         self._config = DiscoveryConfig(serve_enr_requests=spec.kind is not Kind.NO_ENR, reply_delay=delay)
+        self._v5_config = DiscoveryV5Config(reply_delay=delay)
         self._discovery: DiscoveryV4 | None = None
+        self._discovery_v5: DiscoveryV5 | None = None
+
+    @property
+    def speaks_v5(self) -> bool:
+        return self.spec.kind is not Kind.NO_ENR
+
+    @property
+    def discovery_v5(self) -> DiscoveryV5 | None:
+        """The node's v5 side (None for v4-only nodes, or before ``run``)."""
+        return self._discovery_v5
 
     @property
     def discovery(self) -> DiscoveryV4:
@@ -387,10 +405,21 @@ class DevnetNode:
         port = udp.local_address[1]
         try:
             async with trio.open_nursery() as nursery:
+                demux = ProtocolDemux(udp, discv4.looks_like_v4, serve_v5=self.speaks_v5)
+                nursery.start_soon(demux.run)
+                # Execution clients publish their chain's fork id in the record (EIP-2124's ENR entry).
+                extra = {"eth": [self._head.fork_id]}
                 self._discovery = DiscoveryV4(
-                    self._key, host=self.spec.host, port=port, tcp_port=port, config=self._config, transport=udp
+                    self._key, host=self.spec.host, port=port, tcp_port=port, config=self._config,
+                    transport=demux.v4, enr_extra=extra,
                 )
                 await nursery.start(self._discovery.run)
+                if self.speaks_v5:
+                    self._discovery_v5 = DiscoveryV5(
+                        self._key, host=self.spec.host, port=port, tcp_port=port, config=self._v5_config,
+                        transport=demux.v5, enr_extra=extra,
+                    )
+                    await nursery.start(self._discovery_v5.run)
                 if listener is not None:
                     nursery.start_soon(trio.serve_listeners, self._serve_rlpx, [listener])
                 task_status.started(port)
@@ -493,6 +522,7 @@ class DevnetNode:
             "network": spec.network,
             "network_id": CHAINS[spec.network].network_id,
             "table": list(spec.known),
+            "protocols": ["v4", "v5"] if self.speaks_v5 else ["v4"],
         }
 
 
@@ -566,6 +596,10 @@ async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devne
         for node in nodes:
             for j in node.spec.known:
                 node.discovery.table.add_verified(nodes[j].node)
+                # A v5 table holds only nodes that speak v5: same neighbours, minus the v4-only ones.
+                v5, known = node.discovery_v5, nodes[j].discovery_v5
+                if v5 is not None and known is not None:
+                    v5.add_to_table(known.enr)
         log.info("devnet up nodes=%d network=%s seed=%d", len(nodes), config.network, config.seed)
         task_status.started(Devnet(plan=plan, nodes=nodes))
 

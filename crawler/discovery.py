@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_address
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Mapping
 
 import trio
 
@@ -135,8 +135,10 @@ class DiscoveryV4:
         wall_clock: Callable[[], float] = time.time,
         enr_seq: int = 1,
         transport: DatagramTransport | None = None,
+        enr_extra: Mapping[str, object] | None = None,
     ) -> None:
         self.private_key = private_key
+        self._enr_extra = enr_extra
         self.pubkey = pubkey_from_private(private_key)
         self.node_id = node_id_from_pubkey(self.pubkey)
         self.host = host
@@ -193,7 +195,9 @@ class DiscoveryV4:
             await self._receive_loop(transport)
 
     def _make_enr(self) -> ENR:
-        return make_local_enr(self.private_key, self.host, self.port, self.tcp_port, seq=self._enr_seq)
+        return make_local_enr(
+            self.private_key, self.host, self.port, self.tcp_port, seq=self._enr_seq, extra=self._enr_extra
+        )
 
     @property
     def local_node(self) -> Node:
@@ -533,12 +537,15 @@ class DiscoveryV4:
             self._counts["unsolicited"] += 1
 
 
-def make_local_enr(private_key: PrivateKey, host: str, udp: int, tcp: int, *, seq: int) -> ENR:
+def make_local_enr(
+    private_key: PrivateKey, host: str, udp: int, tcp: int, *, seq: int, extra: Mapping[str, object] | None = None
+) -> ENR:
     """Our signed record: the one discovery v4 serves and discovery v5 hands over in handshakes.
 
     Both protocols build it from the same inputs, so they advertise the same
     bytes.  An unspecified listen address (0.0.0.0, ::) is not an address
-    anyone can reach, so the record then carries ports only.
+    anyone can reach, so the record then carries ports only.  ``extra`` adds
+    entries such as an execution client's ``eth`` fork id.
     """
     ip = ip_address(host)
     pairs: dict[str, object] = {"id": "v4", "secp256k1": pubkey_from_private(private_key)}
@@ -546,6 +553,7 @@ def make_local_enr(private_key: PrivateKey, host: str, udp: int, tcp: int, *, se
     if not ip.is_unspecified:
         pairs["ip" if v4 else "ip6"] = ip
     pairs.update({"udp" if v4 else "udp6": udp, "tcp" if v4 else "tcp6": tcp})
+    pairs.update(extra or {})
     return ENR.create(private_key, seq=seq, pairs=pairs)
 
 

@@ -26,7 +26,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Callable
+from typing import Callable, Mapping
 
 import trio
 
@@ -138,8 +138,10 @@ class DiscoveryV5:
         enr_seq: int = 1,
         transport: DatagramTransport | None = None,
         rng: Callable[[int], bytes] = os.urandom,
+        enr_extra: Mapping[str, object] | None = None,
     ) -> None:
         self.private_key = private_key
+        self._enr_extra = enr_extra
         self.node_id = node_id_from_pubkey(pubkey_from_private(private_key))
         self.host = host
         self.port = port
@@ -170,7 +172,9 @@ class DiscoveryV5:
         if not self.tcp_port:
             self.tcp_port = self.port
         self._socket = transport
-        enr = make_local_enr(self.private_key, self.host, self.port, self.tcp_port, seq=self._enr_seq)
+        enr = make_local_enr(
+            self.private_key, self.host, self.port, self.tcp_port, seq=self._enr_seq, extra=self._enr_extra
+        )
         self._protocol = Discv5Protocol(self.private_key, enr, config=self.config.protocol, rng=self._rng)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery

@@ -1,10 +1,21 @@
-"""The crawl engine: walk the whole discovery v4 DHT from a set of seeds.
+"""The crawl engine: walk the whole discovery v4 and v5 DHTs from a set of seeds.
 
-For every node it hears of, the engine bonds, asks for the node's ENR, then
-enumerates the node's routing table bucket by bucket with FindNode targets
-chosen to land in each bucket (``targets.TargetTable``).  Every answer is an
-edge "in this crawl, A returned B"; every new node joins the frontier.  Nodes
-with a TCP port go to the RLPx dialer.
+For every node it hears of, the engine visits it with each discovery protocol
+it runs and the node can be asked in:
+
+* **v4** (any node with a UDP endpoint): bond, ask for the ENR (EIP-868), then
+  enumerate the node's routing table bucket by bucket with FindNode targets
+  chosen to land in each bucket (``targets.TargetTable``);
+* **v5** (any node whose ENR we hold: a v5 session needs the record's key):
+  PING, then FINDNODE by log distance from 256 downward, which reads the
+  peer's table one bucket (or a few) per request, until a run of distances
+  brings nothing new.
+
+Every answer is an edge "in this crawl, A returned B, over v4/v5"; every new
+node joins the frontier.  A node learned without an ENR that later shows one
+(its ENRResponse, or a v5 NODES answer elsewhere) is visited over v5 then.
+Nodes with a TCP port that look like execution-layer nodes go to the RLPx
+dialer (all nodes with a TCP port when ``dial_all``).
 
 The crawl ends by itself when the frontier is empty and nothing is in flight
 (no watchdog timers), or when the caller's cancel scope (``--duration``,
@@ -17,18 +28,22 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
 import trio
 
 from ethcrawl.db.records import EdgeSeen, NodeSeen
+from ethcrawl.wire.classify import classify
 from ethcrawl.wire.discv4 import NodeRecord
+from ethcrawl.wire.discv5.messages import MAX_DISTANCE
 from ethcrawl.wire.enode import Node
 from ethcrawl.wire.enr import ENR
+from ethcrawl.wire.errors import BadENR
 
 from .discovery import DiscoveryV4
+from .discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
 from .relay import relay_error
 from .targets import TargetTable
 
@@ -44,6 +59,15 @@ BOND_RETRY_BACKOFF = 1.0  # s, before the second bond attempt
 # taught us nothing: the lower buckets of a table are almost always empty.
 EMPTY_ANSWERS_TO_STOP = 2
 PEER_PACING = 0.0  # s between two requests to the same peer (one request at a time already)
+# v5 FINDNODE: distances per request once answers stop filling a request.  geth
+# and chainsafe return at most 16 records per request whatever is asked, so
+# dense top buckets are asked one at a time and a full multi-distance answer is
+# asked again distance by distance.
+V5_DISTANCES_PER_REQUEST = 3
+# Stop reading a v5 peer's table after this many distances in a row that
+# taught us nothing.  Small tables are sparse: a child can sit at distance 250
+# with nothing between it and 256, so this is far more patient than v4's rule.
+V5_EMPTY_DISTANCES_TO_STOP = 16
 
 
 class Dialer(Protocol):
@@ -58,6 +82,10 @@ class CrawlConfig:
     bond_retry_backoff: float = BOND_RETRY_BACKOFF
     empty_answers_to_stop: int = EMPTY_ANSWERS_TO_STOP
     peer_pacing: float = PEER_PACING
+    v5_distances_per_request: int = V5_DISTANCES_PER_REQUEST
+    v5_empty_distances_to_stop: int = V5_EMPTY_DISTANCES_TO_STOP
+    # Dial every node with a TCP port, not only those that look like execution-layer nodes.
+    dial_all: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +99,8 @@ class CrawlStats:
     dials_started: int
     dials_in_flight: int
     relay_rejected: int
+    answered_v4: int = 0
+    answered_v5: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -81,14 +111,21 @@ class _NodeState:
     visited: bool = False
     responded: bool = False
     dial_queued: bool = False
+    v4_started: bool = False
+    v5_started: bool = False
+    protocols: set[str] = field(default_factory=set)  # discovery protocols that answered
 
 
 class Crawler:
-    """One crawl over discovery v4.  Create, then ``await crawler.run(seeds)``."""
+    """One crawl over discovery v4, v5 or both.  Create, then ``await crawler.run(seeds)``.
+
+    ``discovery`` is the v4 node (None: v4 is not crawled), ``discovery_v5``
+    the v5 node (None: v5 is not crawled); at least one must be given.
+    """
 
     def __init__(
         self,
-        discovery: DiscoveryV4,
+        discovery: DiscoveryV4 | None,
         targets: TargetTable,
         records: trio.MemorySendChannel[object],
         *,
@@ -96,8 +133,15 @@ class Crawler:
         config: CrawlConfig = CrawlConfig(),
         dialer: Dialer | None = None,
         wall_clock: Callable[[], float] = time.time,
+        discovery_v5: DiscoveryV5 | None = None,
     ) -> None:
+        if discovery is None and discovery_v5 is None:
+            raise ValueError("a crawl needs discovery v4, v5 or both")
         self.discovery = discovery
+        self.discovery_v5 = discovery_v5
+        local = discovery if discovery is not None else discovery_v5
+        assert local is not None
+        self._local_id = local.node_id
         self.targets = targets
         self.records = records
         self.crawl_id = crawl_id
@@ -127,12 +171,15 @@ class Crawler:
             dials_started=self._dials_started,
             dials_in_flight=self._dials_in_flight,
             relay_rejected=self._relay_rejected,
+            answered_v4=sum(1 for s in self._nodes.values() if "v4" in s.protocols),
+            answered_v5=sum(1 for s in self._nodes.values() if "v5" in s.protocols),
         )
 
     async def run(self, seeds: list[Node | ENR]) -> CrawlStats:
         """Crawl from ``seeds`` until every discovered node has been visited (and dialed)."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._consume_late_nodes)
+            if self.discovery is not None:
+                nursery.start_soon(self._consume_late_nodes, self.discovery)
             for seed in seeds:
                 if isinstance(seed, ENR):
                     await self._learn(seed.to_node(), source="bootnode", enr=seed)
@@ -171,6 +218,13 @@ class Crawler:
             self._frontier.append(state)
             self._wakeup.set()
             await self._emit_node(state)
+        elif enr is not None and (state.enr is None or enr.seq > state.enr.seq):
+            state.enr = enr
+            await self._emit_node(state)
+            if state.visited and self._wants_v5(state):
+                # Known before only without a record: now it can be asked over v5 too.
+                self._frontier.append(state)
+                self._wakeup.set()
         return state
 
     async def _emit_node(self, state: _NodeState) -> None:
@@ -188,6 +242,7 @@ class Crawler:
                 seen_at=self._now(),
                 source=state.source,
                 responded=state.responded,
+                protocols=tuple(sorted(state.protocols)),
             )
         )
 
@@ -210,32 +265,62 @@ class Crawler:
             self._dials_in_flight -= 1
             self._wakeup.set()
 
-    async def _bond(self, node: Node) -> bool:
+    async def _bond(self, discovery: DiscoveryV4, node: Node) -> bool:
         for attempt in range(self.config.bond_attempts):
             if attempt:
                 await trio.sleep(self.config.bond_retry_backoff * attempt)
-            if await self.discovery.bond(node):
+            if await discovery.bond(node):
                 return True
         return False
 
+    def _wants_v4(self, state: _NodeState) -> bool:
+        node = state.node
+        return self.discovery is not None and not state.v4_started and node.ip is not None and bool(node.udp)
+
+    def _wants_v5(self, state: _NodeState) -> bool:
+        enr = state.enr
+        return (
+            self.discovery_v5 is not None
+            and not state.v5_started
+            and enr is not None
+            and enr.node_id is not None
+            and enr_address(enr) is not None
+        )
+
     async def _visit(self, state: _NodeState) -> None:
         state.visited = True
+        async with trio.open_nursery() as nursery:
+            if self._wants_v4(state):
+                state.v4_started = True
+                nursery.start_soon(self._visit_v4, state, nursery)
+            self._start_v5(state, nursery)
+        self._queue_dial(state)
+
+    def _start_v5(self, state: _NodeState, nursery: trio.Nursery) -> None:
+        if self._wants_v5(state):
+            state.v5_started = True
+            nursery.start_soon(self._visit_v5, state)
+
+    async def _visit_v4(self, state: _NodeState, nursery: trio.Nursery) -> None:
+        discovery = self.discovery
+        assert discovery is not None
         node = state.node
-        if not await self._bond(node):
-            self._queue_dial(state)
+        if not await self._bond(discovery, node):
             return
         state.responded = True
+        state.protocols.add("v4")
         # A Pong without an ENR seq means no EIP-868: asking would only wait out the timeout.
-        enr = await self.discovery.request_enr(node) if self.discovery.speaks_eip868(node) else None
+        enr = await discovery.request_enr(node) if discovery.speaks_eip868(node) else None
         if enr is not None and (state.enr is None or enr.seq >= state.enr.seq):
             state.enr = enr
             if enr.tcp and node.tcp is None:
                 state.node = node = Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
         await self._emit_node(state)
-        await self._enumerate(state)
-        self._queue_dial(state)
+        # With the record in hand, v5 can start alongside the v4 enumeration.
+        self._start_v5(state, nursery)
+        await self._enumerate(discovery, state)
 
-    async def _enumerate(self, state: _NodeState) -> None:
+    async def _enumerate(self, discovery: DiscoveryV4, state: _NodeState) -> None:
         """FindNode into each bucket of the peer, nearest-populated first, until answers dry up."""
         # Edges are deduplicated per visit only: keeping every peer's answers for
         # the whole crawl would cost hundreds of bytes per node.
@@ -244,11 +329,85 @@ class Crawler:
         for _distance, target in self.targets.targets_for_peer(state.node.node_id):
             if self.config.peer_pacing:
                 await trio.sleep(self.config.peer_pacing)
-            records = await self.discovery.find_node(state.node, target)
+            records = await discovery.find_node(state.node, target)
             new = await self._take_neighbors(state, records, returned)
             empty_in_a_row = 0 if new else empty_in_a_row + 1
             if empty_in_a_row >= self.config.empty_answers_to_stop:
                 break
+
+    async def _visit_v5(self, state: _NodeState) -> None:
+        v5 = self.discovery_v5
+        enr = state.enr
+        assert v5 is not None and enr is not None
+        pong = None
+        for attempt in range(self.config.bond_attempts):
+            if attempt:
+                await trio.sleep(self.config.bond_retry_backoff * attempt)
+            pong = await v5.ping(enr)
+            if pong is not None:
+                break
+        if pong is None:
+            return
+        state.responded = True
+        state.protocols.add("v5")
+        if pong.enr_seq > enr.seq:
+            # Its record changed since the one we were given: distance 0 is the node itself.
+            newer = [r for r in await v5.find_node(enr, (0,)) if r.seq > enr.seq]
+            if newer:
+                state.enr = enr = newer[0]
+        await self._emit_node(state)
+        await self._enumerate_v5(v5, state, enr)
+
+    async def _enumerate_v5(self, v5: DiscoveryV5, state: _NodeState, enr: ENR) -> None:
+        """FINDNODE from distance 256 downward until a run of distances brings nothing new."""
+        returned: set[bytes] = set()
+        distance = MAX_DISTANCE
+        group_size = 1  # the top buckets of a real table are full: one distance per request
+        empty_distances = 0
+        while distance >= 1 and empty_distances < self.config.v5_empty_distances_to_stop:
+            group = tuple(range(distance, max(distance - group_size, 0), -1))
+            if self.config.peer_pacing:
+                await trio.sleep(self.config.peer_pacing)
+            records = await v5.find_node(enr, group)
+            if len(records) >= NODES_RESULT_LIMIT and len(group) > 1:
+                # The answer hit the per-request cap: some distance was cut short.
+                records = []
+                for single in group:
+                    records.extend(await v5.find_node(enr, (single,)))
+            new = await self._take_v5_records(state, records, returned)
+            empty_distances = 0 if new else empty_distances + len(group)
+            full = len(records) >= NODES_RESULT_LIMIT // 2
+            group_size = 1 if full else self.config.v5_distances_per_request
+            distance -= len(group)
+
+    async def _take_v5_records(self, state: _NodeState, records: list[ENR], returned: set[bytes]) -> int:
+        """Record edges for ``records`` from a v5 NODES answer of ``state``; return how many were news from it."""
+        new_from_peer = 0
+        sender_ip = state.node.ip
+        for record in records:
+            try:
+                node = record.to_node()
+            except BadENR:
+                continue  # find_node returns only verified v4-scheme records; this is belt and braces
+            if sender_ip is not None and node.ip is not None:
+                why = relay_error(sender_ip, node.ip, node.udp or 0)
+                if why is not None:
+                    self._relay_rejected += 1
+                    log.debug("relayed v5 node rejected from=%s why=%s", state.node.node_id.hex()[:16], why)
+                    continue
+            if node.node_id in returned or node.node_id == self._local_id:
+                continue
+            returned.add(node.node_id)
+            new_from_peer += 1
+            self._edges += 1
+            await self._learn(node, source="nodes", enr=record)
+            await self._emit(
+                EdgeSeen(
+                    crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now(),
+                    protocol="v5",
+                )
+            )
+        return new_from_peer
 
     async def _take_neighbors(
         self, state: _NodeState, records: list[NodeRecord] | tuple[NodeRecord, ...], returned: set[bytes]
@@ -264,7 +423,7 @@ class Crawler:
                     log.debug("relayed node rejected from=%s why=%s", state.node.node_id.hex()[:16], why)
                     continue
             node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
-            if node.node_id in returned or node.node_id == self.discovery.node_id:
+            if node.node_id in returned or node.node_id == self._local_id:
                 # Peers we bonded with list us too; we are not part of what we measure.
                 continue
             returned.add(node.node_id)
@@ -272,12 +431,15 @@ class Crawler:
             self._edges += 1
             await self._learn(node, source="neighbors")
             await self._emit(
-                EdgeSeen(crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now())
+                EdgeSeen(
+                    crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now(),
+                    protocol="v4",
+                )
             )
         return new_from_peer
 
-    async def _consume_late_nodes(self) -> None:
-        async for late in self.discovery.late_nodes:
+    async def _consume_late_nodes(self, discovery: DiscoveryV4) -> None:
+        async for late in discovery.late_nodes:
             state = self._nodes.get(late.sender.node_id)
             if state is not None:
                 await self._take_neighbors(state, late.nodes, set())
@@ -285,6 +447,21 @@ class Crawler:
     def _queue_dial(self, state: _NodeState) -> None:
         if self.dialer is None or state.dial_queued or not state.node.tcp:
             return
+        if not (self.config.dial_all or _looks_like_execution(state)):
+            return
         state.dial_queued = True
         self._dial_queue.append(state)
         self._wakeup.set()
+
+
+def _looks_like_execution(state: _NodeState) -> bool:
+    """Worth an RLPx dial: the record says execution layer, or nothing says otherwise and it speaks v4.
+
+    Consensus-layer records advertise a libp2p TCP port, where RLPx would only
+    time out.  A node without a record was learned through discovery v4 (the
+    execution layer's DHT) or given as an enode URL.
+    """
+    if state.enr is None:
+        return True
+    layer = classify(state.enr).layer
+    return layer == "execution" or (layer == "other" and "v4" in state.protocols)

@@ -99,15 +99,25 @@ class ProtocolDemux:
 
     Every datagram that ``is_v4`` accepts goes to :attr:`v4`, all others to
     :attr:`v5`; each protocol reads its lane like a socket of its own.  Run
-    :meth:`run` in a nursery next to the two protocol tasks.
+    :meth:`run` in a nursery next to the two protocol tasks.  A protocol
+    nobody serves (``serve_v5=False``) gets a lane without a queue: its
+    datagrams are counted and dropped.
     """
 
-    def __init__(self, transport: DatagramTransport, is_v4: Callable[[bytes], bool], buffer: int = LANE_BUFFER) -> None:
+    def __init__(
+        self,
+        transport: DatagramTransport,
+        is_v4: Callable[[bytes], bool],
+        buffer: int = LANE_BUFFER,
+        *,
+        serve_v4: bool = True,
+        serve_v5: bool = True,
+    ) -> None:
         self._transport = transport
         self._is_v4 = is_v4
         self.local_address: Address = transport.local_address
-        self.v4 = DatagramLane(transport, "v4", buffer)
-        self.v5 = DatagramLane(transport, "v5", buffer)
+        self.v4 = DatagramLane(transport, "v4", buffer if serve_v4 else 0)
+        self.v5 = DatagramLane(transport, "v5", buffer if serve_v5 else 0)
 
     async def run(self) -> None:
         while True:

@@ -1,0 +1,174 @@
+"""The crawl engine over discovery v5 and over a mixed v4/v5 network (in memory, MockClock)."""
+
+from __future__ import annotations
+
+import trio
+from memnet import MemoryNetwork
+from trio.testing import MockClock
+
+from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.discovery_v5 import DiscoveryV5
+from ethcrawl.crawler.engine import CrawlConfig, Crawler, _looks_like_execution, _NodeState
+from ethcrawl.crawler.targets import TargetTable
+from ethcrawl.crawler.udp import ProtocolDemux
+from ethcrawl.db.records import EdgeSeen, NodeSeen
+from ethcrawl.wire import discv4
+from ethcrawl.wire.crypto import generate_private_key
+from ethcrawl.wire.enode import Node
+from ethcrawl.wire.enr import ENR
+from ethcrawl.wire.forkid import ForkId
+
+WALL_EPOCH = 1_700_000_000.0
+
+
+def wall_clock() -> float:
+    return WALL_EPOCH + trio.current_time()
+
+
+async def v5_node(net: MemoryNetwork, nursery: trio.Nursery) -> DiscoveryV5:
+    node = DiscoveryV5(generate_private_key(), transport=net.open())
+    await nursery.start(node.run)
+    return node
+
+
+async def v4_node(net: MemoryNetwork, nursery: trio.Nursery) -> DiscoveryV4:
+    node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+    await nursery.start(node.run)
+    return node
+
+
+async def dual_node(net: MemoryNetwork, nursery: trio.Nursery) -> tuple[DiscoveryV4, DiscoveryV5]:
+    key = generate_private_key()
+    demux = ProtocolDemux(net.open(), discv4.looks_like_v4)
+    v4 = DiscoveryV4(key, transport=demux.v4, wall_clock=wall_clock)
+    v5 = DiscoveryV5(key, transport=demux.v5)
+    nursery.start_soon(demux.run)
+    await nursery.start(v4.run)
+    await nursery.start(v5.run)
+    return v4, v5
+
+
+def link_tree_v5(nodes: list[DiscoveryV5], fanout: int) -> None:
+    for k, node in enumerate(nodes):
+        for child in nodes[fanout * k + 1 : fanout * k + fanout + 1]:
+            node.add_to_table(child.enr)
+
+
+def link_tree_v4(nodes: list[DiscoveryV4], fanout: int) -> None:
+    for k, node in enumerate(nodes):
+        for child in nodes[fanout * k + 1 : fanout * k + fanout + 1]:
+            node.table.add_verified(child.local_node)
+
+
+async def crawl(
+    net: MemoryNetwork, seeds: list[Node | ENR], *, v4: bool, v5: bool, **config: object
+) -> tuple[list[object], Crawler]:
+    send, receive = trio.open_memory_channel[object](100_000)
+    async with trio.open_nursery() as nursery:
+        own_v4, own_v5 = await dual_node(net, nursery)
+        crawler = Crawler(
+            own_v4 if v4 else None,
+            TargetTable.default(),
+            send,
+            crawl_id=1,
+            config=CrawlConfig(**config),  # type: ignore[arg-type]
+            wall_clock=wall_clock,
+            discovery_v5=own_v5 if v5 else None,
+        )
+        await crawler.run(seeds)
+        nursery.cancel_scope.cancel()
+    send.close()
+    return [record async for record in receive], crawler
+
+
+def final_protocols(records: list[object]) -> dict[bytes, set[str]]:
+    seen: dict[bytes, set[str]] = {}
+    for record in records:
+        if isinstance(record, NodeSeen):
+            seen.setdefault(record.node_id, set()).update(record.protocols)
+    return seen
+
+
+async def test_v5_walk_finds_a_tree_reachable_only_from_its_root(autojump_clock: MockClock) -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        nodes = [await v5_node(net, nursery) for _ in range(40)]
+        link_tree_v5(nodes, fanout=2)
+        records, crawler = await crawl(net, [nodes[0].enr], v4=False, v5=True)
+        nursery.cancel_scope.cancel()
+    seen = {r.node_id: r for r in records if isinstance(r, NodeSeen)}
+    assert set(seen) == {n.node_id for n in nodes}
+    # Every record came back byte-identical to what the node signed.
+    enrs = {r.node_id: r.enr for r in records if isinstance(r, NodeSeen) and r.enr is not None}
+    assert all(enrs[n.node_id] == n.enr.to_rlp() for n in nodes)
+    edges = {(e.from_id, e.to_id) for e in records if isinstance(e, EdgeSeen)}
+    expected = {(nodes[k].node_id, nodes[c].node_id) for k in range(40) for c in (2 * k + 1, 2 * k + 2) if c < 40}
+    # The tree's edges, plus nodes that learned their crawler-parent back from its handshake.
+    assert expected <= edges
+    assert all(e.protocol == "v5" for e in records if isinstance(e, EdgeSeen))
+    assert all(final_protocols(records)[n.node_id] == {"v5"} for n in nodes)
+    stats = crawler.statistics()
+    assert stats.answered_v5 == 40 and stats.answered_v4 == 0
+
+
+async def test_mixed_network_marks_each_node_with_the_protocols_it_speaks(autojump_clock: MockClock) -> None:
+    """v4-only and v5-only subtrees hang off nodes that speak both; one crawl from a dual node finds all."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        only_v4 = [await v4_node(net, nursery) for _ in range(10)]
+        only_v5 = [await v5_node(net, nursery) for _ in range(10)]
+        duals = [await dual_node(net, nursery) for _ in range(4)]
+        link_tree_v4(only_v4, fanout=2)
+        link_tree_v5(only_v5, fanout=2)
+        # dual 0 knows dual 1 (v4) and dual 2 (v5); dual 1 knows the v4 tree's root, dual 2 the v5 tree's,
+        # dual 3 is known only through dual 2's v4 table.
+        duals[0][0].table.add_verified(duals[1][0].local_node)
+        duals[0][1].add_to_table(duals[2][1].enr)
+        duals[1][0].table.add_verified(only_v4[0].local_node)
+        duals[2][1].add_to_table(only_v5[0].enr)
+        duals[2][0].table.add_verified(duals[3][0].local_node)
+        root_enr = duals[0][1].enr
+        records, _crawler = await crawl(net, [root_enr], v4=True, v5=True)
+        nursery.cancel_scope.cancel()
+    protocols = final_protocols(records)
+    for node in only_v4:
+        assert protocols[node.node_id] == {"v4"}
+    for v5 in only_v5:
+        assert protocols[v5.node_id] == {"v5"}
+    for _, v5 in duals:
+        assert protocols[v5.node_id] == {"v4", "v5"}
+    assert len(protocols) == 24
+    edge_protocols = {(e.from_id, e.to_id): e.protocol for e in records if isinstance(e, EdgeSeen)}
+    assert edge_protocols[(duals[1][1].node_id, only_v4[0].node_id)] == "v4"
+    assert edge_protocols[(duals[2][1].node_id, only_v5[0].node_id)] == "v5"
+
+
+async def test_v4_only_crawl_leaves_v5_alone(autojump_clock: MockClock) -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        only_v5 = [await v5_node(net, nursery) for _ in range(3)]
+        link_tree_v5(only_v5, fanout=2)
+        dual_v4, dual_v5 = await dual_node(net, nursery)
+        dual_v5.add_to_table(only_v5[0].enr)
+        records, crawler = await crawl(net, [dual_v5.enr], v4=True, v5=False)
+        nursery.cancel_scope.cancel()
+    assert final_protocols(records) == {dual_v5.node_id: {"v4"}}
+    assert crawler.statistics().answered_v5 == 0
+
+
+def state_for(enr: ENR | None, protocols: set[str]) -> _NodeState:
+    key = generate_private_key()
+    node = Node(pubkey=key.public_key.format(compressed=False)[1:], ip=None, udp=None, tcp=30303)
+    return _NodeState(node=node, source="neighbors", enr=enr, protocols=protocols)
+
+
+def test_dial_filter_follows_the_record_layer() -> None:
+    key = generate_private_key()
+    execution = ENR.create(key, seq=1, pairs={"ip": "127.0.0.1", "tcp": 30303, "eth": [ForkId(hash=b"\x01\x02\x03\x04", next=0)]})
+    consensus = ENR.create(key, seq=1, pairs={"ip": "127.0.0.1", "tcp": 9000, "eth2": bytes(16)})
+    bare = ENR.create(key, seq=1, pairs={"ip": "127.0.0.1", "tcp": 30303})
+    assert _looks_like_execution(state_for(None, set()))  # an enode URL or pre-EIP-868 v4 node
+    assert _looks_like_execution(state_for(execution, {"v5"}))
+    assert not _looks_like_execution(state_for(consensus, {"v4", "v5"}))
+    assert _looks_like_execution(state_for(bare, {"v4"}))
+    assert not _looks_like_execution(state_for(bare, {"v5"}))
