@@ -43,7 +43,6 @@ from coincurve import PublicKey
 from coincurve.ecdsa import cdata_to_der, deserialize_compact
 from Crypto.Cipher import AES
 from Crypto.Hash import SHA256, keccak
-from Crypto.Protocol.KDF import HKDF
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -327,17 +326,11 @@ PRIMITIVE_OPS: dict[str, Callable[..., Callable[[], object]]] = {
 
 # What the wire layer's own calls cost where they go through a slower path than the
 # bound above (printed beside the raw table; the gap is ours, not the crypto's).
-def _pycryptodome_hkdf() -> Callable[[], object]:
-    secret, salt, info = os.urandom(33), os.urandom(63), KDF_INFO_TEXT + os.urandom(64)
-    return lambda: HKDF(secret, 32, salt, SHA256, 1, info)
-
-
 def _coincurve_private_key() -> Callable[[], object]:
     return lambda: RawPrivateKey(os.urandom(32)).public_key.format(compressed=True)
 
 
 AS_CALLED: dict[str, Callable[[], Callable[[], object]]] = {
-    "HKDF as derive_keys calls it (pycryptodome)": _pycryptodome_hkdf,
     "keygen as the session makes it (coincurve PrivateKey)": _coincurve_private_key,
 }
 
