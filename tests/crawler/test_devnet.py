@@ -244,6 +244,15 @@ async def test_crawl_of_a_30_node_devnet_finds_and_classifies_everyone(tmp_path:
             assert network_id == entry["network_id"] and bytes(genesis) == chain.genesis_hash
             assert bytes(fork_hash) == net.nodes[entry["index"]]._head.status(68).fork_id.hash
     assert kinds_seen == {k.value for k in Kind}
+    # One --discovery both crawl: v4 and v5 answered for every node that speaks both, v4 alone for pre-EIP-868 ones;
+    # their records carry their chain's eth fork id, so they classify as execution-layer nodes of that chain.
+    rows = _rows(path, "SELECT node_id, protocols, layer, execution_network FROM nodes")
+    for node_id, protocols, layer, network in rows:
+        entry = by_id[bytes(node_id).hex()]
+        assert protocols == ",".join(entry["protocols"]), entry
+        if "v5" in entry["protocols"]:
+            assert (layer, network) == ("execution", entry["network"]), entry
+    assert {r[1] for r in rows} == {"v4", "v4,v5"}
 
 
 # ---------------------------------------------------------------------- the CLI demo
