@@ -9,8 +9,8 @@ The packet and session logic is ``ethcrawl.wire.discv5.session.Discv5Protocol``
   packets arrived (or the timeout), and every returned record is verified and
   checked to sit at a distance that was asked for;
 * **serving**: PONG to PING, NODES from our table to FINDNODE (distance 0 is our
-  own record, at most 16 records however many distances are asked), an empty
-  TALKRESP to TALKREQ;
+  own record, at most 16 records however many distances are asked, only nodes
+  verified live), an empty TALKRESP to TALKREQ;
 * **table**: a node that completed a handshake from the address its own record
   names, or answered our PING, is live and goes into our table.
 
@@ -195,10 +195,10 @@ class DiscoveryV5:
         return self._protocol
 
     def add_to_table(self, enr: ENR) -> None:
-        """File a record in our table (the devnet seeds its nodes' tables this way)."""
+        """File a record in our table as live (the devnet seeds its nodes' tables this way)."""
         if enr.node_id is None:
             raise LocalProtocolError("an ENR without a v4 identity cannot go into the table")
-        self.table.add_seen(_peer(enr))
+        self.table.add_verified(_peer(enr))
 
     def statistics(self) -> DiscoveryV5Stats:
         wire = self._protocol.statistics() if self._protocol is not None else None
@@ -295,7 +295,10 @@ class DiscoveryV5:
             if distance == 0:
                 records.append(self.enr.to_rlp())
             elif distance <= MAX_DISTANCE:
-                records.extend(peer.enr.to_rlp() for peer in self.table.at_distance(distance))
+                # The spec: never relay a node whose liveness we have not verified.
+                records.extend(
+                    peer.enr.to_rlp() for peer in self.table.at_distance(distance) if self.table.is_verified(peer.node_id)
+                )
             if len(records) >= NODES_RESULT_LIMIT:
                 break
         return records[:NODES_RESULT_LIMIT]

@@ -9,7 +9,7 @@ from memnet import MemoryNetwork
 from trio.testing import MockClock
 
 from ethcrawl.crawler.discovery import DiscoveryV4
-from ethcrawl.crawler.discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, DiscoveryV5Config
+from ethcrawl.crawler.discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, DiscoveryV5Config, V5Peer
 from ethcrawl.crawler.table import log_distance
 from ethcrawl.crawler.udp import ProtocolDemux
 from ethcrawl.wire import discv4
@@ -182,4 +182,19 @@ async def test_whoareyou_flood_does_not_stop_the_node(autojump_clock: MockClock)
         assert stats.rate_limited == 1999
         client = await start_v5(net, nursery)
         assert await client.ping(target.enr) is not None
+        nursery.cancel_scope.cancel()
+
+
+async def test_find_node_never_relays_unverified_entries(autojump_clock: MockClock) -> None:
+    """discv5-theory: "implementations must avoid relaying any nodes whose liveness has not been verified"."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b = await start_v5(net, nursery), await start_v5(net, nursery)
+        heard_of = make_enr(47000)
+        assert heard_of.node_id is not None
+        b.table.add_seen(V5Peer(enr=heard_of, node_id=heard_of.node_id, ip=heard_of.ip))
+        distance = log_distance(b.node_id, heard_of.node_id)
+        assert await a.find_node(b.enr, (distance,)) in ([], [a.enr])
+        b.add_to_table(heard_of)  # now verified live
+        assert heard_of.to_rlp() in {r.to_rlp() for r in await a.find_node(b.enr, (distance,))}
         nursery.cancel_scope.cancel()
