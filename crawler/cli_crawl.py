@@ -29,6 +29,7 @@ from .bootnodes import NETWORKS, bootnodes, parse_seed, v5_bootnodes
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig, DiscoveryV4
+from .discovery_v5 import DiscoveryV5, DiscoveryV5Config, enr_address
 
 __all__ = ["crawl_command", "ping_command"]
 
@@ -212,8 +213,21 @@ async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:
     if node.ip is not None and node.ip.is_loopback:
         host = str(node.ip)
     discovery = DiscoveryV4(key, host=host, config=DiscoveryConfig(response_timeout=timeout))
+    v5 = DiscoveryV5(key, host=host, config=DiscoveryV5Config(response_timeout=timeout))
     async with trio.open_nursery() as nursery:
         await nursery.start(discovery.run)
+        if isinstance(seed, ENR) and enr_address(seed) is not None:
+            # A record is all a v5 session needs: PING, then FINDNODE(0) for the node's own current record.
+            await nursery.start(v5.run)
+            v5_pong = await v5.ping(seed)
+            out["v5"] = {"pong": v5_pong is not None}
+            if v5_pong is not None:
+                own = await v5.find_node(seed, (0,))
+                out["v5"].update(
+                    enr_seq=v5_pong.enr_seq,
+                    seen_as=f"{v5_pong.recipient_ip}:{v5_pong.recipient_port}",
+                    enr_text=own[0].to_text() if own else None,
+                )
         if node.udp:
             pong = await discovery.ping(node)
             out["pong"] = pong is not None
@@ -256,12 +270,12 @@ async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:
 @click.argument("url")
 @click.option("--timeout", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Discovery response timeout (s).")
 def ping_command(url: str, timeout: float) -> None:
-    """Discovery v4 ping and ENR request, then RLPx Hello/Status, against one node; prints JSON."""
+    """Discovery v4 ping and ENR request (and, for an enr: record, a discovery v5 PING and FINDNODE 0), then RLPx Hello/Status, against one node; prints JSON."""
     try:
         seed = parse_seed(url)
     except WireError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
     result = trio.run(_ping, seed, timeout)
     click.echo(json.dumps(result, indent=2))
-    if not result.get("pong") and result.get("rlpx", {}).get("outcome") != "ok":
+    if not result.get("pong") and not result.get("v5", {}).get("pong") and result.get("rlpx", {}).get("outcome") != "ok":
         sys.exit(1)

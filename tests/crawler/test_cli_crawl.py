@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.discovery_v5 import DiscoveryV5
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enode import format_enode
 
@@ -103,9 +104,28 @@ async def test_ping_command_reports_discovery_answers() -> None:
     assert out["rlpx"]["outcome"] == "refused"
 
 
+async def test_ping_command_speaks_v5_to_an_enr() -> None:
+    async with trio.open_nursery() as nursery:
+        v5 = DiscoveryV5(generate_private_key())
+        await nursery.start(v5.run)
+        with trio.fail_after(DEADLINE):
+            done = await trio.run_process(
+                [ETHCRAWL, "ping", "--timeout", "1", v5.enr.to_text()], capture_stdout=True, capture_stderr=True, check=False
+            )
+        nursery.cancel_scope.cancel()
+    out = json.loads(done.stdout)
+    assert done.returncode == 0  # v5 answered, though nothing speaks v4 or RLPx there
+    assert out["v5"]["pong"] is True and out["v5"]["enr_seq"] == v5.enr.seq
+    assert out["v5"]["enr_text"] == v5.enr.to_text()
+    assert out["v5"]["seen_as"].startswith("127.0.0.1:")
+    assert out["pong"] is False
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["crawl", "--discovery", "v5", "--bootnode", VALID_ENODE], "enr: seed"),
+        (["crawl", "--discovery", "v6"], "--discovery"),
         (["crawl", "--bootnode", "enode://nothex@127.0.0.1:1"], "--bootnode"),
         (["crawl", "--bootnode", "enode://" + "ab" * 64 + "@localhost:30303"], "--bootnode"),
         (["crawl", "--listen", "nowhere"], "HOST:PORT"),
