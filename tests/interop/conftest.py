@@ -75,7 +75,8 @@ def _install_packages(npm: str) -> None:
     if done.returncode != 0:
         pytest.fail(
             f"`{' '.join(command)}` in {INTEROP_DIR} failed (exit {done.returncode}); the interop tests "
-            f"need the npm registry once to install @ethereumjs/devp2p.\n{done.stderr[-STDERR_TAIL:]}",
+            "need the npm registry once to install @ethereumjs/devp2p and @chainsafe/discv5.\n"
+            f"{done.stderr[-STDERR_TAIL:]}",
             pytrace=False,
         )
     if has_lock:
