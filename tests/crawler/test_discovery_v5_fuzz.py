@@ -37,7 +37,7 @@ from ethcrawl.crawler.targets import TargetTable
 from ethcrawl.crawler.udp import ProtocolDemux
 from ethcrawl.db.records import NodeSeen
 from ethcrawl.wire import discv4
-from ethcrawl.wire.crypto import generate_private_key
+from ethcrawl.wire.crypto import PrivateKey, generate_private_key
 from ethcrawl.wire.discv5.crypto import ID_SIGNATURE_SIZE, MASKING_IV_SIZE, NODE_ID_SIZE, NONCE_SIZE, mask
 from ethcrawl.wire.discv5.messages import Pong
 from ethcrawl.wire.discv5.packet import (
@@ -68,8 +68,7 @@ Address = tuple[str, int]
 BURST = 100
 WHOAREYOU_SIZE = MIN_PACKET_SIZE  # bytes: masking iv, static header and the 24-byte authdata, no message
 COMPRESSED_KEY_SIZE = 33  # bytes, the v4 identity scheme's ephemeral key
-SIZES_THAT_MATTER = (0, 1, MIN_PACKET_SIZE - 1, MIN_PACKET_SIZE, MIN_PACKET_SIZE + 1, MAX_PACKET_SIZE - 1,
-                     MAX_PACKET_SIZE, MAX_PACKET_SIZE + 1, 1500)
+SIZES_THAT_MATTER = (0, 1, 62, 63, 64, 1279, 1280, 1281, 1500)  # bytes: around the 63-byte minimum and 1280 limit
 WALL_EPOCH = 1_700_000_000.0  # s, NodeSeen timestamps in the crawl test
 
 
@@ -226,8 +225,9 @@ async def test_random_packets_behind_a_valid_masked_header(autojump_clock: MockC
 # ---------------------------------------------------------------------- 2. mutated and replayed real packets
 
 
-def make_enr(port: int) -> ENR:
-    return ENR.create(generate_private_key(), seq=1, pairs={"ip": "127.0.0.1", "udp": port})
+def make_enr(rng: random.Random, port: int) -> ENR:
+    """A record with a key drawn from ``rng``, so the table it lands in is the same every run."""
+    return ENR.create(PrivateKey(rng.randbytes(32)), seq=1, pairs={"ip": "127.0.0.1", "udp": port})
 
 
 def mutants(rng: random.Random, packets: list[bytes], dest_id: bytes) -> list[bytes]:
@@ -274,7 +274,7 @@ async def test_mutated_and_replayed_packets_leave_the_node_serving(autojump_cloc
     async with trio.open_nursery() as nursery:
         a, b = await start_v5(net, nursery), await start_v5(net, nursery)
         for i in range(24):
-            b.add_to_table(make_enr(42000 + i))
+            b.add_to_table(make_enr(rng, 42000 + i))
         a_addr, b_addr = address_of(a), address_of(b)
 
         # The real exchange: handshake + PING/PONG, FINDNODE/NODES (several packets), TALKREQ/TALKRESP.
@@ -458,4 +458,246 @@ async def test_unsolicited_whoareyou_flood_from_many_addresses_gets_no_answer(au
         await idle()
         assert pongs and pongs[0] is not None
         assert len(sent_from(net, target_addr, mark)) == 1
+        nursery.cancel_scope.cancel()
+
+
+# ---------------------------------------------------------------------- 4. a flood during a crawl
+
+TREE_SIZE = 30
+TREE_REPLY_DELAY = 0.08  # s per answer: the crawl then takes mock time, so the flood really overlaps it
+FLOOD_IPS = 8
+FLOOD_PERIOD = 0.001  # s between flood bursts (one burst to each target)
+FLOOD_BURST = 6  # datagrams per target per burst
+CRAWLER_WHOAREYOUS_PER_IP = 16  # a small budget on the crawler's node, so the limit visibly bites
+POOLED_IDS_PER_IP = 3  # node ids each flooding IP reuses in its session-less packets
+
+
+class Flood:
+    """Junk and session-less packets from several IPs at several targets; records what comes back, and when."""
+
+    def __init__(self, net: MemoryNetwork, rng: random.Random, targets: list[tuple[bytes, Address]]) -> None:
+        self.rng = rng
+        self.targets = targets
+        self.endpoints = [net.open(f"127.0.5.{i}") for i in range(1, FLOOD_IPS + 1)]
+        self.pools = {e.local_address: [rng.randbytes(NODE_ID_SIZE) for _ in range(POOLED_IDS_PER_IP)] for e in self.endpoints}
+        self.sent = 0
+        # (mock time, from, to, size) of every datagram a flooding endpoint received.
+        self.received: list[tuple[float, Address, Address, int]] = []
+
+    def _datagram(self, endpoint: MemoryEndpoint, dest_id: bytes) -> bytes:
+        rng = self.rng
+        kind = rng.randrange(5)
+        if kind == 0:
+            return rng.randbytes(rng.randint(0, 1500))
+        if kind == 1:
+            return sessionless(rng, dest_id, rng.randbytes(NODE_ID_SIZE))
+        if kind == 2:
+            return sessionless(rng, dest_id, rng.choice(self.pools[endpoint.local_address]))
+        if kind == 3:
+            return unsolicited_handshake(rng, dest_id)
+        return whoareyou(rng, dest_id, rng.randbytes(NONCE_SIZE))
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for endpoint in self.endpoints:
+                nursery.start_soon(self._drain, endpoint)
+            while True:
+                for dest_id, addr in self.targets:
+                    for _ in range(FLOOD_BURST):
+                        endpoint = self.rng.choice(self.endpoints)
+                        await endpoint.sendto(self._datagram(endpoint, dest_id), addr)
+                        self.sent += 1
+                await trio.sleep(FLOOD_PERIOD)
+
+    async def _drain(self, endpoint: MemoryEndpoint) -> None:
+        while True:
+            data, src = await endpoint.recvfrom()
+            self.received.append((trio.current_time(), src, endpoint.local_address, len(data)))
+
+
+def largest_window(times: list[float], interval: float) -> int:
+    """Most events in one rate-limit window, windows opened as the wire's limiter opens them.
+
+    A window starts at the first event after the previous window ran out
+    (Discv5Protocol keeps (window start, count) per IP), so this reads the
+    observed send times the way ``Config.whoareyou_per_ip`` is defined.
+    """
+    largest = 0
+    start: float | None = None
+    count = 0
+    for t in sorted(times):
+        if start is None or t - start >= interval:
+            start, count = t, 0
+        count += 1
+        largest = max(largest, count)
+    return largest
+
+
+async def test_crawl_finds_every_node_under_a_flood(autojump_clock: MockClock) -> None:
+    seed = 0x5EED07
+    rng = random.Random(seed)
+    net = MemoryNetwork()
+    protocol_config = Config(whoareyou_per_ip=CRAWLER_WHOAREYOUS_PER_IP)
+    async with trio.open_nursery() as nursery:
+        tree = [await start_v5(net, nursery, config=DiscoveryV5Config(reply_delay=TREE_REPLY_DELAY)) for _ in range(TREE_SIZE)]
+        for k, node in enumerate(tree):
+            for child in tree[2 * k + 1 : 2 * k + 3]:
+                node.add_to_table(child.enr)
+        own = await start_v5(net, nursery, config=DiscoveryV5Config(protocol=protocol_config))
+        root = tree[0]
+        flood = Flood(net, rng, [(own.node_id, address_of(own)), (root.node_id, address_of(root))])
+        send, receive = trio.open_memory_channel[object](100_000)
+        crawler = Crawler(
+            None, TargetTable.default(), send, crawl_id=1, discovery_v5=own,
+            wall_clock=lambda: WALL_EPOCH + trio.current_time(),
+        )
+        async with trio.open_nursery() as flooding:
+            flooding.start_soon(flood.run)
+            await idle()  # the flood is on before the crawl starts
+            started = trio.current_time()
+            with trio.fail_after(120):  # mock seconds: the crawl must end by itself
+                stats = await crawler.run([root.enr])
+            duration = trio.current_time() - started
+            flooding.cancel_scope.cancel()
+        send.close()
+        records = [record async for record in receive]
+        nursery.cancel_scope.cancel()
+
+    found = {r.node_id for r in records if isinstance(r, NodeSeen)}
+    assert found == {n.node_id for n in tree}, seed
+    assert stats.answered_v5 == TREE_SIZE and stats.in_flight == 0 and stats.queued == 0
+    assert flood.sent >= 3000, (flood.sent, duration)
+
+    interval = protocol_config.whoareyou_interval
+    assert duration > interval  # the flood spans more than one rate-limit window
+    largest: dict[Address, int] = {}
+    for target, budget in ((address_of(own), CRAWLER_WHOAREYOUS_PER_IP), (address_of(root), Config().whoareyou_per_ip)):
+        answers = [r for r in flood.received if r[1] == target]
+        # The only thing a target ever sends a flooder is a WHOAREYOU ...
+        assert all(size == WHOAREYOU_SIZE for _t, _src, _dst, size in answers)
+        for endpoint in flood.endpoints:
+            times = [t for t, _src, dst, _size in answers if dst == endpoint.local_address]
+            # ... and at most the per-IP budget of them per window.
+            window = largest_window(times, interval)
+            assert window <= budget, (target, endpoint.local_address)
+            largest[target] = max(largest.get(target, 0), window)
+    # The crawler's small budget was reached, not exceeded: the limiter, not the flood's pace, capped it.
+    assert largest[address_of(own)] == CRAWLER_WHOAREYOUS_PER_IP
+    assert own.statistics().rate_limited > 0
+    own_answers = [t for t, src, _dst, _size in flood.received if src == address_of(own)]
+    assert len(own_answers) <= FLOOD_IPS * CRAWLER_WHOAREYOUS_PER_IP * (int(duration / interval) + 2)
+
+
+# ---------------------------------------------------------------------- 5. the shared socket
+
+SMALL_LANE = 64  # datagrams a lane may queue in the shared-socket test, so a flood overflows it quickly
+
+
+class GatedEndpoint(MemoryEndpoint):
+    """A socket whose kernel buffer the test can let fill: closed, datagrams wait (up to ``capacity``).
+
+    Once open, ``recvfrom`` returns queued datagrams without yielding, as a
+    reader does when the buffer is full after a busy spell: the lanes, not the
+    socket, must then absorb the burst.
+    """
+
+    def __init__(self, network: MemoryNetwork, address: Address, capacity: int) -> None:
+        super().__init__(network, address)
+        self._send, self._receive = trio.open_memory_channel[tuple[bytes, Address]](capacity)
+        network.endpoints[address] = self
+        self.is_open = True
+        self._opened = trio.Event()
+
+    def close_gate(self) -> None:
+        self.is_open = False
+        self._opened = trio.Event()
+
+    def open_gate(self) -> None:
+        self.is_open = True
+        self._opened.set()
+
+    async def recvfrom(self) -> tuple[bytes, Address]:
+        try:
+            item = self._receive.receive_nowait()
+        except trio.WouldBlock:
+            item = await self._receive.receive()
+        # Checked after the wait too: a reader already waiting when the gate closed must hold on as well.
+        if not self.is_open:
+            await self._opened.wait()
+        return item
+
+
+async def test_shared_socket_sends_junk_to_v5_and_keeps_v4_answering_through_a_v5_flood(
+    autojump_clock: MockClock,
+) -> None:
+    seed = 0x5EED08
+    rng = random.Random(seed)
+    net = MemoryNetwork()
+    shared = GatedEndpoint(net, ("127.0.0.1", 30303), capacity=20_000)
+    key = generate_private_key()
+    demux = ProtocolDemux(shared, discv4.looks_like_v4, buffer=SMALL_LANE)
+    both_v4 = DiscoveryV4(key, transport=demux.v4)
+    both_v5 = DiscoveryV5(key, transport=demux.v5)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(demux.run)
+        await nursery.start(both_v4.run)
+        await nursery.start(both_v5.run)
+        v4_client = DiscoveryV4(generate_private_key(), transport=net.open())
+        await nursery.start(v4_client.run)
+        v5_client = await start_v5(net, nursery)
+        mark = len(net.sent)
+        assert await v4_client.ping(both_v4.local_node) is not None
+        assert await v5_client.ping(both_v5.enr) is not None
+        real_v4 = [data for src, dst, data in net.sent[mark:] if dst == shared.local_address and discv4.looks_like_v4(data)]
+        assert real_v4  # the client's Ping
+
+        # Junk that is neither protocol: random bytes, and real v4 packets with a byte flipped
+        # after the hash or cut short (their hash no longer matches).  All of it goes to v5, which drops it.
+        junk = [rng.randbytes(size) for size in (*SIZES_THAT_MATTER, *(rng.randint(0, 1500) for _ in range(150)))]
+        for data in real_v4:
+            for _ in range(20):
+                flipped = bytearray(data)
+                flipped[rng.randrange(32, len(data))] ^= 1 << rng.randrange(8)
+                junk.append(bytes(flipped))
+            junk += [data[:cut] for cut in (0, 32, 97, 98, len(data) - 1)]
+        junk_sources = [net.open(f"127.0.6.{i}") for i in range(1, 4)]
+        v4_before, v5_before = demux.v4.received, demux.v5.received
+        dropped_before = both_v5.statistics().dropped
+        mark = len(net.sent)
+        for start in range(0, len(junk), SMALL_LANE // 2):  # within the lane, to count drops one by one
+            await blast(junk_sources, junk[start : start + SMALL_LANE // 2], shared.local_address)
+        assert demux.v4.received == v4_before
+        assert demux.v5.received - v5_before == len(junk)
+        assert both_v5.statistics().dropped - dropped_before == len(junk)
+        assert both_v4.statistics().bad_packets == 0
+        assert sent_from(net, shared.local_address, mark) == []
+        assert demux.v5.overflowed == 0
+
+        # A burst the socket delivers all at once: 4,000 junk datagrams with a v4 Ping in the middle.
+        shared.close_gate()
+        v5_received = demux.v5.received
+        flood = [rng.randbytes(rng.randint(MIN_PACKET_SIZE, 1280)) for _ in range(4000)]
+        for i, data in enumerate(flood[:2000]):
+            await junk_sources[i % 3].sendto(data, shared.local_address)
+        pongs: list[object] = []
+
+        async def ping_v4() -> None:
+            pongs.append(await v4_client.ping(both_v4.local_node))
+
+        nursery.start_soon(ping_v4)
+        await trio.testing.wait_all_tasks_blocked()  # the Ping is queued behind the first half
+        for i, data in enumerate(flood[2000:]):
+            await junk_sources[i % 3].sendto(data, shared.local_address)
+        assert demux.v5.received == v5_received and not pongs  # everything waits at the socket
+        shared.open_gate()
+        await idle()
+        assert pongs and pongs[0] is not None  # v4 answered through the v5 flood
+        assert demux.v5.received - v5_received == len(flood)
+        # The v5 lane kept what fits (and one handed straight to its waiting reader); the rest was counted.
+        assert len(flood) - SMALL_LANE - 1 <= demux.v5.overflowed <= len(flood) - SMALL_LANE
+        assert demux.v4.overflowed == 0
+
+        # Both protocols still serve.
+        assert await v5_client.ping(both_v5.enr) is not None
+        assert await v4_client.ping(both_v4.local_node) is not None
         nursery.cancel_scope.cancel()
