@@ -17,16 +17,13 @@ Set-up: @chainsafe/discv5 11.0.0 + @chainsafe/enr 5.0.0 (why that pair: tests/in
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 import trio
+from crawl_cli import CRAWL_LIMIT, run_crawl_cli
 from discv5_network import LOOPBACK, ChainsafeClientResult, ChainsafeDiscv5, Discv5Network
 from ethcrawl.crawler.discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
 from ethcrawl.crawler.engine import CrawlConfig, Crawler
@@ -37,57 +34,17 @@ from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.discv5.messages import MAX_DISTANCE
 from ethcrawl.wire.enr import ENR
 
-__all__ = ["CRAWL_LIMIT", "CrawlRun", "crawl_stats", "run_crawl_cli"]
-
 pytestmark = pytest.mark.interop
 
 CHAINSAFE_NODES = 24  # issue 7 asks for at least 20 nodes only a walk finds
 FANOUT = 2  # a binary tree: 24 nodes are 5 levels deep, so the walk must go down level by level
-CRAWL_LIMIT = 60.0  # s: issue 7's bound for the whole `ethcrawl crawl` run
 STARTUP_SLACK = 15.0  # s on top of CRAWL_LIMIT for the harness to start and the test to read the DB
-OUTPUT_TAIL = 4000  # characters of the crawler's output shown in a failure message
 SERVER_NODES = 12  # chainsafe nodes the in-process crawl walks in the server test
 SERVER_DEADLINE = 40.0  # s: two crawls' worth of chainsafe clients (each ~1-2 s) and a small walk
 RECORDS_CHANNEL = 1024  # records the in-process crawl may get ahead of the drain task
 # s between two requests to one peer in the server test: stretches the 12-node walk (~6 requests per node,
 # 4 tree levels) from ~0.3 s to ~4 s, so that the first client (~1 s) surely runs while the crawl does.
 SERVER_PEER_PACING = 0.15
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CrawlRun:
-    """One `ethcrawl crawl` subprocess: how it ended and what it said."""
-
-    returncode: int
-    elapsed: float  # s, process start to exit
-    output: str  # stdout then stderr, tail only
-
-    def stats(self) -> dict[str, int]:
-        return crawl_stats(self.output)
-
-
-def crawl_stats(output: str) -> dict[str, int]:
-    """The key=value fields of the crawl's "crawl stats" log line (empty if it logged none)."""
-    match = re.search(r"crawl stats (.*)", output)
-    if match is None:
-        return {}
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
-
-
-async def run_crawl_cli(args: Sequence[str], tmp_path: Path, *, limit: float = CRAWL_LIMIT) -> CrawlRun:
-    """``ethcrawl -v crawl <args>`` in a subprocess, killed after ``limit`` seconds (a test failure)."""
-    command = [sys.executable, "-m", "ethcrawl.crawler", "-v", "crawl", *args]
-    out_path, err_path = tmp_path / "crawl.out", tmp_path / "crawl.err"
-    started = trio.current_time()
-    # Files, not pipes: a run killed at the limit still leaves its output for the failure message.
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        with trio.move_on_after(limit) as scope:
-            done = await trio.run_process(command, stdout=out, stderr=err, check=False)
-    elapsed = trio.current_time() - started
-    output = (out_path.read_bytes() + err_path.read_bytes()).decode(errors="replace")[-OUTPUT_TAIL:]
-    if scope.cancelled_caught:
-        pytest.fail(f"`ethcrawl crawl` did not end by itself within {limit} s:\n{output}", pytrace=False)
-    return CrawlRun(returncode=done.returncode, elapsed=elapsed, output=output)
 
 
 def tree_edges(net: Discv5Network) -> set[tuple[bytes, bytes]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from crawl_cli import CRAWL_LIMIT, run_crawl_cli
 from discv5_network import ChainsafeDiscv5
 from dpt_network import (  # noqa: F401 (dpt_network_fixture provides the dpt_network fixture)
     LOOPBACK,
@@ -28,7 +29,6 @@ from dpt_network import (  # noqa: F401 (dpt_network_fixture provides the dpt_ne
 )
 from ethcrawl.crawler.devnet import Kind, open_devnet
 from ethcrawl.wire.enr import ENR
-from test_crawl_discv5_interop import CRAWL_LIMIT, run_crawl_cli
 
 pytestmark = pytest.mark.interop
 
