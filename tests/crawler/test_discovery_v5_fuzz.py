@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import ip_address
 
-import pytest
 import trio
 from memnet import MemoryEndpoint, MemoryNetwork
 from trio.testing import MockClock
@@ -333,7 +332,7 @@ async def test_mutated_and_replayed_packets_leave_the_node_serving(autojump_cloc
             assert b.statistics().handshakes == handshakes
 
         # b still serves a newcomer at once, and a again once the WHOAREYOU interval that the
-        # mutants used up has passed (see the strict xfail below for "at once").
+        # mutants used up has passed.
         newcomer = await start_v5(net, nursery)
         assert await newcomer.ping(b.enr) is not None
         await trio.sleep(Config().whoareyou_interval)
@@ -381,13 +380,6 @@ async def test_replayed_whoareyou_triggers_at_most_one_handshake(autojump_clock:
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Discv5Protocol._on_message drops a live session when a packet fails to decrypt, so one spoofed "
-    "datagram naming a peer's id and address costs that peer its next request (a timeout); go-ethereum's "
-    "v5wire decodeMessage keeps the session and only answers WHOAREYOU (Unknown) until a new handshake "
-    "replaces it",
-)
 async def test_spoofed_junk_does_not_tear_down_a_live_session(autojump_clock: MockClock) -> None:
     rng = random.Random(0x5EED05)
     net = MemoryNetwork()

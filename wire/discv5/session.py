@@ -13,8 +13,8 @@ The flow (discv5-theory.md, "Handshake Steps"):
   behind it instead of starting handshakes of their own.
 * A packet we cannot decrypt is answered with WHOAREYOU (at most one per node
   id and IP per :attr:`Config.whoareyou_interval`, and a per-IP budget, so a
-  flood cannot turn us into an amplifier).  A session whose keys fail is
-  dropped first: the peer restarted or lost it.
+  flood cannot turn us into an amplifier).  A session whose keys fail stays
+  until the handshake that follows replaces it: a forged packet must not end it.
 * A WHOAREYOU that quotes the nonce of a packet we sent is answered with a
   handshake packet carrying that message, our ENR when the challenge's
   ``enr-seq`` is older than ours, and then the messages queued meanwhile.  A
@@ -433,8 +433,10 @@ class Discv5Protocol:
         try:
             plaintext = decrypt_message(session.read_key, packet.header.nonce, packet.message, packet.message_ad)
         except DecryptionFailed:
-            # The peer restarted or dropped our session: start over, as the spec asks.
-            self._sessions.pop(key)
+            # The peer restarted or lost our session, or someone spoofed its id and
+            # address: challenge, as the spec asks, but keep the keys until a new
+            # handshake replaces them (as go-ethereum does), so one forged packet
+            # cannot tear down a live session.
             return self._challenge(packet, key, now)
         events: list[Event] = []
         if not session.confirmed:

@@ -273,9 +273,25 @@ def test_restarted_initiator_makes_the_peer_drop_its_session() -> None:
     net.take(BOB_ADDR)
     net.now = 5.0
     net.send(alice2, bob, Ping(request_id=b"\x05", enr_seq=1))
-    # Bob could not decrypt the random packet under the old keys: it dropped them and challenged.
+    # Bob could not decrypt the random packet under the old keys: it challenged, and the new handshake replaced them.
     assert messages_of(net.take(BOB_ADDR)) == [Ping(request_id=b"\x05", enr_seq=1)]
     assert bob.statistics().handshakes_received == 2
+
+
+def test_undecryptable_packet_keeps_the_live_session_until_a_handshake_replaces_it() -> None:
+    """A forged packet naming Alice's id and address gets a WHOAREYOU but does not end her session (as geth)."""
+    net, alice, bob = pair()
+    net.send(alice, bob, Ping(request_id=b"\x01", enr_seq=1))
+    net.take(BOB_ADDR)
+    forger = Discv5Protocol(ALICE_KEY, ALICE_ENR)  # same id, no session: its packet cannot decrypt at Bob
+    net.now = 5.0
+    [random_packet] = forger.send_message(BOB_ID, BOB_ADDR, Ping(request_id=b"\x09", enr_seq=1), BOB_ENR, now=5.0)
+    [challenge] = bob.receive(random_packet.data, ALICE_ADDR, 5.0)
+    assert isinstance(challenge, Outgoing)
+    assert bob.has_session(ALICE_ID, ALICE_ADDR)
+    # Alice's next message under the old keys still gets through.
+    net.send(alice, bob, Ping(request_id=b"\x02", enr_seq=1))
+    assert messages_of(net.take(BOB_ADDR)) == [Ping(request_id=b"\x02", enr_seq=1)]
 
 
 def test_no_second_handshake_within_the_interval() -> None:
