@@ -50,7 +50,7 @@ from .crypto import (
 from .enode import IPAddress, Node
 from .errors import BadENR, BadSignature, LocalProtocolError, WireError
 from .forkid import ForkId
-from .rlpcodec import Item, as_bytes, as_list, as_uint, decode, encode, encode_uint
+from .rlpcodec import Item, as_bytes, as_list, as_uint, decode, encode, encode_uint, length_prefix
 
 __all__ = ["ENR", "MAX_RECORD_SIZE", "TEXT_PREFIX"]
 
@@ -155,12 +155,31 @@ class ENR:
     signature: bytes
     pairs: Mapping[bytes, Item]
     raw: bytes = field(repr=False)
+    # The parsed key and node id, worked out once: a crawl asks for them many
+    # times per record, and each parse is a curve point decompression.
+    _key: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False)
+    _key_done: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if encode(self._items()) != self.raw:
             raise LocalProtocolError("ENR.raw does not encode the given seq, signature and pairs")
         # A caller's dict must not change under a record that claims to be immutable.
         object.__setattr__(self, "pairs", MappingProxyType(dict(self.pairs)))
+
+    @classmethod
+    def _from_canonical(cls, seq: int, signature: bytes, pairs: dict[bytes, Item], raw: bytes) -> "ENR":
+        """A record whose fields were decoded from ``raw`` by the canonical decoder.
+
+        Such fields re-encode to ``raw`` by construction, so the constructor's
+        re-encoding check (a third of a verification's cost) is skipped.
+        """
+        record = object.__new__(cls)
+        for name, value in (
+            ("seq", seq), ("signature", signature), ("pairs", MappingProxyType(pairs)), ("raw", raw),
+            ("_key", None), ("_key_done", False),
+        ):
+            object.__setattr__(record, name, value)
+        return record
 
     def _items(self) -> list[Item]:
         items: list[Item] = [self.signature, encode_uint(self.seq)]
@@ -206,7 +225,7 @@ class ENR:
             raise
         except WireError as exc:
             raise BadENR(f"malformed record: {exc}") from exc
-        record = cls(seq=seq, signature=signature, pairs=pairs, raw=data)
+        record = cls._from_canonical(seq, signature, pairs, bytes(data))
         if verify:
             record.check_signature()
         return record
@@ -300,8 +319,22 @@ class ENR:
         key = self.public_key
         if self.id_scheme != V4_SCHEME or key is None:
             return False
-        content = encode(self._items()[1:])
-        return verify_compact(self.signature, keccak256(content), key)
+        return verify_compact(self.signature, keccak256(self._content()), key)
+
+    def _content(self) -> bytes:
+        """RLP of ``[seq, k, v, ...]``, the signed content, cut out of ``raw`` rather than re-encoded.
+
+        ``raw`` is canonical (the decoder accepts nothing else, and :meth:`create`
+        and the constructor check it), so the content's payload is ``raw``'s
+        payload after the signature item.
+        """
+        first = self.raw[0]
+        header = 1 if first <= 0xF7 else 1 + first - 0xF7
+        signature_item = len(length_prefix(len(self.signature), 0x80)) + len(self.signature)
+        if len(self.signature) == 1 and self.signature[0] < 0x80:
+            signature_item = 1  # a single low byte is its own encoding
+        payload = self.raw[header + signature_item :]
+        return length_prefix(len(payload), 0xC0) + payload
 
     def check_signature(self) -> None:
         """Like :meth:`verify`, but raise :class:`BadENR` saying what failed."""
@@ -328,20 +361,27 @@ class ENR:
     @property
     def public_key(self) -> bytes | None:
         """The 33-byte compressed ``secp256k1`` key, if present and on the curve."""
-        raw = _bytes_value(self.get(b"secp256k1"))
-        if raw is None or len(raw) != COMPRESSED_KEY_SIZE:
-            return None
-        try:
-            decompress_pubkey(raw)
-        except WireError:
-            return None
-        return raw
+        key = self._parsed_key()
+        return None if key is None else key[0]
 
     @property
     def public_key_raw(self) -> bytes | None:
         """The public key as 64 raw bytes (x || y), as enode URLs and discv4 use it."""
-        key = self.public_key
-        return None if key is None else decompress_pubkey(key)
+        key = self._parsed_key()
+        return None if key is None else key[1]
+
+    def _parsed_key(self) -> tuple[bytes, bytes] | None:
+        if not self._key_done:
+            key: tuple[bytes, bytes] | None = None
+            raw = _bytes_value(self.get(b"secp256k1"))
+            if raw is not None and len(raw) == COMPRESSED_KEY_SIZE:
+                try:
+                    key = (raw, decompress_pubkey(raw))
+                except WireError:
+                    key = None
+            object.__setattr__(self, "_key", key)
+            object.__setattr__(self, "_key_done", True)
+        return self._key
 
     @property
     def node_id(self) -> bytes | None:

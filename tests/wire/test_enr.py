@@ -515,3 +515,28 @@ def test_random_text_raises_only_wire_errors(text: str) -> None:
             ENR.from_text(candidate)
         except WireError:
             pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    signature=st.binary(min_size=0, max_size=80),
+    seq=st.integers(min_value=0, max_value=2**64 - 1),
+    values=st.lists(st.binary(max_size=70), max_size=4),
+)
+def test_signed_content_cut_from_raw_equals_its_encoding(signature: bytes, seq: int, values: list[bytes]) -> None:
+    """verify() hashes the content cut out of the received bytes; it must be exactly what re-encoding gives."""
+    pairs: list[Any] = [b"id", b"v4"]
+    for i, value in enumerate(values):
+        pairs += [b"k%02d" % i, value]
+    raw = encode([signature, encode_uint(seq), *pairs])
+    if len(raw) > MAX_RECORD_SIZE:
+        return
+    record = ENR.from_rlp(raw, verify=False)
+    assert record._content() == encode([encode_uint(seq), *pairs])
+
+
+def test_parsed_key_is_cached_and_consistent() -> None:
+    record = ENR.from_text(EIP778[0]["text"])
+    assert record.public_key is not None and record.public_key_raw is not None
+    assert record.public_key is record.public_key  # parsed once
+    assert pubkey_from_private(PrivateKey(bytes.fromhex(EIP778[0]["private_key"]))) == record.public_key_raw
