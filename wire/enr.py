@@ -51,6 +51,7 @@ from .enode import IPAddress, Node
 from .errors import BadENR, BadSignature, LocalProtocolError, WireError
 from .forkid import ForkId
 from .rlpcodec import Item, as_bytes, as_list, as_uint, decode, encode, encode_uint, length_prefix
+from .unchecked import construct_unchecked
 
 __all__ = ["ENR", "MAX_RECORD_SIZE", "TEXT_PREFIX"]
 
@@ -173,13 +174,9 @@ class ENR:
         Such fields re-encode to ``raw`` by construction, so the constructor's
         re-encoding check (a third of a verification's cost) is skipped.
         """
-        record = object.__new__(cls)
-        for name, value in (
-            ("seq", seq), ("signature", signature), ("pairs", MappingProxyType(pairs)), ("raw", raw),
-            ("_key", None), ("_key_done", False),
-        ):
-            object.__setattr__(record, name, value)
-        return record
+        return construct_unchecked(
+            cls, seq=seq, signature=signature, pairs=MappingProxyType(pairs), raw=raw, _key=None, _key_done=False
+        )
 
     def _items(self) -> list[Item]:
         items: list[Item] = [self.signature, encode_uint(self.seq)]
