@@ -1,24 +1,26 @@
-"""The side-by-side handshake benchmark runs both libraries end to end; it checks what ran, never speed."""
+"""The side-by-side handshake benchmark (bench/rlpx_vs_ethereumjs.py) runs both libraries end to end.
+
+It checks what ran, never speed.  It lives with the interop tests so that the
+``node_tools`` fixture installs the npm packages first (under tests/bench it
+was skipped whenever it ran before them, as in CI).
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.interop
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench" / "rlpx_vs_ethereumjs.py"
 
 
-def test_both_libraries_complete_handshakes() -> None:
-    if shutil.which("node") is None:
-        pytest.skip("needs Node.js on PATH")
-    if not (REPO / "tests" / "interop" / "node_modules" / "@ethereumjs" / "devp2p").is_dir():
-        pytest.skip("needs the interop packages: run the interop tests (npm ci in tests/interop) first")
+def test_both_libraries_complete_handshakes(node_tools: object) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH), "--seconds", "0.05", "--json"], capture_output=True, text=True, timeout=120
     )
