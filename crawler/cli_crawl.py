@@ -109,7 +109,14 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
         soft_wrap=True,
     )
     networks = tuple((_network_name(network_id), count) for network_id, count in summary.networks)
-    for title, rows in (("dial outcome", summary.outcomes), ("client", summary.clients), ("network", networks)):
+    sections = (
+        ("discovery", summary.protocols),
+        ("layer", summary.layers),
+        ("dial outcome", summary.outcomes),
+        ("client", summary.clients),
+        ("network", networks),
+    )
+    for title, rows in sections:
         if not rows:
             continue
         total = sum(count for _, count in rows)

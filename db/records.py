@@ -256,3 +256,7 @@ class CrawlSummary:
     clients: tuple[tuple[str, int], ...]
     # Distinct nodes per network id, among dials that got a Status.
     networks: tuple[tuple[int, int], ...]
+    # Nodes sighted in this crawl by the discovery protocols that answered them ("v4", "v5", "v4,v5", "none").
+    protocols: tuple[tuple[str, int], ...] = ()
+    # Nodes sighted in this crawl by the layer their stored ENR names ("unknown" without one).
+    layers: tuple[tuple[str, int], ...] = ()

@@ -474,6 +474,21 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
             .group_by(DialAttempt.network_id)
         )
     )
+    protocols = _histogram(
+        (protocol_set or "none", count)
+        for protocol_set, count in session.execute(
+            select(Sighting.protocols, func.count()).where(Sighting.crawl_id == crawl_id).group_by(Sighting.protocols)
+        )
+    )
+    layers = _histogram(
+        (layer or "unknown", count)
+        for layer, count in session.execute(
+            select(Node.layer, func.count())
+            .join(Sighting, Sighting.node_id == Node.node_id)
+            .where(Sighting.crawl_id == crawl_id)
+            .group_by(Node.layer)
+        )
+    )
     return CrawlSummary(
         crawl_id=crawl_id,
         started_at=crawl.started_at,
@@ -488,4 +503,6 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
         outcomes=outcomes,
         clients=clients,
         networks=networks,
+        protocols=protocols,
+        layers=layers,
     )

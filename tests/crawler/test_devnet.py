@@ -9,6 +9,8 @@ README's offline demo).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import json
 import signal
 import sqlite3
@@ -222,11 +224,16 @@ async def test_crawl_of_a_30_node_devnet_finds_and_classifies_everyone(tmp_path:
             seeds=(parse_enode(net.bootnode_enode),), listen_host="127.0.0.1", dial_timeout=2, duration=CRAWL_DEADLINE
         )
         started = trio.current_time()
-        await run_crawl(db, options, handle_signals=False)
+        summary = await run_crawl(db, options, handle_signals=False)
         elapsed = trio.current_time() - started
         db.close()
     assert elapsed < CRAWL_DEADLINE - 5, "the crawl must end by itself"
     by_id = {n["node_id"]: n for n in manifest["nodes"]}
+    expected_protocols = Counter(",".join(n["protocols"]) for n in manifest["nodes"])
+    assert dict(summary.protocols) == dict(expected_protocols)
+    # Every devnet record carries its chain's eth entry; pre-EIP-868 nodes never hand theirs out.
+    no_enr = sum(1 for n in manifest["nodes"] if n["kind"] == Kind.NO_ENR.value)
+    assert no_enr >= 1 and dict(summary.layers) == {"execution": 30 - no_enr, "unknown": no_enr}
     found = {bytes(r[0]).hex() for r in _rows(path, "SELECT node_id FROM nodes")}
     assert found == set(by_id)
     dials = _rows(path, "SELECT node_id, outcome, client_id, network_id, genesis_hash, fork_hash FROM dial_attempts")
