@@ -477,10 +477,19 @@ def _fork(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 @click.option("--seen-since", default=None, callback=_since, help="Last seen at or after this ISO 8601 time.")
 @click.option("--synced/--not-synced", default=None, help="Only nodes whose head is (not) recent.")
 @click.option("--dialable", is_flag=True, help="Only nodes whose latest dial succeeded.")
+@click.option(
+    "--layer", type=click.Choice(["execution", "consensus", "other", "unknown"]), default=None,
+    help="Only nodes whose ENR names this layer (unknown: no readable ENR).",
+)
+@click.option(
+    "--discovery", "discovery", type=click.Choice(["v4", "v5"]), default=None,
+    help="Only nodes that answered this discovery protocol.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None)
 def query_nodes(
     db_url: str, fmt: str, client: str | None, version_prefix: str | None, network: str | None, fork: str | None,
-    cidr: Any, seen_since: datetime | None, synced: bool | None, dialable: bool, limit: int | None,
+    cidr: Any, seen_since: datetime | None, synced: bool | None, dialable: bool, layer: str | None,
+    discovery: str | None, limit: int | None,
 ) -> None:
     """Nodes matching every filter: enode URLs (default) or rows."""
     with _database(db_url) as db, db.session() as session:
@@ -502,6 +511,10 @@ def query_nodes(
         if synced is not None and report.synced is not synced:
             continue
         if dialable and report.last_outcome != "ok":
+            continue
+        if layer is not None and (report.layer or "unknown") != layer:
+            continue
+        if discovery is not None and discovery not in report.protocols.split(","):
             continue
         rows.append(row)
         if limit is not None and len(rows) >= limit:

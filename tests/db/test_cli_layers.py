@@ -167,3 +167,21 @@ def test_query_layers_on_an_empty_database(tmp_path: Any) -> None:
     open_database(path).close()
     assert run("query", "layers", "--db", path).strip() == "(no rows)"
     assert run("query", "layers", "--db", path, "--format", "json") == ""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_query_nodes_filters_by_layer_and_discovery(filled: tuple[str, dict[str, Any]]) -> None:
+    url, facts = filled
+
+    def ids(*args: str) -> set[str]:
+        rows = [json.loads(line) for line in run("query", "nodes", "--db", url, "--format", "json", *args).splitlines()]
+        return {r["node_id"] for r in rows}
+
+    bootnode_ids = {e.node_id.hex() for e in facts["bootnodes"]}
+    answered_v4 = {node_id.hex() for node_id, protocols in facts["protocols"].items() if "v4" in protocols}
+    assert ids("--layer", "consensus") == bootnode_ids
+    assert ids("--layer", "execution") == set(facts["hoodi"])
+    assert ids("--layer", "unknown") == {fake_id(n).hex() for n in range(3)}
+    assert ids("--discovery", "v5") == bootnode_ids
+    assert ids("--discovery", "v4") == answered_v4 | {fake_id(n).hex() for n in range(3)}
+    assert ids("--layer", "consensus", "--discovery", "v4") == answered_v4
