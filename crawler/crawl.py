@@ -5,9 +5,7 @@ The task tree (every task in a nursery you can see here)::
     run_crawl
     ├── writer            (db.writer.run_writer: the one task that writes SQL)
     └── crawl scope       (--duration deadline; SIGINT/SIGTERM cancel it)
-        ├── udp demux     (ProtocolDemux.run: one UDP socket, v4 packets one way, the rest the other)
-        ├── discovery v4  (DiscoveryV4.run on the v4 lane)
-        ├── discovery v5  (DiscoveryV5.run on the v5 lane)
+        ├── discovery     (DiscoveryNode.run: one UDP socket split between DiscoveryV4 and DiscoveryV5)
         ├── rlpx listener (--listen: inbound sessions, recorded like dials)
         ├── progress      (a drift-free ``sleep_until`` loop calling on_progress)
         └── engine        (Crawler.run: ends when nothing is left to do)
@@ -23,6 +21,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from datetime import datetime, timezone
 from ipaddress import ip_address
 from typing import Awaitable, Callable
@@ -33,7 +32,6 @@ from ethcrawl.db.engine import Database
 from ethcrawl.db.records import CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
 from ethcrawl.db.store import crawl_summary
 from ethcrawl.db.writer import begin_crawl, run_writer
-from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
@@ -41,11 +39,11 @@ from ethcrawl.wire.rlpx.connection import RLPxConnection
 from ethcrawl.wire.rlpx.session import PeerSession
 
 from .dialer import DialConfig, DialResult, dial, local_hello, serve_session
-from .discovery import DiscoveryConfig, DiscoveryV4
-from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
+from .discovery import DiscoveryConfig
+from .discovery_v5 import DiscoveryV5Config
 from .engine import CrawlConfig, Crawler, CrawlStats
+from .node import DiscoveryNode
 from .targets import TargetTable
-from .udp import ProtocolDemux, open_udp_socket
 
 __all__ = ["CrawlOptions", "run_crawl", "dial_record", "CrawlProgress", "DISCOVERY_MODES"]
 
@@ -161,7 +159,7 @@ async def run_crawl(
     *,
     private_key: PrivateKey | None = None,
     on_progress: Callable[[CrawlProgress], None] | None = None,
-    on_ready: Callable[[DiscoveryV4], None] | None = None,
+    on_ready: Callable[[DiscoveryNode], None] | None = None,
     wall_clock: Callable[[], float] = time.time,
     handle_signals: bool = True,
 ) -> CrawlSummary:
@@ -187,40 +185,19 @@ async def run_crawl(
 
     crawl_v4 = options.discovery in ("v4", "both")
     crawl_v5 = options.discovery in ("v5", "both")
+    # Our node serves both protocols on its one port whatever is walked, as go-ethereum does.
+    node = DiscoveryNode(
+        key,
+        host=options.listen_host,
+        port=options.listen_port,
+        v4_config=DiscoveryConfig(response_timeout=options.response_timeout),
+        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
+        wall_clock=wall_clock,
+    )
+    crawler: Crawler | None = None
     async with trio.open_nursery() as outer:
         await outer.start(run_writer, db, receive)
-        async with send, await open_udp_socket(options.listen_host, options.listen_port) as udp_socket:
-            # One port for both protocols, as go-ethereum does: peers that know us over
-            # v4 find the same endpoint in our ENR for v5.
-            demux = ProtocolDemux(udp_socket, discv4.looks_like_v4)
-            tcp_port = options.rlpx_listen[1] if options.rlpx_listen else 0
-            discovery = DiscoveryV4(
-                key,
-                host=options.listen_host,
-                tcp_port=tcp_port,
-                config=DiscoveryConfig(response_timeout=options.response_timeout),
-                wall_clock=wall_clock,
-                transport=demux.v4,
-            )
-            discovery_v5 = DiscoveryV5(
-                key,
-                host=options.listen_host,
-                tcp_port=tcp_port,
-                config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
-                transport=demux.v5,
-            )
-            crawler = Crawler(
-                discovery if crawl_v4 else None,
-                TargetTable.default(),
-                send,
-                crawl_id=crawl_id,
-                config=CrawlConfig(
-                    concurrency=options.concurrency, dial_concurrency=options.dial_concurrency, dial_all=options.dial_all
-                ),
-                dialer=dialer if options.dial else None,
-                wall_clock=wall_clock,
-                discovery_v5=discovery_v5 if crawl_v5 else None,
-            )
+        async with send:
             started = trio.current_time()
             with trio.CancelScope() as crawl_scope:
                 if options.duration is not None:
@@ -230,20 +207,27 @@ async def run_crawl(
                         nursery.start_soon(_cancel_on_signal, crawl_scope)
                     if options.rlpx_listen is not None:
                         # Bound first, so that our ENR and Pongs advertise the real TCP port.
-                        discovery.tcp_port = discovery_v5.tcp_port = await nursery.start(
+                        node.tcp_port = await nursery.start(
                             _serve_inbound, options.rlpx_listen, key, dial_config, crawl_id, send, record_dial, wall_clock
                         )
-                    nursery.start_soon(demux.run)
-                    await nursery.start(discovery.run)
-                    await nursery.start(discovery_v5.run)
+                    await nursery.start(node.run)
+                    crawler = Crawler(
+                        node.v4 if crawl_v4 else None,
+                        TargetTable.default(),
+                        send,
+                        crawl_id=crawl_id,
+                        config=CrawlConfig(
+                            concurrency=options.concurrency,
+                            dial_concurrency=options.dial_concurrency,
+                            dial_all=options.dial_all,
+                        ),
+                        dialer=dialer if options.dial else None,
+                        wall_clock=wall_clock,
+                        discovery_v5=node.v5 if crawl_v5 else None,
+                    )
                     if on_ready is not None:
-                        on_ready(discovery)
-
-                    def report() -> None:
-                        if on_progress is not None:
-                            elapsed = trio.current_time() - started
-                            on_progress(CrawlProgress(elapsed, crawler.statistics(), counter.ok, counter.failed))
-
+                        on_ready(node)
+                    report = partial(_report, on_progress, crawler, counter, started)
                     if on_progress is not None:
                         nursery.start_soon(_progress_loop, report)
                     await crawler.run(list(options.seeds))
@@ -252,18 +236,8 @@ async def run_crawl(
                         # Listening crawls keep accepting inbound peers until --duration.
                         await trio.sleep_forever()
                     nursery.cancel_scope.cancel()
-            d, d5, c = discovery.statistics(), discovery_v5.statistics(), crawler.statistics()
-            # key=value so benchmarks and operators can read the crawl's work off the log.
-            log.info(
-                "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
-                "responded=%d edges=%d dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
-                "v5_rate_limited=%d v5_timeouts=%d v5_bad_records=%d v5_handshakes=%d answered_v4=%d answered_v5=%d "
-                "lane_overflow=%d",
-                d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
-                c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
-                d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
-                c.answered_v5, demux.v4.overflowed + demux.v5.overflowed,
-            )
+            if crawler is not None:
+                _log_statistics(node, crawler)
             if crawl_scope.cancelled_caught:
                 log.info("crawl stopped early (duration or signal); saving what was learned")
             await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock())))
@@ -274,6 +248,32 @@ async def run_crawl(
             return crawl_summary(session, crawl_id)
 
     return await trio.to_thread.run_sync(_summary)
+
+
+def _report(
+    on_progress: Callable[[CrawlProgress], None] | None, crawler: Crawler, counter: _DialCounter, started: float
+) -> None:
+    if on_progress is not None:
+        elapsed = trio.current_time() - started
+        on_progress(CrawlProgress(elapsed, crawler.statistics(), counter.ok, counter.failed))
+
+
+def _log_statistics(node: DiscoveryNode, crawler: Crawler) -> None:
+    """One "crawl stats" line, key=value, so benchmarks and operators can read the crawl's work off the log."""
+    v5, lanes = node.v5, node.demux
+    assert v5 is not None and lanes is not None  # the crawl's node always serves both
+    d, d5, c = node.v4.statistics(), v5.statistics(), crawler.statistics()
+    overflow = lanes.v4.overflowed + lanes.v5.overflowed
+    log.info(
+        "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
+        "responded=%d edges=%d dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
+        "v5_rate_limited=%d v5_timeouts=%d v5_bad_records=%d v5_handshakes=%d answered_v4=%d answered_v5=%d "
+        "lane_overflow=%d",
+        d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
+        c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
+        d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
+        c.answered_v5, overflow,
+    )
 
 
 async def _cancel_on_signal(scope: trio.CancelScope) -> None:

@@ -36,7 +36,7 @@ from ipaddress import ip_address
 from typing import Any
 
 import trio
-from ethcrawl.wire import discv4, rlpcodec
+from ethcrawl.wire import rlpcodec
 from ethcrawl.wire.chains import CHAINS, Chain
 from ethcrawl.wire.crypto import PrivateKey, keccak256, node_id_from_pubkey, pubkey_from_private
 from ethcrawl.wire.enode import Node, format_enode
@@ -51,8 +51,9 @@ from ethcrawl.wire.rlpx.session import PeerSession
 from .devnet_clients import NIMBUS, choose_client
 from .discovery import DiscoveryConfig, DiscoveryV4
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
+from .node import DiscoveryNode
 from .session_stream import SessionStream
-from .udp import ProtocolDemux, UDPSocket, open_udp_socket
+from .udp import UDPSocket, open_udp_socket
 
 __all__ = [
     "EXPECTED_OUTCOME",
@@ -378,22 +379,22 @@ class DevnetNode:
         delay = SLOW_REPLY_DELAY if spec.kind is Kind.SLOW else 0.0
         self._config = DiscoveryConfig(serve_enr_requests=spec.kind is not Kind.NO_ENR, reply_delay=delay)
         self._v5_config = DiscoveryV5Config(reply_delay=delay)
-        self._discovery: DiscoveryV4 | None = None
-        self._discovery_v5: DiscoveryV5 | None = None
+        self._endpoint: DiscoveryNode | None = None
 
     @property
     def speaks_v5(self) -> bool:
         return self.spec.kind is not Kind.NO_ENR
 
     @property
-    def discovery_v5(self) -> DiscoveryV5 | None:
-        """The node's v5 side (None for v4-only nodes, or before ``run``)."""
-        return self._discovery_v5
+    def discovery(self) -> DiscoveryV4:
+        assert self._endpoint is not None, "run() must be started first"
+        return self._endpoint.v4
 
     @property
-    def discovery(self) -> DiscoveryV4:
-        assert self._discovery is not None, "run() must be started first"
-        return self._discovery
+    def discovery_v5(self) -> DiscoveryV5 | None:
+        """The node's v5 side (None for v4-only nodes)."""
+        assert self._endpoint is not None, "run() must be started first"
+        return self._endpoint.v5
 
     @property
     def node(self) -> Node:
@@ -405,21 +406,13 @@ class DevnetNode:
         port = udp.local_address[1]
         try:
             async with trio.open_nursery() as nursery:
-                demux = ProtocolDemux(udp, discv4.looks_like_v4, serve_v5=self.speaks_v5)
-                nursery.start_soon(demux.run)
-                # Execution clients publish their chain's fork id in the record (EIP-2124's ENR entry).
-                extra = {"eth": [self._head.fork_id]}
-                self._discovery = DiscoveryV4(
-                    self._key, host=self.spec.host, port=port, tcp_port=port, config=self._config,
-                    transport=demux.v4, enr_extra=extra,
+                self._endpoint = DiscoveryNode(
+                    self._key, host=self.spec.host, port=port, v4_config=self._config, v5_config=self._v5_config,
+                    speaks_v5=self.speaks_v5, transport=udp,
+                    # Execution clients publish their chain's fork id in the record (EIP-2124's ENR entry).
+                    enr_extra={"eth": [self._head.fork_id]},
                 )
-                await nursery.start(self._discovery.run)
-                if self.speaks_v5:
-                    self._discovery_v5 = DiscoveryV5(
-                        self._key, host=self.spec.host, port=port, tcp_port=port, config=self._v5_config,
-                        transport=demux.v5, enr_extra=extra,
-                    )
-                    await nursery.start(self._discovery_v5.run)
+                await nursery.start(self._endpoint.run)
                 if listener is not None:
                     nursery.start_soon(trio.serve_listeners, self._serve_rlpx, [listener])
                 task_status.started(port)

@@ -9,6 +9,7 @@ import trio
 
 from ethcrawl.crawler.crawl import CrawlOptions, run_crawl
 from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.db.engine import open_database
 from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
 from ethcrawl.wire.enode import parse_enode
@@ -50,7 +51,7 @@ async def test_listening_crawl_records_inbound_peers(tmp_path: Path) -> None:
     await silent.bind(("127.0.0.1", 0))
     bootnode = parse_enode(f"enode://{DiscoveryV4(generate_private_key()).pubkey.hex()}@127.0.0.1:{silent.getsockname()[1]}")
     db = open_database(tmp_path / "crawl.db")
-    ready: list[DiscoveryV4] = []
+    ready: list[DiscoveryNode] = []
     options = CrawlOptions(
         seeds=(bootnode,), duration=4, dial=False, listen_host="127.0.0.1", rlpx_listen=("127.0.0.1", 0), dial_timeout=1
     )
@@ -59,7 +60,7 @@ async def test_listening_crawl_records_inbound_peers(tmp_path: Path) -> None:
         with trio.fail_after(10):
             while not ready:
                 await trio.sleep(0.01)
-            discovery = ready[0]
+            discovery = ready[0].v4
             assert discovery.enr is not None and discovery.enr.tcp == discovery.tcp_port != discovery.port
             await dial_in(discovery.tcp_port, discovery.pubkey)
     silent.close()

@@ -11,8 +11,7 @@ from trio.testing import MockClock
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, DiscoveryV5Config, V5Peer
 from ethcrawl.crawler.table import log_distance
-from ethcrawl.crawler.udp import ProtocolDemux
-from ethcrawl.wire import discv4
+from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.discv5.messages import FindNode, Nodes
 from ethcrawl.wire.discv5.session import Config, Discv5Protocol, MessageReceived
@@ -131,15 +130,12 @@ async def test_unanswered_request_times_out(autojump_clock: MockClock) -> None:
 async def test_v4_and_v5_share_one_socket(autojump_clock: MockClock) -> None:
     """One port: v4 packets go to the v4 node, everything else to v5; both answer through it."""
     net = MemoryNetwork()
-    key = generate_private_key()
     shared = net.open()
-    demux = ProtocolDemux(shared, discv4.looks_like_v4)
-    both_v4 = DiscoveryV4(key, transport=demux.v4)
-    both_v5 = DiscoveryV5(key, transport=demux.v5)
+    node = DiscoveryNode(generate_private_key(), transport=shared)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(demux.run)
-        await nursery.start(both_v4.run)
-        await nursery.start(both_v5.run)
+        await nursery.start(node.run)
+        both_v4, both_v5, demux = node.v4, node.v5, node.demux
+        assert both_v5 is not None and demux is not None
         assert both_v4.enr is not None and both_v4.enr.to_rlp() == both_v5.enr.to_rlp()
 
         v4_client = DiscoveryV4(generate_private_key(), transport=net.open())

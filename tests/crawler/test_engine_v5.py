@@ -9,10 +9,9 @@ from trio.testing import MockClock
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import DiscoveryV5
 from ethcrawl.crawler.engine import CrawlConfig, Crawler, _looks_like_execution, _NodeState
+from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.crawler.targets import TargetTable
-from ethcrawl.crawler.udp import ProtocolDemux
 from ethcrawl.db.records import EdgeSeen, NodeSeen
-from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enode import Node
 from ethcrawl.wire.enr import ENR
@@ -38,14 +37,10 @@ async def v4_node(net: MemoryNetwork, nursery: trio.Nursery) -> DiscoveryV4:
 
 
 async def dual_node(net: MemoryNetwork, nursery: trio.Nursery) -> tuple[DiscoveryV4, DiscoveryV5]:
-    key = generate_private_key()
-    demux = ProtocolDemux(net.open(), discv4.looks_like_v4)
-    v4 = DiscoveryV4(key, transport=demux.v4, wall_clock=wall_clock)
-    v5 = DiscoveryV5(key, transport=demux.v5)
-    nursery.start_soon(demux.run)
-    await nursery.start(v4.run)
-    await nursery.start(v5.run)
-    return v4, v5
+    node = DiscoveryNode(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+    await nursery.start(node.run)
+    assert node.v5 is not None
+    return node.v4, node.v5
 
 
 def link_tree_v5(nodes: list[DiscoveryV5], fanout: int) -> None:

@@ -1,0 +1,105 @@
+"""Our discovery endpoint: discovery v4 and v5 on one UDP port, as go-ethereum runs them.
+
+One socket, one key, one ENR: a :class:`~ethcrawl.crawler.udp.ProtocolDemux`
+hands v4 packets to :class:`DiscoveryV4` and everything else to
+:class:`DiscoveryV5`, so peers that know us over one protocol find the same
+endpoint in our record for the other.  The crawl, the devnet and the tests
+all build their endpoints here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Mapping
+
+import trio
+
+from ethcrawl.wire import discv4
+from ethcrawl.wire.crypto import PrivateKey, node_id_from_pubkey, pubkey_from_private
+
+from .discovery import DiscoveryConfig, DiscoveryV4
+from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
+from .udp import DatagramTransport, ProtocolDemux, open_udp_socket
+
+__all__ = ["DiscoveryNode"]
+
+
+class DiscoveryNode:
+    """Discovery v4 and (unless ``speaks_v5`` is False) v5 sharing one UDP socket.
+
+    Set :attr:`tcp_port` before :meth:`run` if an RLPx listener is bound
+    elsewhere (default: the UDP port number); :attr:`v4` and :attr:`v5` exist
+    once ``await nursery.start(node.run)`` has returned.
+    """
+
+    def __init__(
+        self,
+        private_key: PrivateKey,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tcp_port: int = 0,
+        v4_config: DiscoveryConfig = DiscoveryConfig(),
+        v5_config: DiscoveryV5Config | None = None,
+        speaks_v5: bool = True,
+        wall_clock: Callable[[], float] = time.time,
+        enr_extra: Mapping[str, object] | None = None,
+        transport: DatagramTransport | None = None,
+    ) -> None:
+        self.private_key = private_key
+        self.node_id = node_id_from_pubkey(pubkey_from_private(private_key))
+        self.host = host
+        self.port = port
+        self.tcp_port = tcp_port
+        self.speaks_v5 = speaks_v5
+        self._v4_config = v4_config
+        self._v5_config = v5_config or DiscoveryV5Config()
+        self._wall_clock = wall_clock
+        self._enr_extra = enr_extra
+        self._transport = transport
+        self._v4: DiscoveryV4 | None = None
+        self._v5: DiscoveryV5 | None = None
+        self.demux: ProtocolDemux | None = None
+
+    @property
+    def v4(self) -> DiscoveryV4:
+        if self._v4 is None:
+            raise RuntimeError("DiscoveryNode.run() must be started first")
+        return self._v4
+
+    @property
+    def v5(self) -> DiscoveryV5 | None:
+        """The v5 side (None for a v4-only node)."""
+        if self._v4 is None:
+            raise RuntimeError("DiscoveryNode.run() must be started first")
+        return self._v5
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind (unless a transport was given), start both protocols, report the UDP port, serve until cancelled."""
+        if self._transport is not None:
+            await self._serve(self._transport, task_status)
+            return
+        async with await open_udp_socket(self.host, self.port) as transport:
+            await self._serve(transport, task_status)
+
+    async def _serve(self, transport: DatagramTransport, task_status: trio.TaskStatus[int]) -> None:
+        self.port = transport.local_address[1]
+        tcp_port = self.tcp_port or self.port
+        self.demux = demux = ProtocolDemux(transport, discv4.looks_like_v4, serve_v5=self.speaks_v5)
+        v4 = DiscoveryV4(
+            self.private_key, host=self.host, port=self.port, tcp_port=tcp_port, config=self._v4_config,
+            wall_clock=self._wall_clock, transport=demux.v4, enr_extra=self._enr_extra,
+        )
+        v5 = None
+        if self.speaks_v5:
+            v5 = DiscoveryV5(
+                self.private_key, host=self.host, port=self.port, tcp_port=tcp_port, config=self._v5_config,
+                transport=demux.v5, enr_extra=self._enr_extra,
+            )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(demux.run)
+            await nursery.start(v4.run)
+            if v5 is not None:
+                await nursery.start(v5.run)
+            self._v4, self._v5 = v4, v5
+            task_status.started(self.port)
