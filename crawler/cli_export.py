@@ -284,17 +284,22 @@ def query_crawls(db_url: str, fmt: str) -> None:
 @db_option
 @format_option
 @click.option("--crawl", "crawl_id", type=int, default=None, help="Crawl id (default: the latest).")
-def query_topology(db_url: str, fmt: str, crawl_id: int | None) -> None:
+@click.option(
+    "--discovery", "protocol", type=click.Choice(["v4", "v5"]), default=None,
+    help="One DHT only: the edges its replies reported and the nodes that answered it (default: both together).",
+)
+def query_topology(db_url: str, fmt: str, crawl_id: int | None, protocol: str | None) -> None:
     """Nodes, edges, degree distributions, components, nodes returned by nobody."""
     wanted = crawl_id
     with _database(db_url) as db, db.session() as session:
-        crawl_id, edges = edge_list(session, crawl_id)
-        answered = responders(session, crawl_id) if crawl_id is not None else set()
+        crawl_id, edges = edge_list(session, crawl_id, protocol)
+        answered = responders(session, crawl_id, protocol) if crawl_id is not None else set()
     if crawl_id is None:
         raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
     topo = analyse(edges, answered)
     summary = {
         "crawl": crawl_id,
+        "discovery": protocol or "v4,v5",
         "nodes": topo.nodes,
         "edges": topo.edges,
         "responders": topo.responders,

@@ -180,16 +180,23 @@ def edge_table(session: Session, crawl_id: int | None = None) -> tuple[int | Non
     return crawl_id, [(bytes(a), bytes(b), str(p)) for a, b, p in session.execute(query)]
 
 
-def edge_list(session: Session, crawl_id: int | None = None) -> tuple[int | None, list[tuple[bytes, bytes]]]:
-    """(crawl id, [(from, to), ...]) of one crawl: the given one, else the latest; (None, []) if there is none."""
+def edge_list(
+    session: Session, crawl_id: int | None = None, protocol: str | None = None
+) -> tuple[int | None, list[tuple[bytes, bytes]]]:
+    """(crawl id, [(from, to), ...]) of one crawl: the given one, else the latest; (None, []) if there is none.
+
+    With ``protocol`` ("v4" or "v5") only the edges that protocol's replies reported: one DHT's wiring.
+    """
     crawl_id, edges = edge_table(session, crawl_id)
-    return crawl_id, [(a, b) for a, b, _ in edges]
+    return crawl_id, [(a, b) for a, b, p in edges if protocol is None or protocol in p.split(",")]
 
 
-def responders(session: Session, crawl_id: int) -> set[bytes]:
-    """Nodes that answered discovery in the crawl."""
-    query = select(Sighting.node_id).where(Sighting.crawl_id == crawl_id, Sighting.responded.is_(True))
-    return {bytes(n) for n in session.scalars(query)}
+def responders(session: Session, crawl_id: int, protocol: str | None = None) -> set[bytes]:
+    """Nodes that answered discovery in the crawl (with ``protocol``: answered that protocol)."""
+    query = select(Sighting.node_id, Sighting.protocols).where(
+        Sighting.crawl_id == crawl_id, Sighting.responded.is_(True)
+    )
+    return {bytes(n) for n, p in session.execute(query) if protocol is None or protocol in str(p).split(",")}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

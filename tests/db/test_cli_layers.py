@@ -185,3 +185,23 @@ def test_query_nodes_filters_by_layer_and_discovery(filled: tuple[str, dict[str,
     assert ids("--discovery", "v5") == bootnode_ids
     assert ids("--discovery", "v4") == answered_v4 | {fake_id(n).hex() for n in range(3)}
     assert ids("--layer", "consensus", "--discovery", "v4") == answered_v4
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_topology_of_one_dht(filled: tuple[str, dict[str, Any]]) -> None:
+    url, facts = filled
+
+    def topology(*args: str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(run("query", "topology", "--db", url, "--format", "json", *args))
+        return result
+
+    answered_v4 = [n for n, p in facts["protocols"].items() if "v4" in p]
+    v5 = topology("--discovery", "v5")
+    assert v5["discovery"] == "v5"
+    assert v5["edges"] == sum(1 for p in facts["edges"].values() if "v5" in p)  # a->b, b->a
+    assert v5["responders"] == len(facts["bootnodes"]) == v5["nodes"]
+    v4 = topology("--discovery", "v4")
+    assert v4["edges"] == sum(1 for p in facts["edges"].values() if "v4" in p)  # a->b, a->fake0
+    assert v4["responders"] == len(answered_v4) + 3 == v4["nodes"]  # the ENR-less nodes answered v4
+    both = topology()
+    assert both["discovery"] == "v4,v5" and both["edges"] == len(facts["edges"])
