@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Callable, Mapping
@@ -58,7 +58,7 @@ from .discovery import make_local_enr
 from .table import RoutingTable, log_distance
 from .udp import Address, DatagramTransport, open_udp_socket
 
-__all__ = ["DiscoveryV5Config", "DiscoveryV5", "DiscoveryV5Stats", "V5Peer", "enr_address"]
+__all__ = ["DiscoveryV5Config", "DiscoveryV5", "DiscoveryV5Stats", "LateV5Nodes", "V5Peer", "enr_address"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,10 @@ NODES_RESULT_LIMIT = 16  # records per FINDNODE answer (geth findnodeResultLimit
 # anything announcing more is cut off here rather than trusted.
 MAX_NODES_MESSAGES = 8
 REPLY_CHANNEL_SIZE = MAX_NODES_MESSAGES
+# FINDNODE requests remembered after they gave up, so NODES that come late still
+# reach the crawl (as discovery v4's late NEIGHBORS do); the oldest are forgotten.
+RECENT_FINDNODE_LIMIT = 4096
+LATE_NODES_BUFFER = 256  # late answers queued for the crawl; more are dropped and counted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +98,15 @@ class DiscoveryV5Stats:
     findnode_requests: int
     handshakes: int
     sessions: int
+    late_nodes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LateV5Nodes:
+    """Records from a NODES message that came after its FINDNODE gave up: still worth crawling."""
+
+    sender_id: bytes
+    records: tuple[ENR, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +167,10 @@ class DiscoveryV5:
         self._socket: DatagramTransport | None = None
         self._protocol: Discv5Protocol | None = None
         self._waiters: dict[tuple[bytes, bytes], trio.MemorySendChannel[Message]] = {}
+        # (node id, request id) -> the distances asked, for FINDNODEs whose wait is over.
+        self._recent_findnode: OrderedDict[tuple[bytes, bytes], tuple[int, ...]] = OrderedDict()
+        late_send, self.late_nodes = trio.open_memory_channel[LateV5Nodes](LATE_NODES_BUFFER)
+        self._late_send = late_send
         self._nursery: trio.Nursery | None = None
         self._counts: dict[str, int] = defaultdict(int)
 
@@ -213,6 +230,7 @@ class DiscoveryV5:
             findnode_requests=self._counts["findnode"],
             handshakes=(wire.handshakes_sent + wire.handshakes_received) if wire else 0,
             sessions=wire.sessions if wire else 0,
+            late_nodes=self._counts["late"],
         )
 
     # ------------------------------------------------------------------ receiving
@@ -250,7 +268,11 @@ class DiscoveryV5:
             return
         waiter = self._waiters.get((event.node_id, message.request_id))
         if waiter is None:
-            self._counts["unsolicited"] += 1
+            distances = self._recent_findnode.get((event.node_id, message.request_id))
+            if isinstance(message, Nodes) and distances is not None:
+                self._late(event.node_id, message, distances)
+            else:
+                self._counts["unsolicited"] += 1
             return
         try:
             waiter.send_nowait(message)
@@ -348,14 +370,26 @@ class DiscoveryV5:
         return pong
 
     async def find_node(self, enr: ENR, distances: tuple[int, ...]) -> list[ENR]:
-        """FINDNODE at ``distances``; the verified records that sit at one of them, deduplicated."""
+        """FINDNODE at ``distances``; the verified records that sit at one of them, deduplicated.
+
+        NODES messages of this request that come after the wait is over go to
+        :attr:`late_nodes` instead.
+        """
         node_id = enr.node_id
         assert node_id is not None  # _request refuses records without one first
         self._counts["findnode"] += 1
-        replies = await self._request(
-            enr, FindNode(request_id=self._request_id(), distances=distances), complete=_nodes_complete
-        )
-        messages = [m for m in replies if isinstance(m, Nodes)]
+        request_id = self._request_id()
+        try:
+            replies = await self._request(
+                enr, FindNode(request_id=request_id, distances=distances), complete=_nodes_complete
+            )
+        finally:
+            self._recent_findnode[(node_id, request_id)] = distances
+            while len(self._recent_findnode) > RECENT_FINDNODE_LIMIT:
+                self._recent_findnode.popitem(last=False)
+        return self._records_in(node_id, [m for m in replies if isinstance(m, Nodes)], distances)
+
+    def _records_in(self, node_id: bytes, messages: list[Nodes], distances: tuple[int, ...]) -> list[ENR]:
         wanted = set(distances)
         found: dict[bytes, ENR] = {}
         for message in messages:
@@ -371,6 +405,14 @@ class DiscoveryV5:
                 if known is None or record.seq > known.seq:
                     found[record_id] = record
         return list(found.values())
+
+    def _late(self, node_id: bytes, message: Nodes, distances: tuple[int, ...]) -> None:
+        records = self._records_in(node_id, [message], distances)
+        self._counts["late"] += 1
+        try:
+            self._late_send.send_nowait(LateV5Nodes(sender_id=node_id, records=tuple(records)))
+        except trio.WouldBlock:
+            log.debug("late v5 NODES dropped: nobody is reading late_nodes")
 
     async def talk(self, enr: ENR, protocol_name: bytes, request: bytes) -> bytes | None:
         """TALKREQ; the response bytes, or None on timeout."""

@@ -180,6 +180,8 @@ class Crawler:
         async with trio.open_nursery() as nursery:
             if self.discovery is not None:
                 nursery.start_soon(self._consume_late_nodes, self.discovery)
+            if self.discovery_v5 is not None:
+                nursery.start_soon(self._consume_late_v5_nodes, self.discovery_v5)
             for seed in seeds:
                 if isinstance(seed, ENR):
                     await self._learn(seed.to_node(), source="bootnode", enr=seed)
@@ -199,7 +201,7 @@ class Crawler:
                     break
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
-            nursery.cancel_scope.cancel()  # the late-nodes reader
+            nursery.cancel_scope.cancel()  # the late-nodes readers
         return self.statistics()
 
     # ------------------------------------------------------------------ internals
@@ -443,6 +445,12 @@ class Crawler:
             state = self._nodes.get(late.sender.node_id)
             if state is not None:
                 await self._take_neighbors(state, late.nodes, set())
+
+    async def _consume_late_v5_nodes(self, v5: DiscoveryV5) -> None:
+        async for late in v5.late_nodes:
+            state = self._nodes.get(late.sender_id)
+            if state is not None:
+                await self._take_v5_records(state, list(late.records), set())
 
     def _queue_dial(self, state: _NodeState) -> None:
         if self.dialer is None or state.dial_queued or not state.node.tcp:

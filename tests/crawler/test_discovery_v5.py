@@ -194,3 +194,43 @@ async def test_find_node_never_relays_unverified_entries(autojump_clock: MockClo
         b.add_to_table(heard_of)  # now verified live
         assert heard_of.to_rlp() in {r.to_rlp() for r in await a.find_node(b.enr, (distance,))}
         nursery.cancel_scope.cancel()
+
+
+async def test_nodes_after_the_timeout_reach_late_nodes(autojump_clock: MockClock) -> None:
+    """A peer that answers FINDNODE after we gave up: its records still come out, checked, on late_nodes."""
+    net = MemoryNetwork()
+    peer_key = generate_private_key()
+    endpoint = net.open()
+    peer_enr = ENR.create(peer_key, seq=1, pairs={"ip": "127.0.0.1", "udp": endpoint.local_address[1]})
+    peer = Discv5Protocol(peer_key, peer_enr)
+    assert peer_enr.node_id is not None
+    near = next(r for r in (make_enr(48000 + i) for i in range(200)) if log_distance(peer_enr.node_id, r.node_id or b"") == 256)
+    far = next(r for r in (make_enr(49000 + i) for i in range(200)) if log_distance(peer_enr.node_id, r.node_id or b"") == 255)
+
+    async def answer_late(event: MessageReceived) -> None:
+        await trio.sleep(3.0)
+        assert isinstance(event.message, FindNode)
+        nodes = Nodes(request_id=event.message.request_id, total=1, records=(near.to_rlp(), far.to_rlp()))
+        for out in peer.send_message(event.node_id, event.addr, nodes, now=trio.current_time()):
+            await endpoint.sendto(out.data, out.addr)
+
+    async def serve(nursery: trio.Nursery) -> None:
+        while True:
+            data, addr = await endpoint.recvfrom()
+            for event in peer.receive(data, addr, trio.current_time()):
+                if isinstance(event, MessageReceived) and isinstance(event.message, FindNode):
+                    nursery.start_soon(answer_late, event)
+                elif hasattr(event, "data"):
+                    await endpoint.sendto(event.data, event.addr)  # type: ignore[attr-defined]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve, nursery)
+        a = await start_v5(net, nursery)
+        assert await a.find_node(peer_enr, (256,)) == []
+        with trio.fail_after(5):
+            late = await a.late_nodes.receive()
+        assert late.sender_id == peer_enr.node_id
+        # Checked like a timely answer: the record at a distance nobody asked for is refused.
+        assert [r.to_rlp() for r in late.records] == [near.to_rlp()]
+        assert a.statistics().late_nodes == 1 and a.statistics().bad_records == 1
+        nursery.cancel_scope.cancel()

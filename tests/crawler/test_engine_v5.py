@@ -13,6 +13,8 @@ from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.crawler.targets import TargetTable
 from ethcrawl.db.records import EdgeSeen, NodeSeen
 from ethcrawl.wire.crypto import generate_private_key
+from ethcrawl.wire.discv5.messages import FindNode
+from ethcrawl.wire.discv5.session import MessageReceived
 from ethcrawl.wire.enode import Node
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.forkid import ForkId
@@ -167,3 +169,34 @@ def test_dial_filter_follows_the_record_layer() -> None:
     assert not _looks_like_execution(state_for(consensus, {"v4", "v5"}))
     assert _looks_like_execution(state_for(bare, {"v4"}))
     assert not _looks_like_execution(state_for(bare, {"v5"}))
+
+
+class SlowFinder(DiscoveryV5):
+    """Answers PING at once and FINDNODE only after the asker's timeout."""
+
+    async def _answer(self, event: MessageReceived) -> None:
+        if isinstance(event.message, FindNode):
+            self._spawn(self._answer_late, event)
+            return
+        await super()._answer(event)
+
+    async def _answer_late(self, event: MessageReceived) -> None:
+        await trio.sleep(2.0)
+        await super()._answer(event)
+
+
+async def test_late_nodes_answers_still_reach_the_crawl(autojump_clock: MockClock) -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        root = SlowFinder(generate_private_key(), transport=net.open())
+        await nursery.start(root.run)
+        children = [await v5_node(net, nursery) for _ in range(4)]
+        for child in children:
+            root.add_to_table(child.enr)
+        records, crawler = await crawl(net, [root.enr], v4=False, v5=True)
+        nursery.cancel_scope.cancel()
+    found = {r.node_id for r in records if isinstance(r, NodeSeen)}
+    assert found == {root.node_id, *(c.node_id for c in children)}
+    edges = {(e.from_id, e.to_id) for e in records if isinstance(e, EdgeSeen)}
+    assert {(root.node_id, c.node_id) for c in children} <= edges
+    assert crawler.discovery_v5 is not None and crawler.discovery_v5.statistics().late_nodes >= 1
