@@ -129,7 +129,9 @@ def bench_size(nodes: int, cost: CryptoCost, base: Run, discovery: str = "v4") -
     dials = full.stats.get("dials", 0)
     dial_cpu = max(full.cpu - disc.cpu, 0.0)
     dial_crypto = 2 * cost.keygen + 3 * cost.ecdh + cost.sign  # the initiator's share of one handshake
-    member_ids = {m["node_id"] for m in members}
+    # The nodes this walk can find: those speaking a protocol it walks (a v4 walk never meets beacon nodes).
+    walked = {"v4", "v5"} if discovery == "both" else {discovery}
+    member_ids = {m["node_id"] for m in members if walked & set(m.get("protocols", ["v4"]))}
     return {
         "nodes": nodes,
         "discovery": discovery,
@@ -142,6 +144,9 @@ def bench_size(nodes: int, cost: CryptoCost, base: Run, discovery: str = "v4") -
         "v5_findnode_exchanges": v5_findnode,
         "answered_v4": s.get("answered_v4"),
         "answered_v5": s.get("answered_v5"),
+        "speak_v4": sum("v4" in m.get("protocols", ["v4"]) for m in members),
+        "speak_v5": sum("v5" in m.get("protocols", []) for m in members),
+        "reachable_by_this_walk": len(member_ids),
         "packets_in": packets_in,
         "packets_out": packets_out,
         "cpu_per_findnode_ms": round(1000 * disc_cpu / exchanges, 3) if exchanges else None,

@@ -5,7 +5,10 @@ and :class:`DiscoveryV5` sharing its one UDP socket, as go-ethereum does; its
 ENR carries the ``eth`` fork id of its chain) plus, unless it is meant to be
 unreachable, an RLPx listener on the same port number that answers Hello, eth
 Status and the head header the way execution clients do.  Pre-EIP-868 nodes
-(``Kind.NO_ENR``) speak v4 only, as such old clients do.  All nodes share one trio event loop, so thousands
+(``Kind.NO_ENR``) speak v4 only, as such old clients do; consensus-layer nodes
+(``Kind.CONSENSUS``, beacon nodes) speak v5 only, publish ``eth2`` (the
+network's current fork digest), ``attnets`` and ``syncnets``, and advertise a
+libp2p TCP port where nothing speaks RLPx.  All nodes share one trio event loop, so thousands
 fit in one process on one core; nodes spread over 127.0.0.1, 127.0.0.2, ...
 (``NODES_PER_ADDRESS`` each) so ports do not run out.
 
@@ -38,8 +41,10 @@ from typing import Any
 import trio
 from ethcrawl.wire import rlpcodec
 from ethcrawl.wire.chains import CHAINS, Chain
+from ethcrawl.wire.classify import CONSENSUS_NETWORKS, fork_digests
 from ethcrawl.wire.crypto import PrivateKey, keccak256, node_id_from_pubkey, pubkey_from_private
 from ethcrawl.wire.enode import Node, format_enode
+from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 from ethcrawl.wire.eth import BlockHeader, BlockHeaders, GetBlockHeaders, Status, Status66, Status69
 from ethcrawl.wire.forkid import ForkId, fork_id
@@ -107,6 +112,7 @@ class Kind(str, enum.Enum):
     NOT_ETH = "not-eth"  # Hello without eth (les, bzz...)
     OTHER_NETWORK = "other-network"  # a proper Status, of another chain
     SLOW = "slow"  # every discovery answer and the Status come late
+    CONSENSUS = "consensus"  # a beacon node: discv5 only, eth2/attnets/syncnets, no RLPx
 
 
 #: Share of each awkward kind (the rest are NORMAL); a network of at least
@@ -118,6 +124,7 @@ AWKWARD_SHARES: dict[Kind, float] = {
     Kind.NOT_ETH: 0.03,
     Kind.OTHER_NETWORK: 0.04,
     Kind.SLOW: 0.05,
+    Kind.CONSENSUS: 0.10,
 }
 
 #: What a crawler's RLPx dial of each kind should conclude (``dialer.Outcome`` values).
@@ -129,7 +136,20 @@ EXPECTED_OUTCOME: dict[Kind, str] = {
     Kind.NOT_ETH: "not-eth",
     Kind.OTHER_NETWORK: "ok",
     Kind.SLOW: "ok",
+    Kind.CONSENSUS: "not-dialed",  # not an execution-layer record: the crawler leaves it alone
 }
+
+#: The discovery protocols each kind speaks; a planned table link is only usable over a shared one.
+PROTOCOLS: dict[Kind, frozenset[str]] = {kind: frozenset({"v4", "v5"}) for kind in Kind}
+PROTOCOLS[Kind.NO_ENR] = frozenset({"v4"})
+PROTOCOLS[Kind.CONSENSUS] = frozenset({"v5"})
+
+# Beacon clients and their rough shares, for the manifest (they tell no client id over discovery).
+CONSENSUS_CLIENTS = (("lighthouse", 0.40), ("prysm", 0.30), ("teku", 0.12), ("nimbus", 0.08), ("lodestar", 0.05), ("grandine", 0.05))
+ATTNETS_BITS = 64  # attestation subnets (SSZ bitvector, 8 bytes)
+SYNCNETS_BITS = 4  # sync committee subnets (1 byte)
+FAR_FUTURE_EPOCH = 2**64 - 1  # next_fork_epoch when no fork is scheduled
+SECONDS_PER_EPOCH = 384  # 32 slots of 12 s
 
 # Capability sets of nodes that share no eth with anyone.
 NON_ETH_CAPABILITIES = (
@@ -198,16 +218,10 @@ class DevnetPlan:
     config: DevnetConfig
     nodes: tuple[NodeSpec, ...]
 
-    def reachable_from(self, start: int = 0) -> set[int]:
-        """Indices a walk of the routing tables from ``start`` can reach."""
-        seen = {start}
-        queue = deque([start])
-        while queue:
-            for j in self.nodes[queue.popleft()].known:
-                if j not in seen:
-                    seen.add(j)
-                    queue.append(j)
-        return seen
+    def reachable_from(self, start: int = 0, protocol: str | None = None) -> set[int]:
+        """Indices a walk of the routing tables from ``start`` can reach over ``protocol`` (None: either)."""
+        kinds = [spec.kind for spec in self.nodes]
+        return _reachable([list(spec.known) for spec in self.nodes], kinds, protocol, start)
 
 
 def _private_key(seed: int, index: int) -> PrivateKey:
@@ -262,28 +276,47 @@ def _fill(i: int, table: list[int], candidates: list[int], ids: list[int]) -> li
     return table
 
 
-def _connect_all(tables: list[list[int]], ids: list[int], rng: random.Random) -> None:
-    """Add links until a walk from node 0 reaches every node (a sparse plan can leave islands)."""
-    n = len(tables)
-    while True:
-        seen = {0}
-        queue = deque([0])
-        while queue:
-            for j in tables[queue.popleft()]:
-                if j not in seen:
-                    seen.add(j)
-                    queue.append(j)
-        missing = [j for j in range(n) if j not in seen]
-        if not missing:
-            return
-        reached = sorted(seen)
-        for j in missing:
-            for _ in range(64):  # a reached node with room in the right bucket
-                i = reached[rng.randrange(len(reached))]
-                if j in _fill(i, tables[i], [j], ids):
-                    break
-            else:  # every try hit a full bucket: the bootnode takes it anyway
-                tables[0].append(j)
+def _usable(kinds: list[Kind], i: int, j: int, protocol: str | None) -> bool:
+    """Whether ``i`` hands out ``j`` over ``protocol`` (None: over any protocol both speak)."""
+    shared = PROTOCOLS[kinds[i]] & PROTOCOLS[kinds[j]]
+    return protocol in shared if protocol is not None else bool(shared)
+
+
+def _reachable(tables: list[list[int]], kinds: list[Kind], protocol: str | None, start: int = 0) -> set[int]:
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        i = queue.popleft()
+        for j in tables[i]:
+            if j not in seen and _usable(kinds, i, j, protocol):
+                seen.add(j)
+                queue.append(j)
+    return seen
+
+
+def _connect_all(tables: list[list[int]], ids: list[int], kinds: list[Kind], rng: random.Random) -> None:
+    """Add links until a walk from node 0 over each protocol reaches every node speaking it.
+
+    A sparse plan can leave islands, and a link only counts over a protocol
+    both ends speak (a v4-only node cannot lead to a v5-only one), so a v4
+    walk finds every v4 node and a v5 walk every v5 node.  Node 0 speaks both.
+    """
+    for protocol in ("v4", "v5"):
+        speakers = {j for j, kind in enumerate(kinds) if protocol in PROTOCOLS[kind]}
+        while True:
+            seen = _reachable(tables, kinds, protocol)
+            missing = sorted(speakers - seen)
+            if not missing:
+                break
+            reached = sorted(seen)
+            for j in missing:
+                for _ in range(64):  # a reached node with room in the right bucket
+                    i = reached[rng.randrange(len(reached))]
+                    if j in _fill(i, tables[i], [j], ids):
+                        break
+                else:  # every try hit a full bucket: the bootnode takes it anyway
+                    if j not in tables[0]:
+                        tables[0].append(j)
 
 
 def plan_devnet(config: DevnetConfig) -> DevnetPlan:
@@ -295,15 +328,19 @@ def plan_devnet(config: DevnetConfig) -> DevnetPlan:
     ids = [int.from_bytes(i, "big") for i in node_ids]
     kinds = _kinds(config, rng)
     tables = _tables(ids, rng)
-    _connect_all(tables, ids, rng)
+    _connect_all(tables, ids, kinds, rng)
     others = sorted(name for name in CHAINS if name != config.network)
     first = ip_address(config.host)
     specs = []
     for i in range(config.nodes):
         kind = kinds[i]
         profile, client_id, caps = choose_client(rng, NIMBUS if kind is Kind.NO_ENR else None)
+        client_name = profile.name
         if kind is Kind.NOT_ETH:
             caps = NON_ETH_CAPABILITIES[rng.randrange(len(NON_ETH_CAPABILITIES))]
+        if kind is Kind.CONSENSUS:
+            client_name = rng.choices([c for c, _ in CONSENSUS_CLIENTS], [w for _, w in CONSENSUS_CLIENTS])[0]
+            client_id, caps = "", ()
         network = others[rng.randrange(len(others))] if kind is Kind.OTHER_NETWORK and others else config.network
         specs.append(
             NodeSpec(
@@ -314,7 +351,7 @@ def plan_devnet(config: DevnetConfig) -> DevnetPlan:
                 host=str(first + i // NODES_PER_ADDRESS),
                 port=config.base_port + i % NODES_PER_ADDRESS if config.base_port else 0,
                 kind=kind,
-                client_name=profile.name,
+                client_name=client_name,
                 client_id=client_id,
                 capabilities=caps,
                 network=network,
@@ -366,6 +403,17 @@ def _chain_head(name: str, now: float) -> _ChainHead:
 # ---------------------------------------------------------------------- running nodes
 
 
+def _current_fork_digest(network: str, now: float) -> bytes:
+    """The fork digest a synced beacon node of ``network`` announces at ``now`` (unix s)."""
+    consensus = CONSENSUS_NETWORKS[network]
+    started = [f for f in fork_digests(consensus) if consensus.genesis_time + f.epoch * SECONDS_PER_EPOCH <= now]
+    return max(started, key=lambda f: f.epoch).digest
+
+
+# ENRForkID's tail when no fork is scheduled: next_fork_version (the current one is as good as any) and FAR_FUTURE.
+_FAR_FUTURE_FORK = bytes(4) + FAR_FUTURE_EPOCH.to_bytes(8, "little")
+
+
 _ENDS = (rlpx_session.DisconnectReceived, rlpx_session.ConnectionClosed)
 
 
@@ -382,13 +430,14 @@ class DevnetNode:
         self._endpoint: DiscoveryNode | None = None
 
     @property
-    def speaks_v5(self) -> bool:
-        return self.spec.kind is not Kind.NO_ENR
+    def protocols(self) -> frozenset[str]:
+        return PROTOCOLS[self.spec.kind]
 
     @property
-    def discovery(self) -> DiscoveryV4:
+    def discovery(self) -> DiscoveryV4 | None:
+        """The node's v4 side (None for v5-only consensus nodes)."""
         assert self._endpoint is not None, "run() must be started first"
-        return self._endpoint.v4
+        return self._endpoint.v4 if "v4" in self.protocols else None
 
     @property
     def discovery_v5(self) -> DiscoveryV5 | None:
@@ -397,8 +446,27 @@ class DevnetNode:
         return self._endpoint.v5
 
     @property
+    def enr(self) -> ENR:
+        assert self._endpoint is not None, "run() must be started first"
+        return self._endpoint.enr
+
+    @property
     def node(self) -> Node:
-        return self.discovery.local_node
+        return self.enr.to_node()
+
+    def _record_entries(self) -> dict[str, object]:
+        """What the node's ENR says besides its endpoint: the execution fork id, or a beacon node's fields."""
+        if self.spec.kind is not Kind.CONSENSUS:
+            # Execution clients publish their chain's fork id in the record (EIP-2124's ENR entry).
+            return {"eth": [self._head.fork_id]}
+        rng = random.Random(self.spec.private_key)  # the same subnets every run of the same seed
+        attnets = sum(1 << bit for bit in rng.sample(range(ATTNETS_BITS), 2))
+        syncnets = 1 << rng.randrange(SYNCNETS_BITS) if rng.random() < 0.25 else 0
+        return {
+            "eth2": _current_fork_digest(self.spec.network, time.time()) + _FAR_FUTURE_FORK,
+            "attnets": attnets.to_bytes(ATTNETS_BITS // 8, "little"),
+            "syncnets": bytes([syncnets]),
+        }
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind UDP and (unless NO_LISTENER) TCP on one port, report it, serve until cancelled."""
@@ -408,9 +476,8 @@ class DevnetNode:
             async with trio.open_nursery() as nursery:
                 self._endpoint = DiscoveryNode(
                     self._key, host=self.spec.host, port=port, v4_config=self._config, v5_config=self._v5_config,
-                    speaks_v5=self.speaks_v5, transport=udp,
-                    # Execution clients publish their chain's fork id in the record (EIP-2124's ENR entry).
-                    enr_extra={"eth": [self._head.fork_id]},
+                    speaks_v4="v4" in self.protocols, speaks_v5="v5" in self.protocols, transport=udp,
+                    enr_extra=self._record_entries(),
                 )
                 await nursery.start(self._endpoint.run)
                 if listener is not None:
@@ -425,9 +492,10 @@ class DevnetNode:
         """UDP on the planned port (or one the OS picks) and TCP on the same number."""
         for attempt in range(BIND_ATTEMPTS):
             udp = await open_udp_socket(self.spec.host, self.spec.port)
-            if self.spec.kind is Kind.NO_LISTENER:
+            if self.spec.kind in (Kind.NO_LISTENER, Kind.CONSENSUS):
                 # Nothing listens on TCP here: with its UDP twin ours, no other
-                # devnet node can hold this TCP port, so dials are refused.
+                # devnet node can hold this TCP port, so dials are refused (a
+                # beacon node's libp2p port would not speak RLPx either).
                 return udp, None
             port = udp.local_address[1]
             family = trio.socket.AF_INET6 if ip_address(self.spec.host).version == 6 else trio.socket.AF_INET
@@ -447,7 +515,7 @@ class DevnetNode:
     def _hello(self) -> Hello:
         return Hello(
             protocol_version=5, client_id=self.spec.client_id, capabilities=self.spec.capabilities,
-            listen_port=self.discovery.tcp_port, node_pubkey=self.spec.pubkey,
+            listen_port=self.node.tcp or 0, node_pubkey=self.spec.pubkey,
         )
 
     async def _serve_rlpx(self, stream: trio.SocketStream) -> None:
@@ -497,17 +565,17 @@ class DevnetNode:
     def manifest_entry(self) -> dict[str, Any]:
         spec = self.spec
         node = self.node
-        enr = self.discovery.enr
+        enr = self.enr
         return {
             "index": spec.index,
             "node_id": spec.node_id.hex(),
             "enode": format_enode(node),
-            "enr": enr.to_text() if enr is not None else None,
+            "enr": enr.to_text(),
             "ip": spec.host,
             "udp": node.udp,
             "tcp": node.tcp,
             "kind": spec.kind.value,
-            "dialable": spec.kind is not Kind.NO_LISTENER,
+            "dialable": spec.kind not in (Kind.NO_LISTENER, Kind.CONSENSUS),
             "expected_outcome": EXPECTED_OUTCOME[spec.kind],
             "client_name": spec.client_name,
             "client_id": spec.client_id,
@@ -515,7 +583,8 @@ class DevnetNode:
             "network": spec.network,
             "network_id": CHAINS[spec.network].network_id,
             "table": list(spec.known),
-            "protocols": ["v4", "v5"] if self.speaks_v5 else ["v4"],
+            "protocols": sorted(self.protocols),
+            "layer": "consensus" if spec.kind is Kind.CONSENSUS else "execution",
         }
 
 
@@ -536,9 +605,7 @@ class Devnet:
 
     @property
     def bootnode_enr(self) -> str:
-        enr = self.bootnode.discovery.enr
-        assert enr is not None, "nodes are running"
-        return enr.to_text()
+        return self.bootnode.enr.to_text()
 
     def manifest(self) -> dict[str, Any]:
         config = self.plan.config
@@ -567,7 +634,7 @@ def _ensure_descriptors(plan: DevnetPlan) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     count = len(plan.nodes)
     # A UDP socket per node, and a TCP listener for every node that has one.
-    sockets = sum(FDS_PER_NODE - (spec.kind is Kind.NO_LISTENER) for spec in plan.nodes)
+    sockets = sum(FDS_PER_NODE - (spec.kind in (Kind.NO_LISTENER, Kind.CONSENSUS)) for spec in plan.nodes)
     needed = sockets + FD_HEADROOM
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
@@ -588,11 +655,13 @@ async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devne
             await nursery.start(node.run)
         for node in nodes:
             for j in node.spec.known:
-                node.discovery.table.add_verified(nodes[j].node)
-                # A v5 table holds only nodes that speak v5: same neighbours, minus the v4-only ones.
-                v5, known = node.discovery_v5, nodes[j].discovery_v5
-                if v5 is not None and known is not None:
-                    v5.add_to_table(known.enr)
+                # Each protocol's table holds the planned neighbours that speak it too.
+                v4, known_v4 = node.discovery, nodes[j].discovery
+                if v4 is not None and known_v4 is not None:
+                    v4.table.add_verified(known_v4.local_node)
+                v5, known_v5 = node.discovery_v5, nodes[j].discovery_v5
+                if v5 is not None and known_v5 is not None:
+                    v5.add_to_table(known_v5.enr)
         log.info("devnet up nodes=%d network=%s seed=%d", len(nodes), config.network, config.seed)
         task_status.started(Devnet(plan=plan, nodes=nodes))
 

@@ -16,6 +16,7 @@ import trio
 
 from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import PrivateKey, node_id_from_pubkey, pubkey_from_private
+from ethcrawl.wire.enr import ENR
 
 from .discovery import DiscoveryConfig, DiscoveryV4
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
@@ -25,7 +26,7 @@ __all__ = ["DiscoveryNode"]
 
 
 class DiscoveryNode:
-    """Discovery v4 and (unless ``speaks_v5`` is False) v5 sharing one UDP socket.
+    """Discovery v4 and v5 sharing one UDP socket (``speaks_v4``/``speaks_v5`` turn one off).
 
     Set :attr:`tcp_port` before :meth:`run` if an RLPx listener is bound
     elsewhere (default: the UDP port number); :attr:`v4` and :attr:`v5` exist
@@ -42,6 +43,7 @@ class DiscoveryNode:
         v4_config: DiscoveryConfig = DiscoveryConfig(),
         v5_config: DiscoveryV5Config | None = None,
         speaks_v5: bool = True,
+        speaks_v4: bool = True,
         wall_clock: Callable[[], float] = time.time,
         enr_extra: Mapping[str, object] | None = None,
         transport: DatagramTransport | None = None,
@@ -51,6 +53,9 @@ class DiscoveryNode:
         self.host = host
         self.port = port
         self.tcp_port = tcp_port
+        if not (speaks_v4 or speaks_v5):
+            raise ValueError("a discovery node speaks v4, v5 or both")
+        self.speaks_v4 = speaks_v4
         self.speaks_v5 = speaks_v5
         self._v4_config = v4_config
         self._v5_config = v5_config or DiscoveryV5Config()
@@ -59,20 +64,35 @@ class DiscoveryNode:
         self._transport = transport
         self._v4: DiscoveryV4 | None = None
         self._v5: DiscoveryV5 | None = None
+        self._started = False
         self.demux: ProtocolDemux | None = None
 
     @property
     def v4(self) -> DiscoveryV4:
+        """The v4 side (RuntimeError for a v5-only node)."""
+        self._check_started()
         if self._v4 is None:
-            raise RuntimeError("DiscoveryNode.run() must be started first")
+            raise RuntimeError("this node does not speak discovery v4")
         return self._v4
 
     @property
     def v5(self) -> DiscoveryV5 | None:
         """The v5 side (None for a v4-only node)."""
-        if self._v4 is None:
-            raise RuntimeError("DiscoveryNode.run() must be started first")
+        self._check_started()
         return self._v5
+
+    @property
+    def enr(self) -> ENR:
+        """Our record: the same bytes over both protocols."""
+        self._check_started()
+        if self._v5 is not None:
+            return self._v5.enr
+        assert self._v4 is not None and self._v4.enr is not None
+        return self._v4.enr
+
+    def _check_started(self) -> None:
+        if not self._started:
+            raise RuntimeError("DiscoveryNode.run() must be started first")
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind (unless a transport was given), start both protocols, report the UDP port, serve until cancelled."""
@@ -85,11 +105,15 @@ class DiscoveryNode:
     async def _serve(self, transport: DatagramTransport, task_status: trio.TaskStatus[int]) -> None:
         self.port = transport.local_address[1]
         tcp_port = self.tcp_port or self.port
-        self.demux = demux = ProtocolDemux(transport, discv4.looks_like_v4, serve_v5=self.speaks_v5)
-        v4 = DiscoveryV4(
-            self.private_key, host=self.host, port=self.port, tcp_port=tcp_port, config=self._v4_config,
-            wall_clock=self._wall_clock, transport=demux.v4, enr_extra=self._enr_extra,
+        self.demux = demux = ProtocolDemux(
+            transport, discv4.looks_like_v4, serve_v4=self.speaks_v4, serve_v5=self.speaks_v5
         )
+        v4 = None
+        if self.speaks_v4:
+            v4 = DiscoveryV4(
+                self.private_key, host=self.host, port=self.port, tcp_port=tcp_port, config=self._v4_config,
+                wall_clock=self._wall_clock, transport=demux.v4, enr_extra=self._enr_extra,
+            )
         v5 = None
         if self.speaks_v5:
             v5 = DiscoveryV5(
@@ -98,8 +122,9 @@ class DiscoveryNode:
             )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(demux.run)
-            await nursery.start(v4.run)
+            if v4 is not None:
+                await nursery.start(v4.run)
             if v5 is not None:
                 await nursery.start(v5.run)
-            self._v4, self._v5 = v4, v5
+            self._v4, self._v5, self._started = v4, v5, True
             task_status.started(self.port)

@@ -24,6 +24,8 @@ import trio
 from ethcrawl.crawler.crawl import CrawlOptions, run_crawl
 from ethcrawl.crawler.devnet import (
     AWKWARD_SHARES,
+    CONSENSUS_CLIENTS,
+    PROTOCOLS,
     NODES_PER_ADDRESS,
     SLOW_REPLY_DELAY,
     DevnetConfig,
@@ -107,11 +109,26 @@ def test_kinds_shape_what_nodes_say() -> None:
     plan = plan_devnet(DevnetConfig(nodes=200, seed=9, network="sepolia"))
     for spec in plan.nodes:
         eth = any(c.name == "eth" for c in spec.capabilities)
-        assert eth == (spec.kind is not Kind.NOT_ETH)
+        assert eth == (spec.kind not in (Kind.NOT_ETH, Kind.CONSENSUS))
         assert (spec.network != "sepolia") == (spec.kind is Kind.OTHER_NETWORK)
         if spec.kind is Kind.NO_ENR:
             assert spec.client_name == "nimbus-eth1"
-        assert parse_client_id(spec.client_id).name == spec.client_name
+        if spec.kind is Kind.CONSENSUS:
+            # Beacon nodes say no client id over discovery; the manifest names a beacon client.
+            assert spec.client_id == "" and spec.client_name in {name for name, _ in CONSENSUS_CLIENTS}
+        else:
+            assert parse_client_id(spec.client_id).name == spec.client_name
+
+
+def test_every_node_is_reachable_over_protocols_both_ends_speak() -> None:
+    for seed in range(5):
+        plan = plan_devnet(DevnetConfig(nodes=120, seed=seed))
+        assert plan.reachable_from(0) == set(range(120)), seed
+        for protocol in ("v4", "v5"):
+            # A walk of one DHT alone finds every node that speaks it.
+            speakers = {s.index for s in plan.nodes if protocol in PROTOCOLS[s.kind]}
+            assert plan.reachable_from(0, protocol) == speakers, (seed, protocol)
+        assert {s.kind for s in plan.nodes} >= {Kind.NO_ENR, Kind.CONSENSUS}
 
 
 def test_many_nodes_spread_over_loopback_addresses() -> None:
@@ -148,7 +165,12 @@ def _by_kind(net: Any, kind: Kind) -> Any:
 async def test_nodes_hold_their_planned_tables_and_answer_findnode() -> None:
     async with open_devnet(nodes=30, seed=1) as net:
         for node in net.nodes:
-            assert {n.node_id for n in node.discovery.table} == {net.nodes[j].spec.node_id for j in node.spec.known}
+            # Each protocol's table holds the planned neighbours that speak it.
+            for protocol, table in (("v4", node.discovery and node.discovery.table), ("v5", node.discovery_v5 and node.discovery_v5.table)):
+                assert (table is not None) == (protocol in node.protocols)
+                if table is not None:
+                    planned = {net.nodes[j].spec.node_id for j in node.spec.known if protocol in net.nodes[j].protocols}
+                    assert {n.node_id for n in table} == planned
         crawler = DiscoveryV4(generate_private_key())
         async with trio.open_nursery() as nursery:
             await nursery.start(crawler.run)
@@ -191,9 +213,12 @@ async def test_each_kind_dials_as_expected(kind: Kind) -> None:
         node = _by_kind(net, kind)
         with trio.fail_after(15):
             result = await dial(node.node, generate_private_key(), config=FAST_DIAL)
-        expected = {Kind.NO_LISTENER: Outcome.REFUSED, Kind.TOO_MANY_PEERS: Outcome.TOO_MANY_PEERS, Kind.NOT_ETH: Outcome.NOT_ETH}
+        expected = {
+            Kind.NO_LISTENER: Outcome.REFUSED, Kind.CONSENSUS: Outcome.REFUSED,  # a libp2p port speaks no RLPx
+            Kind.TOO_MANY_PEERS: Outcome.TOO_MANY_PEERS, Kind.NOT_ETH: Outcome.NOT_ETH,
+        }
         assert result.outcome is expected.get(kind, Outcome.OK), result.error
-        if kind is Kind.NO_LISTENER:
+        if kind in (Kind.NO_LISTENER, Kind.CONSENSUS):
             return
         assert result.hello is not None and result.hello.client_id == node.spec.client_id
         assert result.remote_pubkey == node.spec.pubkey
@@ -233,12 +258,15 @@ async def test_crawl_of_a_30_node_devnet_finds_and_classifies_everyone(tmp_path:
     assert dict(summary.protocols) == dict(expected_protocols)
     # Every devnet record carries its chain's eth entry; pre-EIP-868 nodes never hand theirs out.
     no_enr = sum(1 for n in manifest["nodes"] if n["kind"] == Kind.NO_ENR.value)
-    assert no_enr >= 1 and dict(summary.layers) == {"execution": 30 - no_enr, "unknown": no_enr}
+    beacon = sum(1 for n in manifest["nodes"] if n["kind"] == Kind.CONSENSUS.value)
+    assert no_enr >= 1 and beacon >= 1
+    assert dict(summary.layers) == {"execution": 30 - no_enr - beacon, "consensus": beacon, "unknown": no_enr}
     found = {bytes(r[0]).hex() for r in _rows(path, "SELECT node_id FROM nodes")}
     assert found == set(by_id)
     dials = _rows(path, "SELECT node_id, outcome, client_id, network_id, genesis_hash, fork_hash FROM dial_attempts")
     outcomes = {bytes(r[0]).hex(): r for r in dials}
-    assert set(outcomes) == set(by_id)  # every node dialed once (no-listener ones too: refused)
+    # Every execution-layer node dialed once (no-listener ones too: refused); beacon nodes are left alone.
+    assert set(outcomes) == {i for i, n in by_id.items() if n["expected_outcome"] != "not-dialed"}
     kinds_seen = set()
     for node_id, (_, outcome, client_id, network_id, genesis, fork_hash) in outcomes.items():
         entry = by_id[node_id]
@@ -250,16 +278,18 @@ async def test_crawl_of_a_30_node_devnet_finds_and_classifies_everyone(tmp_path:
             chain = CHAINS[entry["network"]]
             assert network_id == entry["network_id"] and bytes(genesis) == chain.genesis_hash
             assert bytes(fork_hash) == net.nodes[entry["index"]]._head.status(68).fork_id.hash
-    assert kinds_seen == {k.value for k in Kind}
+    assert kinds_seen == {k.value for k in Kind} - {Kind.CONSENSUS.value}
     # One --discovery both crawl: v4 and v5 answered for every node that speaks both, v4 alone for pre-EIP-868 ones;
     # their records carry their chain's eth fork id, so they classify as execution-layer nodes of that chain.
-    rows = _rows(path, "SELECT node_id, protocols, layer, execution_network FROM nodes")
-    for node_id, protocols, layer, network in rows:
+    rows = _rows(path, "SELECT node_id, protocols, layer, execution_network, consensus_network, attnets_count FROM nodes")
+    for node_id, protocols, layer, network, consensus_network, attnets in rows:
         entry = by_id[bytes(node_id).hex()]
         assert protocols == ",".join(entry["protocols"]), entry
-        if "v5" in entry["protocols"]:
+        if entry["kind"] == Kind.CONSENSUS.value:
+            assert (layer, consensus_network, attnets) == ("consensus", "mainnet", 2), entry
+        elif "v5" in entry["protocols"]:
             assert (layer, network) == ("execution", entry["network"]), entry
-    assert {r[1] for r in rows} == {"v4", "v4,v5"}
+    assert {r[1] for r in rows} == {"v4", "v5", "v4,v5"}
 
 
 # ---------------------------------------------------------------------- the CLI demo

@@ -6,7 +6,8 @@ Three kinds of node on 127.0.0.1, each a tree or table only a walk gets through:
   ENR (no EIP-868), so they are v4-only by construction.
 * @chainsafe/discv5 11.0.0 nodes (js/discv5_network.mjs, a tree rooted at their node 0): v5 only.
 * ethcrawl devnet nodes (crawler.devnet, in this process): v4 and v5 on one port, Kademlia-shaped tables;
-  pre-EIP-868 ones (Kind.NO_ENR) speak v4 only, as the manifest's "protocols" says.
+  pre-EIP-868 ones (Kind.NO_ENR) speak v4 only and beacon nodes (Kind.CONSENSUS) v5 only, as the
+  manifest's "protocols" says.
 
 The only bridges: one devnet node (not the seed) holds the ethereumjs root in its v4 table, another holds
 the chainsafe root in its v5 table. The crawl is seeded with the devnet bootnode's ENR alone, so it must
@@ -34,8 +35,9 @@ pytestmark = pytest.mark.interop
 
 ETHEREUMJS_NODES = 8
 CHAINSAFE_NODES = 8
-# A devnet of 14 (2 x the number of kinds) has one node of every awkward kind, a pre-EIP-868 one among them.
-DEVNET_NODES = 14
+# A devnet of 16 (2 x the number of kinds) has one node of every kind: a pre-EIP-868 one (v4 only) and a
+# beacon node (v5 only, a consensus-layer record) among them.
+DEVNET_NODES = 16
 DEVNET_SEED = 7
 FANOUT = 2  # both JS trees: 8 nodes are 4 levels deep
 STARTUP_SLACK = 20.0  # s on top of CRAWL_LIMIT: three networks to start, one database to read
@@ -53,7 +55,7 @@ async def test_one_crawl_finds_a_mixed_v4_v5_network_and_marks_each_nodes_protoc
             open_devnet(nodes=DEVNET_NODES, seed=DEVNET_SEED, host=LOOPBACK) as devnet,
         ):
             manifest = {bytes.fromhex(entry["node_id"]): entry for entry in devnet.manifest()["nodes"]}
-            assert Kind.NO_ENR in {node.spec.kind for node in devnet.nodes}  # a v4-only devnet node is part of it
+            assert {Kind.NO_ENR, Kind.CONSENSUS} <= {node.spec.kind for node in devnet.nodes}  # v4-only, v5-only
             # The bridges sit one hop or more from the seed, in ordinary (prompt, record-serving) nodes.
             bridges = [n for n in devnet.nodes[1:] if n.spec.kind is Kind.NORMAL and n.discovery_v5 is not None]
             to_ethereumjs, to_chainsafe = bridges[0], bridges[-1]
@@ -89,6 +91,8 @@ async def test_one_crawl_finds_a_mixed_v4_v5_network_and_marks_each_nodes_protoc
     got_protocols = {node_id: protocols for node_id, (_, protocols) in stored.items()}
     assert got_protocols == want_protocols, run.output
     assert set(want_protocols.values()) == {"v4", "v5", "v4,v5"}  # each mark occurs (a NO_ENR devnet node: "v4")
+    beacon = [node_id for node_id, entry in manifest.items() if entry["kind"] == Kind.CONSENSUS.value]
+    assert beacon and all(want_protocols[node_id] == "v5" for node_id in beacon)
 
     # Records: none for ethereumjs nodes; the harness's and the devnet's own bytes for the others.
     for node in ejs.nodes:
@@ -120,5 +124,6 @@ async def test_one_crawl_finds_a_mixed_v4_v5_network_and_marks_each_nodes_protoc
 
     stats = run.stats()
     speaks_v5 = sum("v5" in entry["protocols"] for entry in manifest.values())
-    assert stats["answered_v4"] == ETHEREUMJS_NODES + DEVNET_NODES, run.output
+    speaks_v4 = sum("v4" in entry["protocols"] for entry in manifest.values())
+    assert stats["answered_v4"] == ETHEREUMJS_NODES + speaks_v4, run.output
     assert stats["answered_v5"] == CHAINSAFE_NODES + speaks_v5, run.output
