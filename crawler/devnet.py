@@ -618,15 +618,20 @@ class Devnet:
         }
 
     def summary(self) -> str:
-        """One line: size, network, client mix and awkward kinds."""
+        """One line: size, network, execution client mix, awkward kinds, beacon nodes."""
         config = self.plan.config
-        clients = Counter(n.spec.client_name for n in self.nodes)
-        kinds: Counter[Kind] = Counter(n.spec.kind for n in self.nodes if n.spec.kind is not Kind.NORMAL)
+        execution = Counter(n.spec.client_name for n in self.nodes if n.spec.kind is not Kind.CONSENSUS)
+        beacon = Counter(n.spec.client_name for n in self.nodes if n.spec.kind is Kind.CONSENSUS)
+        kinds: Counter[Kind] = Counter(n.spec.kind for n in self.nodes if n.spec.kind not in (Kind.NORMAL, Kind.CONSENSUS))
         hosts = sorted({n.spec.host for n in self.nodes}, key=ip_address)
         where = hosts[0] if len(hosts) == 1 else f"{hosts[0]}-{hosts[-1]}"
-        mix = ", ".join(f"{name} {count}" for name, count in clients.most_common())
+        mix = ", ".join(f"{name} {count}" for name, count in execution.most_common())
         odd = ", ".join(f"{k.value} {kinds[k]}" for k in Kind if kinds[k]) or "none"
-        return f"devnet: {len(self.nodes)} nodes on {where} ({config.network}, seed {config.seed}); clients: {mix}; awkward: {odd}"
+        beacons = ", ".join(f"{name} {count}" for name, count in beacon.most_common()) or "none"
+        return (
+            f"devnet: {len(self.nodes)} nodes on {where} ({config.network}, seed {config.seed}); "
+            f"execution clients: {mix}; awkward: {odd}; beacon nodes (discv5 only): {beacons}"
+        )
 
 
 def _ensure_descriptors(plan: DevnetPlan) -> None:
