@@ -229,7 +229,7 @@ async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:
             v5_pong = await v5.ping(seed)
             out["v5"] = {"pong": v5_pong is not None}
             if v5_pong is not None:
-                own = await v5.find_node(seed, (0,))
+                own = await v5.find_node(seed, (0,)) or []
                 out["v5"].update(
                     enr_seq=v5_pong.enr_seq,
                     seen_as=f"{v5_pong.recipient_ip}:{v5_pong.recipient_port}",

@@ -52,9 +52,10 @@ from ethcrawl.wire.discv5.session import (
     PacketDropped,
 )
 from ethcrawl.wire.enr import ENR
-from ethcrawl.wire.errors import LocalProtocolError
+from ethcrawl.wire.errors import LocalProtocolError, WireError
 
 from .discovery import make_local_enr
+from .relay import relay_error
 from .table import RoutingTable, log_distance
 from .udp import Address, DatagramTransport, open_udp_socket
 
@@ -167,8 +168,9 @@ class DiscoveryV5:
         self._socket: DatagramTransport | None = None
         self._protocol: Discv5Protocol | None = None
         self._waiters: dict[tuple[bytes, bytes], trio.MemorySendChannel[Message]] = {}
-        # (node id, request id) -> the distances asked, for FINDNODEs whose wait is over.
-        self._recent_findnode: OrderedDict[tuple[bytes, bytes], tuple[int, ...]] = OrderedDict()
+        # (node id, request id) -> (distances asked, NODES messages still welcome), for FINDNODEs that
+        # timed out before their answer was whole; emptied as late messages come.
+        self._recent_findnode: OrderedDict[tuple[bytes, bytes], tuple[tuple[int, ...], int]] = OrderedDict()
         late_send, self.late_nodes = trio.open_memory_channel[LateV5Nodes](LATE_NODES_BUFFER)
         self._late_send = late_send
         self._nursery: trio.Nursery | None = None
@@ -266,10 +268,16 @@ class DiscoveryV5:
             else:
                 await self._answer(event)
             return
-        waiter = self._waiters.get((event.node_id, message.request_id))
+        key = (event.node_id, message.request_id)
+        waiter = self._waiters.get(key)
         if waiter is None:
-            distances = self._recent_findnode.get((event.node_id, message.request_id))
-            if isinstance(message, Nodes) and distances is not None:
+            recent = self._recent_findnode.get(key)
+            if isinstance(message, Nodes) and recent is not None:
+                distances, welcome = recent
+                if welcome <= 1:
+                    del self._recent_findnode[key]
+                else:
+                    self._recent_findnode[key] = (distances, welcome - 1)
                 self._late(event.node_id, message, distances)
             else:
                 self._counts["unsolicited"] += 1
@@ -288,6 +296,13 @@ class DiscoveryV5:
         await self._answer(event)
 
     async def _answer(self, event: MessageReceived) -> None:
+        try:
+            await self._send_answer(event)
+        except WireError as exc:
+            # The session (or the record) left the cache since the request came: the asker will retry.
+            log.debug("v5 answer not sent node=%s err=%s", event.node_id.hex()[:16], exc)
+
+    async def _send_answer(self, event: MessageReceived) -> None:
         message = event.message
         replies: list[Message]
         if isinstance(message, Ping):
@@ -300,7 +315,8 @@ class DiscoveryV5:
                 )
             ]
         elif isinstance(message, FindNode):
-            replies = list(split_nodes(message.request_id, self._records_at(message.distances)))
+            requester = ip_address(event.addr[0])
+            replies = list(split_nodes(message.request_id, self._records_at(message.distances, requester)))
         else:
             assert isinstance(message, TalkReq)
             # We speak no TALK protocol: the spec's answer is an empty response.
@@ -311,15 +327,18 @@ class DiscoveryV5:
             for outgoing in protocol.send_message(event.node_id, event.addr, reply, now=trio.current_time()):
                 await self._send(outgoing)
 
-    def _records_at(self, distances: tuple[int, ...]) -> list[bytes]:
+    def _records_at(self, distances: tuple[int, ...], requester: IPv4Address | IPv6Address) -> list[bytes]:
         records: list[bytes] = []
         for distance in dict.fromkeys(distances):  # each distance once, in the asker's order
             if distance == 0:
                 records.append(self.enr.to_rlp())
             elif distance <= MAX_DISTANCE:
-                # The spec: never relay a node whose liveness we have not verified.
+                # The spec: never relay a node whose liveness we have not verified; and, as geth,
+                # never hand a LAN or special-purpose address to a requester that could not use it.
                 records.extend(
-                    peer.enr.to_rlp() for peer in self.table.at_distance(distance) if self.table.is_verified(peer.node_id)
+                    peer.enr.to_rlp()
+                    for peer in self.table.at_distance(distance)
+                    if self.table.is_verified(peer.node_id) and _relayable(requester, peer)
                 )
             if len(records) >= NODES_RESULT_LIMIT:
                 break
@@ -369,25 +388,27 @@ class DiscoveryV5:
         self.table.add_verified(_peer(enr))
         return pong
 
-    async def find_node(self, enr: ENR, distances: tuple[int, ...]) -> list[ENR]:
-        """FINDNODE at ``distances``; the verified records that sit at one of them, deduplicated.
+    async def find_node(self, enr: ENR, distances: tuple[int, ...]) -> list[ENR] | None:
+        """FINDNODE at ``distances``: the verified records that sit at one of them, deduplicated; None if no answer came.
 
-        NODES messages of this request that come after the wait is over go to
-        :attr:`late_nodes` instead.
+        NODES messages of this request that come after the wait is over (up to
+        its ``total``) go to :attr:`late_nodes` instead.
         """
         node_id = enr.node_id
         assert node_id is not None  # _request refuses records without one first
         self._counts["findnode"] += 1
         request_id = self._request_id()
-        try:
-            replies = await self._request(
-                enr, FindNode(request_id=request_id, distances=distances), complete=_nodes_complete
-            )
-        finally:
-            self._recent_findnode[(node_id, request_id)] = distances
+        replies = await self._request(enr, FindNode(request_id=request_id, distances=distances), complete=_nodes_complete)
+        messages = [m for m in replies if isinstance(m, Nodes)]
+        if not _nodes_complete(replies):
+            # Timed out before the answer was whole: the rest may still come.
+            expected = min(max(messages[0].total, 1), MAX_NODES_MESSAGES) if messages else MAX_NODES_MESSAGES
+            self._recent_findnode[(node_id, request_id)] = (distances, expected - len(messages))
             while len(self._recent_findnode) > RECENT_FINDNODE_LIMIT:
                 self._recent_findnode.popitem(last=False)
-        return self._records_in(node_id, [m for m in replies if isinstance(m, Nodes)], distances)
+        if not replies:
+            return None
+        return self._records_in(node_id, messages, distances)
 
     def _records_in(self, node_id: bytes, messages: list[Nodes], distances: tuple[int, ...]) -> list[ENR]:
         wanted = set(distances)
@@ -420,6 +441,11 @@ class DiscoveryV5:
         replies = await self._request(enr, message)
         reply = replies[0] if replies else None
         return reply.response if isinstance(reply, TalkResp) else None
+
+
+def _relayable(requester: IPv4Address | IPv6Address, peer: V5Peer) -> bool:
+    address = enr_address(peer.enr)
+    return address is not None and relay_error(requester, ip_address(address[0]), address[1]) is None
 
 
 def _nodes_complete(replies: list[Message]) -> bool:

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 import trio
 
@@ -294,14 +294,21 @@ class Crawler:
         async with trio.open_nursery() as nursery:
             if self._wants_v4(state):
                 state.v4_started = True
-                nursery.start_soon(self._visit_v4, state, nursery)
+                nursery.start_soon(self._isolated, "v4", self._visit_v4, state, nursery)
             self._start_v5(state, nursery)
         self._queue_dial(state)
 
     def _start_v5(self, state: _NodeState, nursery: trio.Nursery) -> None:
         if self._wants_v5(state):
             state.v5_started = True
-            nursery.start_soon(self._visit_v5, state)
+            nursery.start_soon(self._isolated, "v5", self._visit_v5, state)
+
+    async def _isolated(self, protocol: str, visit: Callable[..., Awaitable[None]], state: _NodeState, *args: object) -> None:
+        """One protocol's visit; a failure there must not cancel the other protocol's visit of the node."""
+        try:
+            await visit(state, *args)
+        except Exception:
+            log.exception("%s visit failed node=%s", protocol, state.node.node_id.hex()[:16])
 
     async def _visit_v4(self, state: _NodeState, nursery: trio.Nursery) -> None:
         discovery = self.discovery
@@ -353,10 +360,14 @@ class Crawler:
         state.responded = True
         state.protocols.add("v5")
         if pong.enr_seq > enr.seq:
-            # Its record changed since the one we were given: distance 0 is the node itself.
-            newer = [r for r in await v5.find_node(enr, (0,)) if r.seq > enr.seq]
+            # Its record changed since the one we were given: distance 0 is the node itself.  A newer
+            # record without a usable endpoint is kept for the database, but we go on asking the
+            # address that just answered.
+            newer = [r for r in await v5.find_node(enr, (0,)) or () if r.seq > enr.seq]
             if newer:
-                state.enr = enr = newer[0]
+                state.enr = newer[0]
+                if enr_address(newer[0]) is not None:
+                    enr = newer[0]
         await self._emit_node(state)
         await self._enumerate_v5(v5, state, enr)
 
@@ -366,16 +377,26 @@ class Crawler:
         distance = MAX_DISTANCE
         group_size = 1  # the top buckets of a real table are full: one distance per request
         empty_distances = 0
+        silent_in_a_row = 0
         while distance >= 1 and empty_distances < self.config.v5_empty_distances_to_stop:
             group = tuple(range(distance, max(distance - group_size, 0), -1))
             if self.config.peer_pacing:
                 await trio.sleep(self.config.peer_pacing)
-            records = await v5.find_node(enr, group)
+            answer = await v5.find_node(enr, group)
+            if answer is None:
+                # No answer at all (not even an empty one): a node that stopped answering
+                # FINDNODE is not worth a timeout per distance.
+                silent_in_a_row += 1
+                if silent_in_a_row >= self.config.empty_answers_to_stop:
+                    break
+            else:
+                silent_in_a_row = 0
+            records = answer or []
             if len(records) >= NODES_RESULT_LIMIT and len(group) > 1:
                 # The answer hit the per-request cap: some distance was cut short.
                 records = []
                 for single in group:
-                    records.extend(await v5.find_node(enr, (single,)))
+                    records.extend(await v5.find_node(enr, (single,)) or ())
             new = await self._take_v5_records(state, records, returned)
             empty_distances = 0 if new else empty_distances + len(group)
             full = len(records) >= NODES_RESULT_LIMIT // 2

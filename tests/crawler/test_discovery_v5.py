@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import trio
 from memnet import MemoryNetwork
 from trio.testing import MockClock
 
 from ethcrawl.crawler.discovery import DiscoveryV4
-from ethcrawl.crawler.discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, DiscoveryV5Config, V5Peer
+from ethcrawl.crawler.discovery_v5 import MAX_NODES_MESSAGES, NODES_RESULT_LIMIT, DiscoveryV5, DiscoveryV5Config, V5Peer
 from ethcrawl.crawler.table import log_distance
 from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.wire.crypto import generate_private_key
@@ -226,11 +227,66 @@ async def test_nodes_after_the_timeout_reach_late_nodes(autojump_clock: MockCloc
     async with trio.open_nursery() as nursery:
         nursery.start_soon(serve, nursery)
         a = await start_v5(net, nursery)
-        assert await a.find_node(peer_enr, (256,)) == []
+        assert await a.find_node(peer_enr, (256,)) is None  # nothing came in time
         with trio.fail_after(5):
             late = await a.late_nodes.receive()
         assert late.sender_id == peer_enr.node_id
         # Checked like a timely answer: the record at a distance nobody asked for is refused.
         assert [r.to_rlp() for r in late.records] == [near.to_rlp()]
         assert a.statistics().late_nodes == 1 and a.statistics().bad_records == 1
+        nursery.cancel_scope.cancel()
+
+
+class Chatty(DiscoveryV5):
+    """Answers every FINDNODE with 40 NODES messages of one record each, all claiming total=40."""
+
+    async def _answer(self, event: MessageReceived) -> None:
+        message = event.message
+        if not isinstance(message, FindNode):
+            await super()._answer(event)
+            return
+        self.last_request = (event.node_id, event.addr, message.request_id)
+        protocol = self._require_protocol()
+        records = [r for r in (make_enr(50000 + i) for i in range(400)) if log_distance(self.node_id, r.node_id or b"") == 256]
+        for record in records[:40]:
+            nodes = Nodes(request_id=message.request_id, total=40, records=(record.to_rlp(),))
+            for out in protocol.send_message(event.node_id, event.addr, nodes, now=trio.current_time()):
+                await self._send(out)
+
+
+async def test_nodes_beyond_the_message_cap_and_replays_are_not_taken(autojump_clock: MockClock) -> None:
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a = await start_v5(net, nursery)
+        chatty = Chatty(generate_private_key(), transport=net.open())
+        await nursery.start(chatty.run)
+        got = await a.find_node(chatty.enr, (256,))
+        assert got is not None and len(got) == MAX_NODES_MESSAGES  # one record per message, capped
+        # The answer was whole (as far as we take it): the 32 messages after the cap, and replays, are not late answers.
+        node_id, addr, request_id = chatty.last_request
+        for _ in range(20):
+            replay = Nodes(request_id=request_id, total=1, records=(chatty.enr.to_rlp(),))
+            for out in chatty._require_protocol().send_message(node_id, addr, replay, now=trio.current_time()):
+                await chatty._send(out)
+        await trio.sleep(1)
+        assert a.statistics().late_nodes == 0
+        with pytest.raises(trio.WouldBlock):
+            a.late_nodes.receive_nowait()
+        nursery.cancel_scope.cancel()
+
+
+async def test_find_node_does_not_relay_loopback_entries_to_a_public_requester(autojump_clock: MockClock) -> None:
+    """geth's CheckRelayIP on the answering side: LAN and loopback entries only go to askers that can use them."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        b = await start_v5(net, nursery)
+        local = make_enr(51000)
+        assert local.node_id is not None
+        b.add_to_table(local)
+        distance = log_distance(b.node_id, local.node_id)
+        public = DiscoveryV5(generate_private_key(), host="198.51.100.7", transport=net.open("198.51.100.7"))
+        await nursery.start(public.run)
+        assert await public.find_node(b.enr, (distance,)) == []
+        nearby = await start_v5(net, nursery)
+        assert local.to_rlp() in {r.to_rlp() for r in await nearby.find_node(b.enr, (distance,)) or ()}
         nursery.cancel_scope.cancel()

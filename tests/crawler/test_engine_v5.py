@@ -10,6 +10,7 @@ from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import DiscoveryV5
 from ethcrawl.crawler.engine import CrawlConfig, Crawler, _looks_like_execution, _NodeState
 from ethcrawl.crawler.node import DiscoveryNode
+from ethcrawl.crawler.table import log_distance
 from ethcrawl.crawler.targets import TargetTable
 from ethcrawl.db.records import EdgeSeen, NodeSeen
 from ethcrawl.wire.crypto import generate_private_key
@@ -172,7 +173,7 @@ def test_dial_filter_follows_the_record_layer() -> None:
 
 
 class SlowFinder(DiscoveryV5):
-    """Answers PING at once and FINDNODE only after the asker's timeout."""
+    """Answers PING at once and FINDNODE only after the asker's 1 s timeout (but before the walk gives up on it)."""
 
     async def _answer(self, event: MessageReceived) -> None:
         if isinstance(event.message, FindNode):
@@ -181,7 +182,7 @@ class SlowFinder(DiscoveryV5):
         await super()._answer(event)
 
     async def _answer_late(self, event: MessageReceived) -> None:
-        await trio.sleep(2.0)
+        await trio.sleep(1.5)
         await super()._answer(event)
 
 
@@ -190,7 +191,12 @@ async def test_late_nodes_answers_still_reach_the_crawl(autojump_clock: MockCloc
     async with trio.open_nursery() as nursery:
         root = SlowFinder(generate_private_key(), transport=net.open())
         await nursery.start(root.run)
-        children = [await v5_node(net, nursery) for _ in range(4)]
+        children: list[DiscoveryV5] = []
+        while len(children) < 4:
+            # All at distance 256 from the root: the walk's first FINDNODE is the one answered late.
+            child = await v5_node(net, nursery)
+            if log_distance(root.node_id, child.node_id) == 256:
+                children.append(child)
         for child in children:
             root.add_to_table(child.enr)
         records, crawler = await crawl(net, [root.enr], v4=False, v5=True)
@@ -200,3 +206,23 @@ async def test_late_nodes_answers_still_reach_the_crawl(autojump_clock: MockCloc
     edges = {(e.from_id, e.to_id) for e in records if isinstance(e, EdgeSeen)}
     assert {(root.node_id, c.node_id) for c in children} <= edges
     assert crawler.discovery_v5 is not None and crawler.discovery_v5.statistics().late_nodes >= 1
+
+
+async def test_a_newer_record_without_an_address_does_not_end_the_visit(autojump_clock: MockClock) -> None:
+    """A node re-signs its record without ip: we keep that record, go on asking the address that answered, and
+    its v4 visit, running beside, is not cancelled."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        target_v4, target_v5 = await dual_node(net, nursery)
+        children = [await v4_node(net, nursery) for _ in range(6)]
+        for child in children:
+            target_v4.table.add_verified(child.local_node)
+        seed = target_v5.enr
+        newer = ENR.create(target_v5.private_key, seq=2, pairs={"udp": target_v5.port})
+        target_v5._require_protocol().update_local_enr(newer)
+        records, _crawler = await crawl(net, [seed], v4=True, v5=True)
+        nursery.cancel_scope.cancel()
+    found = {r.node_id for r in records if isinstance(r, NodeSeen)}
+    assert {c.node_id for c in children} <= found
+    final = [r for r in records if isinstance(r, NodeSeen) and r.node_id == target_v5.node_id][-1]
+    assert final.enr == newer.to_rlp() and set(final.protocols) == {"v4", "v5"}

@@ -56,7 +56,7 @@ from .crypto import (
     id_sign,
     id_verify,
 )
-from .messages import Message, decode_message, encode_message
+from .messages import FindNode, Message, Ping, TalkReq, decode_message, encode_message
 from .packet import (
     ID_NONCE_SIZE,
     HandshakeAuthdata,
@@ -84,6 +84,7 @@ Address: TypeAlias = tuple[str, int]  # (ip text, udp port), as a datagram socke
 
 COMPRESSED_KEY_SIZE = 33  # bytes, the "v4" scheme's ephemeral key
 RANDOM_MESSAGE_SIZE = 20  # bytes of random "ciphertext" that provoke a WHOAREYOU (geth sends 20)
+REQUESTS = (Ping, FindNode, TalkReq)  # messages that expect an answer
 COUNTER_SIZE = 4  # bytes of a session nonce that count messages; the other 8 are random (spec advice)
 SECP256K1_SECRET_SIZE = 32  # bytes
 
@@ -386,7 +387,11 @@ class Discv5Protocol:
         packet = Packet(masking_iv=self._rng(MASKING_IV_SIZE), header=header)
         ciphertext = encrypt_message(session.write_key, nonce, encode_message(message), packet.message_ad)
         data = encode_packet(_with_message(packet, ciphertext), node_id)
-        self._sent.set(nonce, _Sent(node_id=node_id, addr=addr, message=message, is_handshake=False))
+        if isinstance(message, REQUESTS):
+            # Only a request is worth a handshake if the peer challenges it (geth matches
+            # WHOAREYOU against active calls only): answers are not kept, so a peer's
+            # request flood cannot push our pending requests out of this cache.
+            self._sent.set(nonce, _Sent(node_id=node_id, addr=addr, message=message, is_handshake=False))
         return Outgoing(data=data, addr=addr)
 
     def _flush(self, key: _Key, session: _Session) -> list[Event]:

@@ -323,6 +323,38 @@ def test_whoareyou_answering_our_handshake_is_not_answered_again() -> None:
     assert isinstance(dropped, PacketDropped) and isinstance(dropped.error, HandshakeError)
 
 
+def test_whoareyou_quoting_one_of_our_answers_starts_no_handshake() -> None:
+    """Only requests are worth a handshake (geth matches WHOAREYOU against active calls): answers are not kept."""
+    net, alice, bob = pair()
+    net.send(alice, bob, Ping(request_id=b"\x01", enr_seq=1))
+    net.take(BOB_ADDR)
+    [pong] = bob.send_message(ALICE_ID, ALICE_ADDR, Pong(request_id=b"\x01", enr_seq=1, recipient_ip=ipaddress.ip_address(ALICE_ADDR[0]), recipient_port=ALICE_ADDR[1]), now=5.0)
+    nonce = decode_packet(pong.data, ALICE_ID).header.nonce
+    fake = Packet(masking_iv=bytes(16), header=Header(nonce=nonce, authdata=WhoareyouAuthdata(id_nonce=bytes(16), enr_seq=0)))
+    [dropped] = bob.receive(encode_packet(fake, BOB_ID), ALICE_ADDR, 5.0)
+    assert isinstance(dropped, PacketDropped) and isinstance(dropped.error, UnsolicitedReply)
+    assert bob.statistics().handshakes_sent == 0
+
+
+def test_answering_a_request_flood_keeps_our_pending_request_answerable() -> None:
+    net, alice, bob = pair(sent_packets_limit=16)
+    net.send(alice, bob, Ping(request_id=b"\x01", enr_seq=1))
+    net.take(BOB_ADDR)
+    # Bob asks a third node something (a random packet goes out, its WHOAREYOU will quote it) ...
+    carol_key = PrivateKey(bytes(31) + b"\x07")
+    carol_enr = ENR.create(carol_key, seq=1, pairs={"ip": "127.0.0.3", "udp": 30303})
+    assert carol_enr.node_id is not None
+    [random_packet] = bob.send_message(carol_enr.node_id, ("127.0.0.3", 30303), Ping(request_id=b"\x09", enr_seq=1), carol_enr, now=5.0)
+    # ... while answering far more of Alice's requests than the sent-packet cache holds.
+    for i in range(64):
+        bob.send_message(ALICE_ID, ALICE_ADDR, TalkResp(request_id=bytes([i + 1]), response=b""), now=5.0)
+    carol = Discv5Protocol(carol_key, carol_enr)
+    [whoareyou] = carol.receive(random_packet.data, BOB_ADDR, 5.0)
+    assert isinstance(whoareyou, Outgoing)
+    [handshake] = bob.receive(whoareyou.data, ("127.0.0.3", 30303), 5.0)
+    assert isinstance(handshake, Outgoing)  # the pending PING still went out
+
+
 # ----------------------------------------------------------------- typed drops
 
 
