@@ -43,6 +43,7 @@ from ethcrawl.wire.discv4 import (
 from ethcrawl.wire.enode import Node
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
+from ethcrawl.wire.lru import LRU
 
 from .table import RoutingTable
 from .udp import Address, DatagramTransport, open_udp_socket
@@ -58,6 +59,7 @@ NEIGHBORS_PER_FINDNODE = 16  # geth's bucketSize: a full answer ends the wait ea
 # datagram).  We send at most 1280 bytes but deliberately accept up to this
 # size so such nodes can still be crawled.
 MAX_RECEIVE_SIZE = 2048  # bytes
+PEERS_REMEMBERED = 1 << 18  # (node, ip) pairs kept per bookkeeping map: more than a mainnet crawl meets
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +78,10 @@ class DiscoveryConfig:
     serve_enr_requests: bool = True
     # s to wait before answering a Ping, FindNode or ENRRequest (devnet "slow responders").
     reply_delay: float = 0.0
+    # Nodes remembered for bonds, EIP-868 support and late answers.  Peers choose the keys
+    # (a fresh key per packet costs them nothing), so this is bounded; a node forgotten is
+    # simply pinged again.
+    peers_remembered: int = PEERS_REMEMBERED
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +159,14 @@ class DiscoveryV4:
         self._socket: DatagramTransport | None = None
         self._waiters: dict[tuple[bytes, int], list[_Waiter]] = defaultdict(list)
         # Bond bookkeeping, keyed like geth's node database: (node id, ip).
-        self._last_pong_received: dict[tuple[bytes, str], float] = {}
-        self._last_ping_received: dict[tuple[bytes, str], float] = {}
+        limit = config.peers_remembered
+        self._last_pong_received: LRU[tuple[bytes, str], float] = LRU(limit)
+        self._last_ping_received: LRU[tuple[bytes, str], float] = LRU(limit)
         self._ping_events: dict[tuple[bytes, str], trio.Event] = {}
         # The ENR seq each node's last Pong carried (None: it does not speak EIP-868).
-        self._pong_enr_seq: dict[bytes, int | None] = {}
+        self._speaks_eip868: LRU[bytes, bool] = LRU(limit)
         # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
-        self._asked: dict[bytes, float] = {}
+        self._asked: LRU[bytes, float] = LRU(limit)
         late_send, self.late_nodes = trio.open_memory_channel[LateNodes](256)
         self._late_send = late_send
         self._nursery: trio.Nursery | None = None
@@ -304,7 +311,7 @@ class DiscoveryV4:
             return None
         pong = replies[0].packet
         assert isinstance(pong, Pong)
-        self._pong_enr_seq[node.node_id] = pong.enr_seq
+        self._speaks_eip868.set(node.node_id, pong.enr_seq is not None)
         # A node that answered is live: it belongs in our own table (geth adds it as "verified").
         self.table.add_verified(node)
         return pong
@@ -331,7 +338,7 @@ class DiscoveryV4:
 
     def speaks_eip868(self, node: Node) -> bool:
         """False only when the node's last Pong carried no ENR seq (pre-EIP-868, e.g. ethereumjs)."""
-        return self._pong_enr_seq.get(node.node_id, 0) is not None
+        return self._speaks_eip868.get(node.node_id) is not False
 
     def is_bonded(self, node: Node) -> bool:
         """True when the remote verified our endpoint recently (it pinged us and got our Pong)."""
@@ -371,7 +378,7 @@ class DiscoveryV4:
             matches=lambda d: isinstance(d.packet, Neighbors),
             want=NEIGHBORS_PER_FINDNODE,
         )
-        self._asked[node.node_id] = trio.current_time()
+        self._asked.set(node.node_id, trio.current_time())
         self._counts["findnode"] += 1
         packet = FindNode(target=target, expiration=self._expiration())
         replies = await self._request(waiter, packet, addr)
@@ -449,7 +456,7 @@ class DiscoveryV4:
         )
         await self._send(pong, addr)
         now = trio.current_time()
-        self._last_ping_received[key] = now
+        self._last_ping_received.set(key, now)
         event = self._ping_events.pop(key, None)
         if event is not None:
             event.set()
@@ -473,7 +480,7 @@ class DiscoveryV4:
         if not self._deliver(decoded, addr):
             self._counts["unsolicited"] += 1
             return
-        self._last_pong_received[(decoded.sender_id, addr[0])] = trio.current_time()
+        self._last_pong_received.set((decoded.sender_id, addr[0]), trio.current_time())
 
     async def _on_findnode(self, decoded: Decoded, addr: Address) -> None:
         request = decoded.packet

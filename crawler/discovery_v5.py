@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Callable, Mapping
@@ -53,6 +53,7 @@ from ethcrawl.wire.discv5.session import (
 )
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import LocalProtocolError, WireError
+from ethcrawl.wire.lru import LRU
 
 from .discovery import make_local_enr
 from .relay import relay_error
@@ -170,7 +171,7 @@ class DiscoveryV5:
         self._waiters: dict[tuple[bytes, bytes], trio.MemorySendChannel[Message]] = {}
         # (node id, request id) -> (distances asked, NODES messages still welcome), for FINDNODEs that
         # timed out before their answer was whole; emptied as late messages come.
-        self._recent_findnode: OrderedDict[tuple[bytes, bytes], tuple[tuple[int, ...], int]] = OrderedDict()
+        self._recent_findnode: LRU[tuple[bytes, bytes], tuple[tuple[int, ...], int]] = LRU(RECENT_FINDNODE_LIMIT)
         late_send, self.late_nodes = trio.open_memory_channel[LateV5Nodes](LATE_NODES_BUFFER)
         self._late_send = late_send
         self._nursery: trio.Nursery | None = None
@@ -275,9 +276,9 @@ class DiscoveryV5:
             if isinstance(message, Nodes) and recent is not None:
                 distances, welcome = recent
                 if welcome <= 1:
-                    del self._recent_findnode[key]
+                    self._recent_findnode.pop(key)
                 else:
-                    self._recent_findnode[key] = (distances, welcome - 1)
+                    self._recent_findnode.set(key, (distances, welcome - 1))
                 self._late(event.node_id, message, distances)
             else:
                 self._counts["unsolicited"] += 1
@@ -403,9 +404,7 @@ class DiscoveryV5:
         if not _nodes_complete(replies):
             # Timed out before the answer was whole: the rest may still come.
             expected = min(max(messages[0].total, 1), MAX_NODES_MESSAGES) if messages else MAX_NODES_MESSAGES
-            self._recent_findnode[(node_id, request_id)] = (distances, expected - len(messages))
-            while len(self._recent_findnode) > RECENT_FINDNODE_LIMIT:
-                self._recent_findnode.popitem(last=False)
+            self._recent_findnode.set((node_id, request_id), (distances, expected - len(messages)))
         if not replies:
             return None
         return self._records_in(node_id, messages, distances)

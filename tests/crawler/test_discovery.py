@@ -267,3 +267,20 @@ async def test_reply_delay_slows_answers_without_blocking_others(spawn: Spawn, a
 
 async def _ping_into(alice: DiscoveryV4, node: DiscoveryV4, out: list[object]) -> None:
     out.append(await alice.ping(node.local_node))
+
+
+async def test_pings_under_fresh_keys_do_not_grow_the_bookkeeping(
+    spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock
+) -> None:
+    """Every Ping from a new key is remembered for bonding, but only up to peers_remembered."""
+    bob = await spawn(DiscoveryConfig(peers_remembered=32))
+    bob_addr = ("127.0.0.1", bob.port)
+    endpoint = net.open()
+    here = Endpoint(ip=ip_address("127.0.0.1"), udp=endpoint.local_address[1], tcp=0)
+    for _ in range(200):
+        ping = Ping(version=4, from_=here, to=here, expiration=int(wall_clock()) + 20, enr_seq=None)
+        await endpoint.sendto(discv4.encode(ping, generate_private_key()), bob_addr)
+        await trio.sleep(0.001)
+    assert len(bob._last_ping_received) == 32
+    alice = await spawn()
+    assert await alice.ping(bob.local_node) is not None  # still serving

@@ -31,12 +31,12 @@ Everything a peer can get wrong ends as a :class:`PacketDropped` event whose
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeAlias, TypeVar
+from typing import Callable, TypeAlias
 
 from ..crypto import PrivateKey, node_id_from_pubkey, pubkey_from_private
 from ..enr import ENR
+from ..lru import LRU
 from ..errors import (
     DecryptionFailed,
     HandshakeError,
@@ -165,38 +165,6 @@ class Statistics:
     queue_overflows: int
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _LRU(Generic[K, V]):
-    """A dict of at most ``limit`` entries that forgets the least recently set or touched one."""
-
-    __slots__ = ("_data", "_limit")
-
-    def __init__(self, limit: int) -> None:
-        self._data: OrderedDict[K, V] = OrderedDict()
-        self._limit = limit
-
-    def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def set(self, key: K, value: V) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self._limit:
-            self._data.popitem(last=False)
-
-    def pop(self, key: K) -> V | None:
-        return self._data.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
 @dataclass(slots=True, kw_only=True)
 class _Session:
     write_key: bytes
@@ -258,14 +226,14 @@ class Discv5Protocol:
         self.config = config or Config()
         self._rng = rng
         cfg = self.config
-        self._sessions: _LRU[_Key, _Session] = _LRU(cfg.session_cache_size)
-        self._records: _LRU[bytes, ENR] = _LRU(cfg.record_cache_size)
-        self._sent: _LRU[bytes, _Sent] = _LRU(cfg.sent_packets_limit)
-        self._challenges: _LRU[_Key, _Challenge] = _LRU(cfg.session_cache_size)
-        self._waiting: _LRU[_Key, _Waiting] = _LRU(cfg.session_cache_size)
-        self._last_whoareyou: _LRU[tuple[bytes, str], float] = _LRU(cfg.session_cache_size)
-        self._ip_budget: _LRU[str, tuple[float, int]] = _LRU(cfg.session_cache_size)
-        self._last_handshake: _LRU[tuple[bytes, str], float] = _LRU(cfg.session_cache_size)
+        self._sessions: LRU[_Key, _Session] = LRU(cfg.session_cache_size)
+        self._records: LRU[bytes, ENR] = LRU(cfg.record_cache_size)
+        self._sent: LRU[bytes, _Sent] = LRU(cfg.sent_packets_limit)
+        self._challenges: LRU[_Key, _Challenge] = LRU(cfg.session_cache_size)
+        self._waiting: LRU[_Key, _Waiting] = LRU(cfg.session_cache_size)
+        self._last_whoareyou: LRU[tuple[bytes, str], float] = LRU(cfg.session_cache_size)
+        self._ip_budget: LRU[str, tuple[float, int]] = LRU(cfg.session_cache_size)
+        self._last_handshake: LRU[tuple[bytes, str], float] = LRU(cfg.session_cache_size)
         self._handlers: dict[int, Callable[[Packet, Address, float], list[Event]]] = {
             MessageAuthdata.flag: self._on_message,
             WhoareyouAuthdata.flag: self._on_whoareyou,
