@@ -22,6 +22,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from ipaddress import IPv4Address, ip_address
 from typing import Awaitable, Callable, Mapping
 
@@ -46,7 +47,7 @@ from ethcrawl.wire.errors import WireError
 from ethcrawl.wire.lru import LRU
 
 from .table import RoutingTable
-from .udp import Address, DatagramTransport, open_udp_socket
+from .udp import Address, DatagramTransport, serve_datagrams
 
 __all__ = ["DiscoveryConfig", "DiscoveryV4", "DiscoveryStats", "LateNodes", "make_local_enr"]
 
@@ -184,13 +185,9 @@ class DiscoveryV4:
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind the socket (unless a transport was injected), report the UDP port, serve until cancelled."""
-        if self._transport is not None:
-            await self._serve(self._transport, task_status)
-            return
-        async with await open_udp_socket(self.host, self.port) as transport:
-            await self._serve(transport, task_status)
+        await serve_datagrams(self._transport, self.host, self.port, partial(self._serve, task_status=task_status))
 
-    async def _serve(self, transport: DatagramTransport, task_status: trio.TaskStatus[int]) -> None:
+    async def _serve(self, transport: DatagramTransport, *, task_status: trio.TaskStatus[int]) -> None:
         self.port = transport.local_address[1]
         if not self.tcp_port:
             self.tcp_port = self.port

@@ -25,6 +25,7 @@ import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Callable, Mapping
 
@@ -58,7 +59,7 @@ from ethcrawl.wire.lru import LRU
 from .discovery import make_local_enr
 from .relay import relay_error
 from .table import RoutingTable, log_distance
-from .udp import Address, DatagramTransport, open_udp_socket
+from .udp import Address, DatagramTransport, serve_datagrams
 
 __all__ = ["DiscoveryV5Config", "DiscoveryV5", "DiscoveryV5Stats", "LateV5Nodes", "V5Peer", "enr_address"]
 
@@ -181,13 +182,9 @@ class DiscoveryV5:
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind (unless a transport was given), report the UDP port, serve until cancelled."""
-        if self._transport is not None:
-            await self._serve(self._transport, task_status)
-            return
-        async with await open_udp_socket(self.host, self.port) as transport:
-            await self._serve(transport, task_status)
+        await serve_datagrams(self._transport, self.host, self.port, partial(self._serve, task_status=task_status))
 
-    async def _serve(self, transport: DatagramTransport, task_status: trio.TaskStatus[int]) -> None:
+    async def _serve(self, transport: DatagramTransport, *, task_status: trio.TaskStatus[int]) -> None:
         self.port = transport.local_address[1]
         if not self.tcp_port:
             self.tcp_port = self.port

@@ -10,6 +10,7 @@ all build their endpoints here.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Callable, Mapping
 
 import trio
@@ -20,7 +21,7 @@ from ethcrawl.wire.enr import ENR
 
 from .discovery import DiscoveryConfig, DiscoveryV4
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
-from .udp import DatagramTransport, ProtocolDemux, open_udp_socket
+from .udp import DatagramTransport, ProtocolDemux, serve_datagrams
 
 __all__ = ["DiscoveryNode"]
 
@@ -96,13 +97,9 @@ class DiscoveryNode:
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind (unless a transport was given), start both protocols, report the UDP port, serve until cancelled."""
-        if self._transport is not None:
-            await self._serve(self._transport, task_status)
-            return
-        async with await open_udp_socket(self.host, self.port) as transport:
-            await self._serve(transport, task_status)
+        await serve_datagrams(self._transport, self.host, self.port, partial(self._serve, task_status=task_status))
 
-    async def _serve(self, transport: DatagramTransport, task_status: trio.TaskStatus[int]) -> None:
+    async def _serve(self, transport: DatagramTransport, *, task_status: trio.TaskStatus[int]) -> None:
         self.port = transport.local_address[1]
         tcp_port = self.tcp_port or self.port
         self.demux = demux = ProtocolDemux(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 import trio
 
-__all__ = ["Address", "DatagramTransport", "UDPSocket", "open_udp_socket", "DatagramLane", "ProtocolDemux"]
+__all__ = ["Address", "DatagramTransport", "UDPSocket", "open_udp_socket", "serve_datagrams", "DatagramLane", "ProtocolDemux"]
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +138,18 @@ async def open_udp_socket(host: str, port: int) -> UDPSocket:
         sock.close()
         raise
     return UDPSocket(sock)
+
+
+async def serve_datagrams(
+    transport: DatagramTransport | None, host: str, port: int, serve: Callable[[DatagramTransport], Awaitable[None]]
+) -> None:
+    """Run ``serve`` on ``transport``, or on a UDP socket bound to ``host:port`` (closed afterwards) if there is none.
+
+    How every discovery service starts: tests and shared sockets hand in a
+    transport, a stand-alone node binds its own.
+    """
+    if transport is not None:
+        await serve(transport)
+        return
+    async with await open_udp_socket(host, port) as socket:
+        await serve(socket)
