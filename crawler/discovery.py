@@ -168,6 +168,8 @@ class DiscoveryV4:
         self._speaks_eip868: LRU[bytes, bool] = LRU(limit)
         # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
         self._asked: LRU[bytes, float] = LRU(limit)
+        # Called with (peer ip, our ip as it saw us, our udp port as it saw us) for every Pong.
+        self.on_endpoint_statement: Callable[[str, str, int], None] | None = None
         late_send, self.late_nodes = trio.open_memory_channel[LateNodes](256)
         self._late_send = late_send
         self._nursery: trio.Nursery | None = None
@@ -274,8 +276,19 @@ class DiscoveryV4:
         return discv4.is_expired(expiration, self._wall_clock())
 
     def _our_endpoint(self) -> Endpoint:
-        # ethereumjs pings back the address in our Ping's `from`, so it must be our real one.
+        # ethereumjs pings back the address in our Ping's `from`, so it must be our real one:
+        # the one our record names once we know it (see set_local_enr), else the one we listen on.
+        enr = self.enr
+        if enr is not None and enr.ip is not None:
+            return endpoint_of(str(enr.ip), enr.udp or self.port, self.tcp_port)
         return endpoint_of(self.host, self.port, self.tcp_port)
+
+    def set_local_enr(self, enr: ENR) -> None:
+        """Serve ``enr`` from now on (our endpoint as peers see it, learned by the caller); its seq must grow."""
+        if enr.node_id != self.node_id or (self.enr is not None and enr.seq <= self.enr.seq):
+            raise ValueError("a new local ENR must be ours and carry a higher seq")
+        self.enr = enr
+        self._enr_seq = enr.seq
 
     def _ping_packet(self, addr: Address) -> Ping:
         return Ping(
@@ -309,6 +322,8 @@ class DiscoveryV4:
         pong = replies[0].packet
         assert isinstance(pong, Pong)
         self._speaks_eip868.set(node.node_id, pong.enr_seq is not None)
+        if self.on_endpoint_statement is not None and pong.to.ip is not None:
+            self.on_endpoint_statement(addr[0], str(pong.to.ip), pong.to.udp)
         # A node that answered is live: it belongs in our own table (geth adds it as "verified").
         self.table.add_verified(node)
         return pong

@@ -173,6 +173,8 @@ class DiscoveryV5:
         # (node id, request id) -> (distances asked, NODES messages still welcome), for FINDNODEs that
         # timed out before their answer was whole; emptied as late messages come.
         self._recent_findnode: LRU[tuple[bytes, bytes], tuple[tuple[int, ...], int]] = LRU(RECENT_FINDNODE_LIMIT)
+        # Called with (peer ip, our ip as it saw us, our udp port as it saw us) for every PONG.
+        self.on_endpoint_statement: Callable[[str, str, int], None] | None = None
         late_send, self.late_nodes = trio.open_memory_channel[LateV5Nodes](LATE_NODES_BUFFER)
         self._late_send = late_send
         self._nursery: trio.Nursery | None = None
@@ -210,6 +212,13 @@ class DiscoveryV5:
         if self._protocol is None:
             raise LocalProtocolError("DiscoveryV5.run() must be started first")
         return self._protocol
+
+    def set_local_enr(self, enr: ENR) -> None:
+        """Hand ``enr`` to peers from now on (our endpoint as they see it); its seq must grow."""
+        protocol = self._require_protocol()
+        if enr.seq <= protocol.local_enr.seq:
+            raise LocalProtocolError("a new local ENR must carry a higher seq")
+        protocol.update_local_enr(enr)
 
     def add_to_table(self, enr: ENR) -> None:
         """File a record in our table as live (the devnet seeds its nodes' tables this way)."""
@@ -384,6 +393,9 @@ class DiscoveryV5:
         if not isinstance(pong, Pong):
             return None
         self.table.add_verified(_peer(enr))
+        address = enr_address(enr)
+        if self.on_endpoint_statement is not None and address is not None:
+            self.on_endpoint_statement(address[0], str(pong.recipient_ip), pong.recipient_port)
         return pong
 
     async def find_node(self, enr: ENR, distances: tuple[int, ...]) -> list[ENR] | None:

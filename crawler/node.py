@@ -5,12 +5,18 @@ hands v4 packets to :class:`DiscoveryV4` and everything else to
 :class:`DiscoveryV5`, so peers that know us over one protocol find the same
 endpoint in our record for the other.  The crawl, the devnet and the tests
 all build their endpoints here.
+
+A node listening on an unspecified address (0.0.0.0, ::) learns the endpoint
+peers see it at from their PONGs (``endpoint.EndpointPredictor``) and then
+signs a new record naming it, served by both protocols.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import partial
+from ipaddress import ip_address
 from typing import Callable, Mapping
 
 import trio
@@ -19,11 +25,14 @@ from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import PrivateKey, node_id_from_pubkey, pubkey_from_private
 from ethcrawl.wire.enr import ENR
 
-from .discovery import DiscoveryConfig, DiscoveryV4
+from .discovery import DiscoveryConfig, DiscoveryV4, make_local_enr
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
+from .endpoint import EndpointPredictor
 from .udp import DatagramTransport, ProtocolDemux, serve_datagrams
 
 __all__ = ["DiscoveryNode"]
+
+log = logging.getLogger(__name__)
 
 
 class DiscoveryNode:
@@ -48,6 +57,7 @@ class DiscoveryNode:
         wall_clock: Callable[[], float] = time.time,
         enr_extra: Mapping[str, object] | None = None,
         transport: DatagramTransport | None = None,
+        learn_endpoint: bool | None = None,
     ) -> None:
         self.private_key = private_key
         self.node_id = node_id_from_pubkey(pubkey_from_private(private_key))
@@ -63,6 +73,10 @@ class DiscoveryNode:
         self._wall_clock = wall_clock
         self._enr_extra = enr_extra
         self._transport = transport
+        # Default: learn only when the listen address says nothing about where we are reachable.
+        self.learn_endpoint = ip_address(host).is_unspecified if learn_endpoint is None else learn_endpoint
+        self._predictor = EndpointPredictor()
+        self.advertised: tuple[str, int] | None = None  # the learned endpoint our record names, once known
         self._v4: DiscoveryV4 | None = None
         self._v5: DiscoveryV5 | None = None
         self._started = False
@@ -124,4 +138,24 @@ class DiscoveryNode:
             if v5 is not None:
                 await nursery.start(v5.run)
             self._v4, self._v5, self._started = v4, v5, True
+            if self.learn_endpoint:
+                for side in (v4, v5):
+                    if side is not None:
+                        side.on_endpoint_statement = partial(self._endpoint_statement, tcp_port)
             task_status.started(self.port)
+
+    def _endpoint_statement(self, tcp_port: int, voter_ip: str, ip: str, port: int) -> None:
+        now = trio.current_time()
+        self._predictor.add(voter_ip, (ip, port), now)
+        predicted = self._predictor.predict(now)
+        if predicted is None or predicted == self.advertised:
+            return
+        self.advertised = predicted
+        enr = make_local_enr(
+            self.private_key, predicted[0], predicted[1], tcp_port, seq=self.enr.seq + 1, extra=self._enr_extra
+        )
+        if self._v4 is not None:
+            self._v4.set_local_enr(enr)
+        if self._v5 is not None:
+            self._v5.set_local_enr(enr)
+        log.info("peers see us at %s:%d; our record now names it (seq %d)", predicted[0], predicted[1], enr.seq)
