@@ -152,10 +152,14 @@ def export_csv(db_url: str, out: str) -> None:
 @export_group.command("nodes-json")
 @db_option
 @click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
-def export_nodes(db_url: str, out: str) -> None:
+@click.option(
+    "--layer", type=click.Choice(["execution", "consensus", "other"]), default=None,
+    help="Only records of this layer (e.g. execution for an EL node list; default: every record).",
+)
+def export_nodes(db_url: str, out: str, layer: str | None) -> None:
     """go-ethereum's devp2p nodes.json (every node with an ENR)."""
     with _database(db_url) as db, db.session() as session:
-        data = export_nodes_json(session)
+        data = export_nodes_json(session, layer)
     with _output(out) as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")

@@ -101,8 +101,8 @@ def import_nodes_json(session: Session, data: Mapping[str, Any], *, now: datetim
     return ImportStats(records=len(data), imported=len(rows), rejected=tuple(rejected))
 
 
-def export_nodes_json(session: Session) -> dict[str, dict[str, Any]]:
-    """Every node with an ENR, in nodes.json form, ordered by node id like geth's."""
+def export_nodes_json(session: Session, layer: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every node with an ENR (of ``layer`` only, if given), in nodes.json form, ordered by node id like geth's."""
     answered = (
         select(Sighting.node_id, func.count().label("crawls"))
         .where(Sighting.responded.is_(True))
@@ -115,6 +115,8 @@ def export_nodes_json(session: Session) -> dict[str, dict[str, Any]]:
         .where(Node.enr.is_not(None))
         .order_by(Node.node_id)
     )
+    if layer is not None:
+        query = query.where(Node.layer == layer)
     out: dict[str, dict[str, Any]] = {}
     for node, score in session.execute(query):
         record = ENR.from_rlp(node.enr, verify=False)

@@ -205,3 +205,15 @@ def test_topology_of_one_dht(filled: tuple[str, dict[str, Any]]) -> None:
     assert v4["responders"] == len(answered_v4) + 3 == v4["nodes"]  # the ENR-less nodes answered v4
     both = topology()
     assert both["discovery"] == "v4,v5" and both["edges"] == len(facts["edges"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_nodes_json_export_by_layer(filled: tuple[str, dict[str, Any]]) -> None:
+    url, facts = filled
+    execution = json.loads(run("export", "nodes-json", "--db", url, "--layer", "execution"))
+    consensus = json.loads(run("export", "nodes-json", "--db", url, "--layer", "consensus"))
+    everything = json.loads(run("export", "nodes-json", "--db", url))
+    assert set(execution) == set(facts["hoodi"])
+    assert set(consensus) == {e.node_id.hex() for e in facts["bootnodes"]}
+    assert set(everything) == set(execution) | set(consensus)  # the ENR-less nodes have no record to export
+    assert all(consensus[e.node_id.hex()]["record"] == e.to_text() for e in facts["bootnodes"])
