@@ -29,8 +29,9 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
-from typing import Awaitable, Callable, Protocol
+from typing import Awaitable, Callable, Protocol, TypeVar
 
 import trio
 
@@ -38,7 +39,7 @@ from ethcrawl.db.records import EdgeSeen, NodeSeen
 from ethcrawl.wire.classify import classify
 from ethcrawl.wire.discv4 import NodeRecord
 from ethcrawl.wire.discv5.messages import MAX_DISTANCE
-from ethcrawl.wire.enode import Node
+from ethcrawl.wire.enode import IPAddress, Node
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import BadENR
 
@@ -50,6 +51,8 @@ from .targets import TargetTable
 __all__ = ["CrawlConfig", "Crawler", "CrawlStats", "Dialer"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 32  # peers enumerated at once
 DEFAULT_DIAL_CONCURRENCY = 16  # RLPx dials at once
@@ -267,13 +270,18 @@ class Crawler:
             self._dials_in_flight -= 1
             self._wakeup.set()
 
-    async def _bond(self, discovery: DiscoveryV4, node: Node) -> bool:
-        for attempt in range(self.config.bond_attempts):
-            if attempt:
-                await trio.sleep(self.config.bond_retry_backoff * attempt)
-            if await discovery.bond(node):
-                return True
-        return False
+    async def _retried(self, attempt: Callable[[], Awaitable[T]]) -> T | None:
+        """The first truthy result of up to ``bond_attempts`` tries, backing off between them; None if all failed.
+
+        A lost Ping or Pong (v4) or PING or PONG (v5) is common on the real network.
+        """
+        for number in range(self.config.bond_attempts):
+            if number:
+                await trio.sleep(self.config.bond_retry_backoff * number)
+            result = await attempt()
+            if result:
+                return result
+        return None
 
     def _wants_v4(self, state: _NodeState) -> bool:
         node = state.node
@@ -314,7 +322,7 @@ class Crawler:
         discovery = self.discovery
         assert discovery is not None
         node = state.node
-        if not await self._bond(discovery, node):
+        if not await self._retried(partial(discovery.bond, node)):
             return
         state.responded = True
         state.protocols.add("v4")
@@ -348,13 +356,7 @@ class Crawler:
         v5 = self.discovery_v5
         enr = state.enr
         assert v5 is not None and enr is not None
-        pong = None
-        for attempt in range(self.config.bond_attempts):
-            if attempt:
-                await trio.sleep(self.config.bond_retry_backoff * attempt)
-            pong = await v5.ping(enr)
-            if pong is not None:
-                break
+        pong = await self._retried(partial(v5.ping, enr))
         if pong is None:
             return
         state.responded = True
@@ -406,30 +408,15 @@ class Crawler:
     async def _take_v5_records(self, state: _NodeState, records: list[ENR], returned: set[bytes]) -> int:
         """Record edges for ``records`` from a v5 NODES answer of ``state``; return how many were news from it."""
         new_from_peer = 0
-        sender_ip = state.node.ip
         for record in records:
             try:
                 node = record.to_node()
             except BadENR:
                 continue  # find_node returns only verified v4-scheme records; this is belt and braces
-            if sender_ip is not None and node.ip is not None:
-                why = relay_error(sender_ip, node.ip, node.udp or 0)
-                if why is not None:
-                    self._relay_rejected += 1
-                    log.debug("relayed v5 node rejected from=%s why=%s", state.node.node_id.hex()[:16], why)
-                    continue
-            if node.node_id in returned or node.node_id == self._local_id:
+            # A record may name no address (it is still a node of the DHT); one that does must be believable.
+            if node.ip is not None and not self._believable(state, node.ip, node.udp or 0):
                 continue
-            returned.add(node.node_id)
-            new_from_peer += 1
-            self._edges += 1
-            await self._learn(node, source="nodes", enr=record)
-            await self._emit(
-                EdgeSeen(
-                    crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now(),
-                    protocol="v5",
-                )
-            )
+            new_from_peer += await self._take_relayed(state, node, returned, source="nodes", protocol="v5", enr=record)
         return new_from_peer
 
     async def _take_neighbors(
@@ -437,29 +424,41 @@ class Crawler:
     ) -> int:
         """Record edges for ``records`` returned by ``state``; return how many were news from it."""
         new_from_peer = 0
-        sender_ip = state.node.ip
         for record in records:
-            if sender_ip is not None:
-                why = relay_error(sender_ip, record.ip, record.udp)
-                if why is not None:
-                    self._relay_rejected += 1
-                    log.debug("relayed node rejected from=%s why=%s", state.node.node_id.hex()[:16], why)
-                    continue
-            node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
-            if node.node_id in returned or node.node_id == self._local_id:
-                # Peers we bonded with list us too; we are not part of what we measure.
+            if not self._believable(state, record.ip, record.udp):
                 continue
-            returned.add(node.node_id)
-            new_from_peer += 1
-            self._edges += 1
-            await self._learn(node, source="neighbors")
-            await self._emit(
-                EdgeSeen(
-                    crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now(),
-                    protocol="v4",
-                )
-            )
+            node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
+            new_from_peer += await self._take_relayed(state, node, returned, source="neighbors", protocol="v4")
         return new_from_peer
+
+    def _believable(self, state: _NodeState, ip: IPAddress | None, port: int) -> bool:
+        """geth's relay rule for an address ``state`` handed us (counted and logged when refused)."""
+        sender_ip = state.node.ip
+        if sender_ip is None:
+            return True
+        why = relay_error(sender_ip, ip, port)
+        if why is not None:
+            self._relay_rejected += 1
+            log.debug("relayed node rejected from=%s why=%s", state.node.node_id.hex()[:16], why)
+        return why is None
+
+    async def _take_relayed(
+        self, state: _NodeState, node: Node, returned: set[bytes], *, source: str, protocol: str, enr: ENR | None = None
+    ) -> int:
+        """Learn ``node`` and record the edge from ``state`` over ``protocol``; 1 if it was news from this peer."""
+        if node.node_id in returned or node.node_id == self._local_id:
+            # Peers that met us list us too; we are not part of what we measure.
+            return 0
+        returned.add(node.node_id)
+        self._edges += 1
+        await self._learn(node, source=source, enr=enr)
+        await self._emit(
+            EdgeSeen(
+                crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now(),
+                protocol=protocol,
+            )
+        )
+        return 1
 
     async def _consume_late_nodes(self, discovery: DiscoveryV4) -> None:
         async for late in discovery.late_nodes:
