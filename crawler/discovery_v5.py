@@ -215,10 +215,7 @@ class DiscoveryV5:
 
     def set_local_enr(self, enr: ENR) -> None:
         """Hand ``enr`` to peers from now on (our endpoint as they see it); its seq must grow."""
-        protocol = self._require_protocol()
-        if enr.seq <= protocol.local_enr.seq:
-            raise LocalProtocolError("a new local ENR must carry a higher seq")
-        protocol.update_local_enr(enr)
+        self._require_protocol().update_local_enr(enr)
 
     def add_to_table(self, enr: ENR) -> None:
         """File a record in our table as live (the devnet seeds its nodes' tables this way)."""

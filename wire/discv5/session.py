@@ -263,8 +263,14 @@ class Discv5Protocol:
             raise LocalProtocolError("local ENR is not signed by the local private key")
 
     def update_local_enr(self, enr: ENR) -> None:
-        """Use ``enr`` from now on (e.g. after learning our external address); its seq should grow."""
+        """Use ``enr`` from now on (e.g. after learning our external address); its seq must grow.
+
+        Peers keep the record with the highest seq they have seen, so a new
+        record under an old seq would never replace the one they hold.
+        """
         self._check_local_enr(enr)
+        if enr.seq <= self._local_enr.seq:
+            raise LocalProtocolError(f"a new local ENR needs a seq above {self._local_enr.seq}, got {enr.seq}")
         self._local_enr = enr
 
     def add_enr(self, enr: ENR) -> None:

@@ -440,6 +440,8 @@ def test_api_misuse_is_a_local_error() -> None:
         Discv5Protocol(ALICE_KEY, BOB_ENR)
     with pytest.raises(LocalProtocolError):
         alice.update_local_enr(BOB_ENR)
+    with pytest.raises(LocalProtocolError):  # peers would keep the record they hold under that seq
+        alice.update_local_enr(make_enr(ALICE_KEY, ALICE_ADDR, seq=ALICE_ENR.seq))
 
 
 # ----------------------------------------------------------------- floods and fuzzing
