@@ -28,8 +28,9 @@ from ethcrawl.wire.errors import WireError
 from .bootnodes import NETWORKS, bootnodes, parse_seed, v5_bootnodes
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .dialer import DialConfig, dial
-from .discovery import DiscoveryConfig, DiscoveryV4
-from .discovery_v5 import DiscoveryV5, DiscoveryV5Config, enr_address
+from .discovery import DiscoveryConfig
+from .discovery_v5 import DiscoveryV5Config, enr_address
+from .node import DiscoveryNode
 
 __all__ = ["crawl_command", "ping_command"]
 
@@ -219,13 +220,19 @@ async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:
     host = "::" if node.ip is not None and node.ip.version == 6 else "0.0.0.0"
     if node.ip is not None and node.ip.is_loopback:
         host = str(node.ip)
-    discovery = DiscoveryV4(key, host=host, config=DiscoveryConfig(response_timeout=timeout))
-    v5 = DiscoveryV5(key, host=host, config=DiscoveryV5Config(response_timeout=timeout))
+    # One port for both protocols, as in a crawl.
+    ours = DiscoveryNode(
+        key,
+        host=host,
+        v4_config=DiscoveryConfig(response_timeout=timeout),
+        v5_config=DiscoveryV5Config(response_timeout=timeout),
+    )
     async with trio.open_nursery() as nursery:
-        await nursery.start(discovery.run)
+        await nursery.start(ours.run)
+        discovery, v5 = ours.v4, ours.v5
+        assert v5 is not None  # a DiscoveryNode speaks both unless told otherwise
         if isinstance(seed, ENR) and enr_address(seed) is not None:
             # A record is all a v5 session needs: PING, then FINDNODE(0) for the node's own current record.
-            await nursery.start(v5.run)
             v5_pong = await v5.ping(seed)
             out["v5"] = {"pong": v5_pong is not None}
             if v5_pong is not None:

@@ -21,8 +21,8 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field, fields, replace
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from ipaddress import ip_address
 from typing import Awaitable, Callable
 
