@@ -139,6 +139,9 @@ EXPECTED_OUTCOME: dict[Kind, str] = {
     Kind.CONSENSUS: "not-dialed",  # not an execution-layer record: the crawler leaves it alone
 }
 
+#: Kinds with nothing listening on their TCP port: dials there are refused.
+WITHOUT_RLPX_LISTENER = frozenset({Kind.NO_LISTENER, Kind.CONSENSUS})
+
 #: The discovery protocols each kind speaks; a planned table link is only usable over a shared one.
 PROTOCOLS: dict[Kind, frozenset[str]] = {kind: frozenset({"v4", "v5"}) for kind in Kind}
 PROTOCOLS[Kind.NO_ENR] = frozenset({"v4"})
@@ -492,7 +495,7 @@ class DevnetNode:
         """UDP on the planned port (or one the OS picks) and TCP on the same number."""
         for attempt in range(BIND_ATTEMPTS):
             udp = await open_udp_socket(self.spec.host, self.spec.port)
-            if self.spec.kind in (Kind.NO_LISTENER, Kind.CONSENSUS):
+            if self.spec.kind in WITHOUT_RLPX_LISTENER:
                 # Nothing listens on TCP here: with its UDP twin ours, no other
                 # devnet node can hold this TCP port, so dials are refused (a
                 # beacon node's libp2p port would not speak RLPx either).
@@ -575,7 +578,7 @@ class DevnetNode:
             "udp": node.udp,
             "tcp": node.tcp,
             "kind": spec.kind.value,
-            "dialable": spec.kind not in (Kind.NO_LISTENER, Kind.CONSENSUS),
+            "dialable": spec.kind not in WITHOUT_RLPX_LISTENER,
             "expected_outcome": EXPECTED_OUTCOME[spec.kind],
             "client_name": spec.client_name,
             "client_id": spec.client_id,
@@ -639,7 +642,7 @@ def _ensure_descriptors(plan: DevnetPlan) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     count = len(plan.nodes)
     # A UDP socket per node, and a TCP listener for every node that has one.
-    sockets = sum(FDS_PER_NODE - (spec.kind in (Kind.NO_LISTENER, Kind.CONSENSUS)) for spec in plan.nodes)
+    sockets = sum(FDS_PER_NODE - (spec.kind in WITHOUT_RLPX_LISTENER) for spec in plan.nodes)
     needed = sockets + FD_HEADROOM
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
