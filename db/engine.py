@@ -33,7 +33,7 @@ from .errors import (
     UnknownSchema,
     UnsupportedDatabase,
 )
-from .models import Base, SchemaVersion
+from .models import Base, Identity, SchemaVersion
 from .store import CLASSIFICATION_COLUMNS, classification_columns
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # bump with every model change, and add MIGRATIONS[old] for it
+SCHEMA_VERSION = 3  # bump with every model change, and add MIGRATIONS[old] for it
 BUSY_TIMEOUT = 5.0  # s, how long SQLite waits for another writer before "database is locked"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")  # the two with insert().on_conflict_do_update
 
@@ -97,7 +97,27 @@ def _migrate_v1_to_v2(conn: Connection) -> None:
         conn.execute(statement, rows[start : start + CLASSIFY_BATCH])
 
 
-MIGRATIONS: dict[int, Migration] = {1: _migrate_v1_to_v2}
+# Schema v3 (trustworthy numbers): our own identities, the crawl's node id and counters, imported scores.
+_V3_COLUMNS = (
+    ("crawls", "local_node_id", "{blob}"),
+    ("crawls", "stats", "TEXT"),
+    ("nodes", "imported_score", "BIGINT"),
+)
+
+
+def _migrate_v2_to_v3(conn: Connection) -> None:
+    """Add the v3 columns and the identities table.
+
+    Crawls before v3 each used a fresh key and did not record it, so the identities they used cannot be told
+    apart from the many network nodes that never answer; they are left as they are (see the README).
+    """
+    blob = _BLOB_TYPES.get(conn.dialect.name, "BLOB")
+    for table_name, name, ddl in _V3_COLUMNS:
+        conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl.format(blob=blob)}")
+    Identity.__table__.create(conn)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,4 +310,8 @@ def open_database(
     except (sa_exc.SQLAlchemyError, OSError) as exc:
         engine.dispose()
         raise translate_error(exc, where) from exc
+    except UnicodeDecodeError as exc:
+        # A damaged file can hand the driver text that is not UTF-8 (seen with flipped header bytes).
+        engine.dispose()
+        raise NotADatabase(f"{where} is not an SQLite database (corrupt, or some other file): {exc}") from exc
     return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))

@@ -35,10 +35,14 @@ __all__ = [
     "Sighting",
     "Edge",
     "DialAttempt",
+    "Identity",
 ]
 
 NODE_ID_SIZE = 32  # bytes
 PUBKEY_SIZE = 64  # bytes
+PRIVATE_KEY_SIZE = 32  # bytes, a secp256k1 scalar
+# Where an identity came from: generated for this database on its first crawl, or given with --node-key.
+IDENTITY_ORIGINS = ("generated", "node-key")
 HASH_SIZE = 32  # bytes
 FORK_HASH_SIZE = 4  # bytes
 FORK_DIGEST_SIZE = 4  # bytes, consensus-layer fork digest
@@ -111,6 +115,10 @@ class Crawl(Base):
     edge_count: Mapped[int] = mapped_column(default=0)
     dials_ok: Mapped[int] = mapped_column(default=0)
     dials_failed: Mapped[int] = mapped_column(default=0)
+    # Schema v3.  Our own node id in this crawl (NULL for crawls of older ethcrawl versions).
+    local_node_id: Mapped[bytes | None] = mapped_column(LargeBinary(NODE_ID_SIZE))
+    # Schema v3.  The crawl's own counters that no other table holds (e.g. relayed nodes dropped), JSON text.
+    stats: Mapped[str | None] = mapped_column(Text)
 
 
 class Node(Base):
@@ -137,6 +145,8 @@ class Node(Base):
     consensus_fork: Mapped[str | None] = mapped_column(Text)
     attnets_count: Mapped[int | None] = mapped_column(Integer)
     syncnets_count: Mapped[int | None] = mapped_column(Integer)
+    # Schema v3.  The ``score`` of the last nodes.json that listed the node (go-ethereum's devp2p nodeset score).
+    imported_score: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Sighting(Base):
@@ -210,3 +220,20 @@ class DialAttempt(Base):
         Index("ix_dial_attempts_client_name", "client_name"),
         Index("ix_dial_attempts_network", "network_id", "fork_hash"),
     )
+
+
+class Identity(Base):
+    """A node identity ethcrawl itself has used: never a node of the network it measures.
+
+    The database keeps one generated key, reused by every crawl and ping on it, so the network does not
+    remember a new "node" per crawl.  Identities given with ``--node-key`` are remembered by node id only:
+    a user's key file is not copied into a database that may be shared.
+    """
+
+    __tablename__ = "identities"
+
+    node_id: Mapped[NodeId] = mapped_column(primary_key=True)
+    # The secp256k1 private key of the database's own generated identity; NULL for one given by the user.
+    private_key: Mapped[bytes | None] = mapped_column(LargeBinary(PRIVATE_KEY_SIZE))
+    origin: Mapped[str] = mapped_column(String(16))  # IDENTITY_ORIGINS
+    created_at: Mapped[UTCTime]

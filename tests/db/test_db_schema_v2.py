@@ -168,11 +168,11 @@ def build_v1(url: str) -> dict[str, ENR | bytes]:
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_v1_database_migrates_and_keeps_its_rows(database_url: str) -> None:
     enrs = build_v1(database_url)
-    assert SCHEMA_VERSION == 2
     db = open_database(database_url, create=False)
     try:
         with db.session() as session:
-            assert session.scalar(select(SchemaVersion.version)) == 2
+            # v1 -> v2 -> v3 (-> ...): every step runs, in order.
+            assert session.scalar(select(SchemaVersion.version)) == SCHEMA_VERSION
             nodes = {n.node_id: n for n in session.scalars(select(Node))}
             assert len(nodes) == 3
             for n, enr in enumerate(enrs.values(), start=1):
@@ -198,11 +198,14 @@ def test_v1_database_migrates_and_keeps_its_rows(database_url: str) -> None:
     from ethcrawl.db.models import Base
     Base.metadata.create_all(fresh_engine)
     fresh = inspect(fresh_engine)
-    for name in ("nodes", "sightings", "edges"):
+    for name in ("crawls", "nodes", "sightings", "edges"):
         want = {c["name"]: c["nullable"] for c in fresh.get_columns(name)}
         got = {c["name"]: c["nullable"] for c in migrated.get_columns(name)}
         added = set(want) - {c.name for c in V1.tables[name].columns}
         assert {k: got[k] for k in added} == {k: want[k] for k in added}, name
+    # Tables that v1 lacked entirely (v3: our own identities) are there, with the columns a new database gets.
+    for name in set(fresh.get_table_names()) - set(V1.tables):
+        assert {c["name"] for c in migrated.get_columns(name)} == {c["name"] for c in fresh.get_columns(name)}, name
     # ...and new records land in it.
     crawl = new_crawl(database_url)
     write(database_url, [seen(crawl, 2, protocols=("v5",)), EdgeSeen(crawl_id=crawl, from_id=nid(2), to_id=nid(1), seen_at=T0, protocol="v5")])
