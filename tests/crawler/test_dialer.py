@@ -14,6 +14,7 @@ from typing import AsyncIterator, Awaitable, Callable
 import pytest
 import trio
 
+from ethcrawl.crawler import dialer
 from ethcrawl.crawler.dialer import DialConfig, Outcome, dial, local_hello, serve_session
 from ethcrawl.wire import rlpcodec
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key, pubkey_from_private
@@ -220,3 +221,98 @@ async def test_inbound_session_is_served_and_classified(nursery: trio.Nursery) -
     assert result.remote_pubkey == pubkey_from_private(theirs)
     assert result.hello.client_id == CLIENT_ID
     assert result.status == STATUS
+
+
+# ---------------------------------------------------------------- whatever raises: one outcome, stream closed
+
+OFF_CURVE_KEY = b"\x07" * 64  # 64 bytes that no secp256k1 public key encodes
+
+
+async def test_off_curve_key_is_a_protocol_error_and_opens_no_connection(nursery: trio.Nursery) -> None:
+    accepted: list[trio.SocketStream] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        accepted.append(stream)
+        await stream.aclose()
+
+    listeners = await nursery.start(trio.serve_tcp, handler, 0)
+    port = listeners[0].socket.getsockname()[1]
+    node = Node(pubkey=OFF_CURVE_KEY, ip=ip_address("127.0.0.1"), udp=port, tcp=port)
+    result = await run_dial(node)
+    assert result.outcome is Outcome.PROTOCOL_ERROR
+    assert "secp256k1" in (result.error or "")
+    assert result.node_id == node.node_id and result.direction == "outbound"
+    await trio.sleep(0.2)  # a connection, had one been opened, would have reached the handler by now
+    assert accepted == []
+
+
+class FakeStream(trio.abc.Stream):
+    """A stream whose receive_some raises ``error``; notes whether it was closed."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.closed = False
+        self.sent = bytearray()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.sent += data
+
+    async def wait_send_all_might_not_block(self) -> None:
+        pass
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        raise self.error
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome", "says"),
+    [
+        (ValueError("a bug of ours"), Outcome.PROTOCOL_ERROR, "ValueError: a bug of ours"),
+        (LookupError("another"), Outcome.PROTOCOL_ERROR, "LookupError: another"),
+        (trio.BrokenResourceError("gone"), Outcome.RESET, "gone"),
+        (ConnectionResetError(104, "reset by peer"), Outcome.RESET, "reset by peer"),
+    ],
+)
+async def test_any_exception_in_a_session_is_one_outcome_and_the_stream_is_closed(
+    error: Exception, outcome: Outcome, says: str
+) -> None:
+    key = generate_private_key()
+    session = PeerSession(
+        RLPxConnection.initiator(key, pubkey_from_private(generate_private_key())), hello=local_hello(key)
+    )
+    stream = FakeStream(error)
+    with trio.fail_after(5):
+        result = await serve_session(stream, session, node_id=bytes(32), direction="outbound", config=FAST)
+    assert result.outcome is outcome
+    assert says in (result.error or "")
+    assert stream.closed
+    assert stream.sent  # the auth went out before the read failed
+
+
+async def test_unexpected_error_after_connect_closes_the_tcp_connection(
+    peer, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """A real loopback dial whose session code raises something unforeseen once the ack arrives."""
+    peer_saw_eof = trio.Event()
+
+    async def waits_for_eof(stream: trio.SocketStream, session: PeerSession) -> None:
+        try:
+            await until(stream, session, events.HelloReceived)
+        except EOFError:
+            peer_saw_eof.set()
+
+    node = await peer(waits_for_eof)
+
+    class BrokenSession(PeerSession):
+        def receive_data(self, data: bytes) -> list[events.SessionEvent]:
+            raise RuntimeError("session bug")
+
+    monkeypatch.setattr(dialer, "PeerSession", BrokenSession)  # the dialer's sessions only, not the peer's
+    result = await run_dial(node)
+    assert result.outcome is Outcome.PROTOCOL_ERROR
+    assert result.error == "RuntimeError: session bug"
+    with trio.fail_after(5):
+        await peer_saw_eof.wait()
