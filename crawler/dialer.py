@@ -20,12 +20,12 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
-from typing import Callable
+from typing import Awaitable, Callable
 
 import trio
 
 from ethcrawl.wire.clientid import ClientId, parse_client_id
-from ethcrawl.wire.crypto import PrivateKey, pubkey_from_private
+from ethcrawl.wire.crypto import PrivateKey, is_valid_pubkey, pubkey_from_private
 from ethcrawl.wire.enode import Node
 from ethcrawl.wire.errors import WireError
 from ethcrawl.wire.eth import BlockHeaders, GetBlockHeaders, Status
@@ -53,6 +53,12 @@ OUR_CAPABILITIES = (Capability(name="eth", version=68), Capability(name="eth", v
 
 
 class Outcome(str, enum.Enum):
+    """How a dial ended (db/records.py OUTCOMES holds the same strings).
+
+    ``protocol-error`` also covers a node key that is no curve point (never
+    dialed) and any error no other outcome names; ``DialResult.error`` says which.
+    """
+
     OK = "ok"
     TIMEOUT = "timeout"
     REFUSED = "refused"
@@ -295,28 +301,41 @@ async def serve_session(
     started = wall_clock()
     progress = _Progress()
     try:
-        outcome = await run_exchange(stream, session, progress, config, wall_clock)
-        error = None
-    except _Ended as ended:
-        outcome, error = ended.outcome, ended.error
-    except trio.TooSlowError:
-        outcome, error = Outcome.TIMEOUT, "timed out"
-    except WireError as exc:
-        outcome, error = Outcome.PROTOCOL_ERROR, f"{type(exc).__name__}: {exc}"
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        outcome, error = Outcome.RESET, str(exc) or "connection broken"
-    except OSError as exc:
-        outcome, error = _classify_os_error(exc), str(exc)
+        outcome, error = await _outcome_of(run_exchange(stream, session, progress, config, wall_clock), node_id)
     finally:
+        # Whatever ended the exchange, even a cancellation, the stream is ours to close.
         with trio.move_on_after(DISCONNECT_GRACE) as cleanup:
             cleanup.shield = True
             try:
                 await stream.aclose()
-            except (trio.BrokenResourceError, OSError):
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
     # A Hello followed by a Disconnect before our Status still tells the client;
     # an OK with a Disconnect after our Status is still OK.
     return _result(node_id, direction, started, outcome, progress, config, wall_clock, error)
+
+
+async def _outcome_of(exchange: Awaitable[Outcome], node_id: bytes) -> tuple[Outcome, str | None]:
+    """Run ``exchange``; whatever it raises (but a cancellation) becomes a typed outcome and its error text."""
+    try:
+        return await exchange, None
+    except _Ended as ended:
+        return ended.outcome, ended.error
+    except trio.TooSlowError:
+        return Outcome.TIMEOUT, "timed out"
+    except WireError as exc:
+        # LocalProtocolError included: our side refusing the peer's bytes ends this dial, not the crawl.
+        return Outcome.PROTOCOL_ERROR, f"{type(exc).__name__}: {exc}"
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        return Outcome.RESET, str(exc) or "connection broken"
+    except OSError as exc:
+        return _classify_os_error(exc), str(exc)
+    except Exception as exc:
+        # A bug of ours, most likely, that some peer's bytes reached: one line at warning, so it gets
+        # fixed, and the traceback at debug; a crawl of thousands of dials must not die of one.
+        log.warning("dial ended by an unexpected error node=%s err=%s: %s", node_id.hex()[:16], type(exc).__name__, exc)
+        log.debug("unexpected dial error node=%s", node_id.hex()[:16], exc_info=True)
+        return Outcome.PROTOCOL_ERROR, f"{type(exc).__name__}: {exc}"
 
 
 async def dial(
@@ -327,18 +346,29 @@ async def dial(
     wall_clock: Callable[[], float] = time.time,
     listen_port: int = 0,
 ) -> DialResult:
-    """Dial ``node`` over RLPx and learn what it tells; never raises for network or peer trouble."""
+    """Dial ``node`` over RLPx and learn what it tells; never raises for network or peer trouble.
+
+    Exactly one :class:`DialResult` per call; a connection it opens is closed before it returns.
+    """
     started = wall_clock()
+
+    def ended(outcome: Outcome, error: str) -> DialResult:
+        return DialResult(node_id=node.node_id, direction="outbound", started_at=started, outcome=outcome, error=error)
+
     if node.ip is None or not node.tcp:
-        return DialResult(node_id=node.node_id, direction="outbound", started_at=started, outcome=Outcome.REFUSED, error="no TCP endpoint")
+        return ended(Outcome.REFUSED, "no TCP endpoint")
+    if not is_valid_pubkey(node.pubkey):
+        # Whoever handed us this key lied; no handshake can be built for it, so nothing is opened.
+        return ended(Outcome.PROTOCOL_ERROR, "node key is not a secp256k1 point: not dialed")
+    # Built before connecting: what raises here has no socket to leak.
+    connection = RLPxConnection.initiator(private_key, node.pubkey, eip8=True)
+    session = PeerSession(connection, hello=local_hello(private_key, listen_port=listen_port))
     try:
         with trio.fail_after(config.connect_timeout):
             stream = await trio.open_tcp_stream(str(node.ip), node.tcp)
     except trio.TooSlowError:
-        return DialResult(node_id=node.node_id, direction="outbound", started_at=started, outcome=Outcome.TIMEOUT, error="connect timed out")
+        return ended(Outcome.TIMEOUT, "connect timed out")
     except OSError as exc:
-        return DialResult(node_id=node.node_id, direction="outbound", started_at=started, outcome=_classify_os_error(exc), error=str(exc))
-    connection = RLPxConnection.initiator(private_key, node.pubkey, eip8=True)
-    session = PeerSession(connection, hello=local_hello(private_key, listen_port=listen_port))
+        return ended(_classify_os_error(exc), str(exc))
     result = await serve_session(stream, session, node_id=node.node_id, direction="outbound", config=config, wall_clock=wall_clock)
     return replace(result, started_at=started)

@@ -53,6 +53,7 @@ __all__ = [
     "log_distance",
     "distance",
     "is_lan",
+    "unwrap_ipv4",
     "ID_LENGTH",
     "HASH_BITS",
     "BUCKET_SIZE",
@@ -82,6 +83,7 @@ LAN_NETWORKS: tuple[IPv4Network | IPv6Network, ...] = (
     IPv4Network("10.0.0.0/8"),  # private use
     IPv4Network("172.16.0.0/12"),  # private use
     IPv4Network("192.168.0.0/16"),  # private use
+    IPv4Network("169.254.0.0/16"),  # link-local (geth: IsLinkLocalUnicast); cloud metadata lives here
     IPv6Network("fe80::/10"),  # link-local
     IPv6Network("fc00::/7"),  # unique-local
 )
@@ -130,18 +132,38 @@ def log_distance(a: bytes, b: bytes) -> int:
     return distance(a, b).bit_length()
 
 
+_IPV4_BITS = 32  # an IPv4-compatible address is ::/96: the IPv4 address in its low 32 bits
+
+
+def unwrap_ipv4(ip: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
+    """The IPv4 address inside an IPv4-mapped (``::ffff:a.b.c.d``) or IPv4-compatible
+    (``::a.b.c.d``) IPv6 address; any other address unchanged.
+
+    Every check of an address runs on this, so that a LAN, loopback or
+    multicast address cannot pass for another by being spelled in IPv6
+    (geth's ``AddrIsLAN`` unmaps too).  ``::`` and ``::1`` are IPv6's own
+    unspecified and loopback addresses, not IPv4-compatible ones.
+    """
+    if isinstance(ip, IPv4Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    value = int(ip)
+    if value >> _IPV4_BITS == 0 and value > 1:
+        return IPv4Address(value)
+    return ip
+
+
 def is_lan(ip: IPv4Address | IPv6Address) -> bool:
-    """True for loopback and private/link-local addresses (geth's ``netutil.IsLAN``)."""
+    """True for loopback, private and link-local addresses, however spelled (geth's ``netutil.AddrIsLAN``)."""
+    ip = unwrap_ipv4(ip)
     if ip.is_loopback:
         return True
-    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
-        return is_lan(ip.ipv4_mapped)
     return any(ip.version == net.version and ip in net for net in LAN_NETWORKS)
 
 
 def _subnet_key(ip: IPv4Address | IPv6Address) -> tuple[int, int]:
-    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip = unwrap_ipv4(ip)
     return ip.version, int(ip) >> (ip.max_prefixlen - IP_SUBNET_BITS)
 
 

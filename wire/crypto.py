@@ -24,6 +24,7 @@ __all__ = [
     "pubkey_from_private",
     "compress_pubkey",
     "decompress_pubkey",
+    "is_valid_pubkey",
     "sign_recoverable",
     "recover_pubkey",
     "ecdh_x",
@@ -81,6 +82,19 @@ def compress_pubkey(pubkey: bytes) -> bytes:
 def decompress_pubkey(pubkey: bytes) -> bytes:
     """33 (or 65) byte public key -> raw 64-byte form; BadSignature if not on the curve."""
     return _to_point(pubkey).format(compressed=False)[1:]
+
+
+def is_valid_pubkey(pubkey: bytes) -> bool:
+    """Whether ``pubkey`` (64, 33 or 65 bytes) is a point on secp256k1.
+
+    One libsecp256k1 parse (~0.6 us for the 64-byte form): cheap enough to run
+    on every key a stranger relays, before its node id is worth anything.
+    """
+    try:
+        PublicKey(b"\x04" + pubkey if len(pubkey) == 64 else pubkey)
+    except (ValueError, TypeError):  # what coincurve raises for bytes that are no point
+        return False
+    return True
 
 
 def sign_recoverable(key: PrivateKey, msg_hash: bytes) -> bytes:

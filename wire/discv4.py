@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, TypeAlias
 
 
-from .crypto import PrivateKey, keccak256, node_id_from_pubkey, recover_pubkey, sign_recoverable
+from .crypto import PrivateKey, is_valid_pubkey, keccak256, node_id_from_pubkey, recover_pubkey, sign_recoverable
 from .errors import (
     BadHash,
     Expired,
@@ -31,6 +31,7 @@ from .errors import (
 from .rlpcodec import Item, as_bytes, as_list, as_uint, decode_prefix, encode_uint, length_prefix
 from .rlpcodec import decode as rlp_decode
 from .rlpcodec import encode as rlp_encode
+from .unchecked import construct_unchecked
 
 if TYPE_CHECKING:
     from .enr import ENR
@@ -168,7 +169,12 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeRecord:
-    """One NEIGHBORS entry.  ``pubkey`` is any 64 bytes: not checked to be on the curve."""
+    """One NEIGHBORS entry.
+
+    The constructor checks ``pubkey``'s size only (our own answers carry keys
+    we already hold); :class:`Neighbors` decoding drops entries whose key is
+    not a secp256k1 point, so a decoded record's key is always one.
+    """
 
     ip: IPAddress | None
     udp: int
@@ -186,7 +192,9 @@ class NodeRecord:
     @classmethod
     def from_rlp_item(cls, item: Item, field: str) -> NodeRecord:
         ip_item, udp, tcp, pubkey = as_list(item, field, min_len=4)[:4]
-        return cls(
+        # Every field is checked as it is read; the constructor would check them again.
+        return construct_unchecked(
+            cls,
             ip=_ip_from_rlp(ip_item, f"{field}.ip"),
             udp=as_uint(udp, f"{field}.udp", bits=PORT_BITS),
             tcp=as_uint(tcp, f"{field}.tcp", bits=PORT_BITS),
@@ -304,7 +312,14 @@ class FindNode:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Neighbors:
-    """NEIGHBORS (0x04).  Any number of nodes decodes; :func:`encode` enforces the size limit."""
+    """NEIGHBORS (0x04).  Any number of nodes decodes; :func:`encode` enforces the size limit.
+
+    An entry whose key is not a secp256k1 point is dropped on decoding and
+    counted in ``invalid_keys`` (not sent on the wire): its node id means
+    nothing and no handshake with it can start.  The other entries stand, as
+    in go-ethereum, whose ``nodeFromRPC`` fails only that entry.  A malformed
+    entry still fails the whole packet.
+    """
 
     packet_type: ClassVar[int] = 0x04
     name: ClassVar[str] = "NEIGHBORS/v4"
@@ -312,10 +327,13 @@ class Neighbors:
     nodes: tuple[NodeRecord, ...]
     expiration: int
     rest: tuple[bytes, ...] = ()
+    invalid_keys: int = 0
 
     def __post_init__(self) -> None:
         _check_uint(self.expiration, UINT64_BITS, "expiration")
         _check_rest(self.rest)
+        if self.invalid_keys < 0:
+            raise LocalProtocolError(f"invalid_keys {self.invalid_keys} is negative")
 
     def rlp_fields(self) -> list[Any]:
         return [[node.to_rlp_item() for node in self.nodes], encode_uint(self.expiration)]
@@ -323,13 +341,16 @@ class Neighbors:
     @classmethod
     def from_rlp_items(cls, items: list[Item]) -> Neighbors:
         nodes, expiration = items[:2]
+        records = [
+            NodeRecord.from_rlp_item(node, f"neighbors.nodes[{i}]")
+            for i, node in enumerate(as_list(nodes, "neighbors.nodes"))
+        ]
+        valid = tuple(record for record in records if is_valid_pubkey(record.pubkey))
         return cls(
-            nodes=tuple(
-                NodeRecord.from_rlp_item(node, f"neighbors.nodes[{i}]")
-                for i, node in enumerate(as_list(nodes, "neighbors.nodes"))
-            ),
+            nodes=valid,
             expiration=as_uint(expiration, "neighbors.expiration", bits=UINT64_BITS),
             rest=_raw(items[2:]),
+            invalid_keys=len(records) - len(valid),
         )
 
 

@@ -38,6 +38,12 @@ class Node:
 
     ``udp`` is the discovery port and ``tcp`` the RLPx port; either may be
     unknown (``None``), as in a node record without endpoint information.
+
+    ``pubkey`` is checked for its size only, not to be a curve point: every
+    door a stranger's key comes in by checks that already (:func:`parse_enode`,
+    ENR verification, NEIGHBORS decoding, the RLPx handshake), and a second
+    check here would cost every node the crawl handles.  The dialer still
+    refuses an off-curve key without opening a connection.
     """
 
     pubkey: bytes

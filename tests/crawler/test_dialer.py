@@ -8,13 +8,16 @@ learned.  Interop with an independent implementation is in tests/interop.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import ip_address
 from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
 
+from ethcrawl.crawler import dialer
 from ethcrawl.crawler.dialer import DialConfig, Outcome, dial, local_hello, serve_session
+from ethcrawl.crawler.session_stream import READ_SIZE
 from ethcrawl.wire import rlpcodec
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key, pubkey_from_private
 from ethcrawl.wire.enode import Node
@@ -23,7 +26,8 @@ from ethcrawl.wire.forkid import ForkId
 from ethcrawl.wire.p2p import Capability, DisconnectReason, Hello
 from ethcrawl.wire.rlpx import session as events
 from ethcrawl.wire.rlpx.connection import RLPxConnection
-from ethcrawl.wire.rlpx.session import PeerSession
+from ethcrawl.wire.rlpx.frame import MAX_FRAME_SIZE, MAX_UINT24
+from ethcrawl.wire.rlpx.session import HANDSHAKE_MAX_FRAME_SIZE, PeerSession
 
 FAST = DialConfig(connect_timeout=2, handshake_timeout=1, status_timeout=1, header_timeout=1)
 NOW = 1_700_000_000
@@ -220,3 +224,168 @@ async def test_inbound_session_is_served_and_classified(nursery: trio.Nursery) -
     assert result.remote_pubkey == pubkey_from_private(theirs)
     assert result.hello.client_id == CLIENT_ID
     assert result.status == STATUS
+
+
+# ---------------------------------------------------------------- whatever raises: one outcome, stream closed
+
+OFF_CURVE_KEY = b"\x07" * 64  # 64 bytes that no secp256k1 public key encodes
+
+
+async def test_off_curve_key_is_a_protocol_error_and_opens_no_connection(nursery: trio.Nursery) -> None:
+    accepted: list[trio.SocketStream] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        accepted.append(stream)
+        await stream.aclose()
+
+    listeners = await nursery.start(trio.serve_tcp, handler, 0)
+    port = listeners[0].socket.getsockname()[1]
+    node = Node(pubkey=OFF_CURVE_KEY, ip=ip_address("127.0.0.1"), udp=port, tcp=port)
+    result = await run_dial(node)
+    assert result.outcome is Outcome.PROTOCOL_ERROR
+    assert "secp256k1" in (result.error or "")
+    assert result.node_id == node.node_id and result.direction == "outbound"
+    await trio.sleep(0.2)  # a connection, had one been opened, would have reached the handler by now
+    assert accepted == []
+
+
+class FakeStream(trio.abc.Stream):
+    """A stream whose receive_some raises ``error``; notes whether it was closed."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.closed = False
+        self.sent = bytearray()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.sent += data
+
+    async def wait_send_all_might_not_block(self) -> None:
+        pass
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        raise self.error
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome", "says"),
+    [
+        (ValueError("a bug of ours"), Outcome.PROTOCOL_ERROR, "ValueError: a bug of ours"),
+        (LookupError("another"), Outcome.PROTOCOL_ERROR, "LookupError: another"),
+        (trio.BrokenResourceError("gone"), Outcome.RESET, "gone"),
+        (ConnectionResetError(104, "reset by peer"), Outcome.RESET, "reset by peer"),
+    ],
+)
+async def test_any_exception_in_a_session_is_one_outcome_and_the_stream_is_closed(
+    error: Exception, outcome: Outcome, says: str
+) -> None:
+    key = generate_private_key()
+    session = PeerSession(
+        RLPxConnection.initiator(key, pubkey_from_private(generate_private_key())), hello=local_hello(key)
+    )
+    stream = FakeStream(error)
+    with trio.fail_after(5):
+        result = await serve_session(stream, session, node_id=bytes(32), direction="outbound", config=FAST)
+    assert result.outcome is outcome
+    assert says in (result.error or "")
+    assert stream.closed
+    assert stream.sent  # the auth went out before the read failed
+
+
+async def test_unexpected_error_after_connect_closes_the_tcp_connection(
+    peer, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """A real loopback dial whose session code raises something unforeseen once the ack arrives."""
+    peer_saw_eof = trio.Event()
+
+    async def waits_for_eof(stream: trio.SocketStream, session: PeerSession) -> None:
+        try:
+            await until(stream, session, events.HelloReceived)
+        except EOFError:
+            peer_saw_eof.set()
+
+    node = await peer(waits_for_eof)
+
+    class BrokenSession(PeerSession):
+        def receive_data(self, data: bytes) -> list[events.SessionEvent]:
+            raise RuntimeError("session bug")
+
+    monkeypatch.setattr(dialer, "PeerSession", BrokenSession)  # the dialer's sessions only, not the peer's
+    result = await run_dial(node)
+    assert result.outcome is Outcome.PROTOCOL_ERROR
+    assert result.error == "RuntimeError: session bug"
+    with trio.fail_after(5):
+        await peer_saw_eof.wait()
+
+
+# ---------------------------------------------------------------- a huge frame before the Hello
+
+class CountingStream(trio.abc.Stream):
+    """Wraps the dialer's TCP stream to count what it reads."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.received = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.inner.receive_some(max_bytes)
+        self.received += len(data)
+        return data
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_16_mib_frame_header_before_hello_ends_the_dial_at_once(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = generate_private_key()
+    ack_sizes: list[int] = []
+    body_sent = trio.Event()
+
+    async def handler(stream: trio.SocketStream) -> None:
+        conn = RLPxConnection.recipient(key, max_frame_size=MAX_FRAME_SIZE)
+        while not conn.handshake_complete:
+            conn.receive_data(bytes(await stream.receive_some(65536)))
+        ack = conn.data_to_send()
+        ack_sizes.append(len(ack))
+        await stream.send_all(ack)
+        conn.send_frame(0x00, bytes(MAX_UINT24 - 1))  # msg-id byte + payload: 2**24 - 1 bytes announced
+        frame = conn.data_to_send()
+        try:
+            await stream.send_all(frame[:32])  # the header and its MAC ...
+            await stream.send_all(frame[32 : 32 + 1024 * 1024])  # ... and 1 MiB of the body, never the rest
+            body_sent.set()
+            await trio.sleep_forever()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the dialer hung up, as it should
+        finally:
+            await stream.aclose()
+
+    listeners = await nursery.start(trio.serve_tcp, handler, 0)
+    port = listeners[0].socket.getsockname()[1]
+    streams: list[CountingStream] = []
+    real_open = trio.open_tcp_stream
+
+    async def counting_open(host: str, port: int) -> CountingStream:
+        streams.append(CountingStream(await real_open(host, port)))
+        return streams[-1]
+
+    monkeypatch.setattr(trio, "open_tcp_stream", counting_open)
+    node = Node(pubkey=pubkey_from_private(key), ip=ip_address("127.0.0.1"), udp=port, tcp=port)
+    slow = replace(FAST, handshake_timeout=30)  # so that only the size check, not a timeout, can end it
+    with trio.fail_after(10):
+        result = await dial(node, generate_private_key(), config=slow, wall_clock=lambda: float(NOW))
+    assert result.outcome is Outcome.PROTOCOL_ERROR, result.error
+    assert "PacketTooLarge" in (result.error or "") and str(HANDSHAKE_MAX_FRAME_SIZE) in (result.error or "")
+    # Decided on the header: at most one read past the ack, never the megabyte behind it.
+    assert streams[0].received <= ack_sizes[0] + READ_SIZE

@@ -63,3 +63,20 @@ def test_bad_signatures_are_typed(signature: bytes, why: str) -> None:
 def test_a_point_off_the_curve_is_typed() -> None:
     with pytest.raises(BadSignature):
         crypto.decompress_pubkey(b"\x02" + b"\xff" * 32)
+
+
+@given(secrets)
+@settings(max_examples=25)
+def test_every_real_key_is_valid_in_each_form(secret: bytes) -> None:
+    raw = crypto.pubkey_from_private(crypto.PrivateKey(secret))
+    for form in (raw, b"\x04" + raw, crypto.compress_pubkey(raw)):
+        assert crypto.is_valid_pubkey(form)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [b"\x07" * 64, b"\x00" * 64, b"\xff" * 64, b"\x02" + b"\xff" * 32, b"\x04" + b"\x07" * 64, b"", b"\x01" * 63],
+    ids=["off-curve", "zeros", "over-p", "compressed-over-p", "prefixed-off-curve", "empty", "63-bytes"],
+)
+def test_bytes_that_are_no_point_are_invalid(key: bytes) -> None:
+    assert not crypto.is_valid_pubkey(key)

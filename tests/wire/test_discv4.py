@@ -3,6 +3,7 @@ size limits (strict and lenient), NEIGHBORS splitting, expiry and fuzzing."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -79,15 +80,21 @@ def ping(**overrides: Any) -> Ping:
     return Ping(**fields)
 
 
+@functools.cache
+def node_key(i: int) -> bytes:
+    """A real public key, one per ``i``: decoding drops NEIGHBORS entries whose key is no curve point."""
+    return pubkey_from_private(PrivateKey(keccak256(i.to_bytes(4, "big"))))
+
+
 def ipv6_node(i: int) -> NodeRecord:
     # Worst case for size: 16-byte ip, 3-byte ports.
     return NodeRecord(
-        ip=ipaddress.IPv6Address(0x2001_0DB8 << 96 | i), udp=65535, tcp=65000 + i % 500, pubkey=keccak256(bytes([i % 256])) * 2
+        ip=ipaddress.IPv6Address(0x2001_0DB8 << 96 | i), udp=65535, tcp=65000 + i % 500, pubkey=node_key(i % 256)
     )
 
 
 def ipv4_node(i: int) -> NodeRecord:
-    return NodeRecord(ip=ipaddress.IPv4Address(0x0A000000 + i), udp=30303, tcp=30303, pubkey=keccak256(i.to_bytes(4, "big")) * 2)
+    return NodeRecord(ip=ipaddress.IPv4Address(0x0A000000 + i), udp=30303, tcp=30303, pubkey=node_key(i))
 
 
 # ---------------------------------------------------------------- EIP-8 vectors
@@ -162,7 +169,7 @@ uint64 = st.integers(0, UINT64_MAX)
 endpoints = st.builds(Endpoint, ip=ips, udp=ports, tcp=ports)
 rlp_items = st.recursive(st.binary(max_size=10), lambda inner: st.lists(inner, max_size=3), max_leaves=6)
 rests = st.lists(rlp_items.map(rlp_encode), max_size=3).map(tuple)
-node_records = st.builds(NodeRecord, ip=ips, udp=ports, tcp=ports, pubkey=st.binary(min_size=64, max_size=64))
+node_records = st.builds(NodeRecord, ip=ips, udp=ports, tcp=ports, pubkey=private_keys.map(pubkey_from_private))
 
 
 @st.composite
@@ -318,7 +325,7 @@ def test_odd_length_ip_decodes_as_none(odd_ip: bytes) -> None:
     assert isinstance(packet, Ping)
     assert packet.from_.ip is None and packet.from_.udp == 30303
     assert packet.to.ip == ipaddress.IPv4Address("127.0.0.1")
-    node_list = [[odd_ip, 1, 2, b"\x05" * 64], [b"\x01\x02\x03\x04", 3, 4, b"\x06" * 64]]
+    node_list = [[odd_ip, 1, 2, node_key(5)], [b"\x01\x02\x03\x04", 3, 4, node_key(6)]]
     neighbors = discv4.decode(sign_raw(SIGNER, b"\x04" + rlp_encode([node_list, EXP]))).packet
     assert isinstance(neighbors, Neighbors)
     assert [n.ip for n in neighbors.nodes] == [None, ipaddress.IPv4Address("1.2.3.4")]
@@ -352,9 +359,45 @@ def test_extra_endpoint_and_node_elements_are_ignored() -> None:
     body = b"\x01" + rlp_encode([4, [b"\x01\x02\x03\x04", 1, 2, b"more"], [b"", 3, 4, [5]], EXP])
     packet = discv4.decode(sign_raw(SIGNER, body)).packet
     assert isinstance(packet, Ping) and packet.from_ == ep("1.2.3.4", 1, 2) and packet.to == ep(None, 3, 4)
-    body = b"\x04" + rlp_encode([[[b"", 1, 2, b"\x07" * 64, b"more"]], EXP])
+    body = b"\x04" + rlp_encode([[[b"", 1, 2, node_key(7), b"more"]], EXP])
     neighbors = discv4.decode(sign_raw(SIGNER, body)).packet
-    assert isinstance(neighbors, Neighbors) and neighbors.nodes == (NodeRecord(ip=None, udp=1, tcp=2, pubkey=b"\x07" * 64),)
+    assert isinstance(neighbors, Neighbors) and neighbors.nodes == (NodeRecord(ip=None, udp=1, tcp=2, pubkey=node_key(7)),)
+
+
+# ---------------------------------------------------------------- keys that are no curve point
+
+# Each is 64 bytes that no secp256k1 public key encodes; the node id (their keccak) means nothing.
+OFF_CURVE_KEYS = [
+    pytest.param(b"\x07" * 64, id="off-curve"),
+    pytest.param(b"\x00" * 64, id="zeros"),  # the point at infinity has no affine encoding
+    pytest.param(b"\xff" * 64, id="x-and-y-over-p"),
+]
+
+
+@pytest.mark.parametrize("bad_key", OFF_CURVE_KEYS)
+def test_neighbors_entry_with_an_off_curve_key_is_dropped_and_counted(bad_key: bytes) -> None:
+    # geth's nodeFromRPC fails such an entry (DecodePubkey) and keeps the packet's other entries.
+    first, last = ipv4_node(1), ipv6_node(2)
+    bad_entry = [b"\x0a\x00\x00\x09", 30303, 30303, bad_key]
+    body = b"\x04" + rlp_encode([[first.to_rlp_item(), bad_entry, last.to_rlp_item()], EXP])
+    packet = discv4.decode(sign_raw(SIGNER, body)).packet
+    assert isinstance(packet, Neighbors)
+    assert packet.nodes == (first, last)
+    assert packet.invalid_keys == 1
+
+
+def test_neighbors_of_only_off_curve_keys_decodes_empty() -> None:
+    entries = [[b"\x0a\x00\x00\x09", 30303, 30303, bytes([i]) * 64] for i in range(5, 9)]
+    packet = discv4.decode(sign_raw(SIGNER, b"\x04" + rlp_encode([entries, EXP]))).packet
+    assert isinstance(packet, Neighbors) and packet.nodes == () and packet.invalid_keys == 4
+
+
+def test_neighbors_we_build_count_no_invalid_keys() -> None:
+    packet = Neighbors(nodes=(ipv4_node(1),), expiration=EXP)
+    assert packet.invalid_keys == 0
+    assert discv4.decode(discv4.encode(packet, SIGNER)).packet == packet
+    with pytest.raises(LocalProtocolError):
+        Neighbors(nodes=(), expiration=EXP, invalid_keys=-1)
 
 
 # ---------------------------------------------------------------- size limits

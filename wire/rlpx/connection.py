@@ -21,11 +21,11 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from typing import Union
+from typing import Iterator, Union
 
 from ..crypto import PrivateKey
 from ..errors import HandshakeError, LocalProtocolError, RemoteProtocolError
-from .frame import MAX_FRAME_SIZE, FrameCodec
+from .frame import MAX_FRAME_SIZE, MAX_UINT24, FrameCodec
 from .handshake import Initiator, Recipient, ack_size, auth_size, eip8_size
 
 __all__ = [
@@ -130,6 +130,23 @@ class RLPxConnection:
         return self._state
 
     @property
+    def max_frame_size(self) -> int:
+        """The largest frame data, in bytes, accepted from the peer (and sent).
+
+        Settable at any time; a frame whose header has not been read yet is
+        held to the new value (see :meth:`iter_events`).
+        """
+        return self._max_frame_size
+
+    @max_frame_size.setter
+    def max_frame_size(self, size: int) -> None:
+        if size <= 0:
+            raise LocalProtocolError(f"max_frame_size must be positive, got {size}")
+        self._max_frame_size = size
+        if self._codec is not None:
+            self._codec.max_frame_size = min(size, MAX_UINT24)
+
+    @property
     def handshake_complete(self) -> bool:
         return self._codec is not None
 
@@ -158,34 +175,46 @@ class RLPxConnection:
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the socket (b"" at EOF); the events they complete, in order."""
+        return list(self.iter_events(data))
+
+    def iter_events(self, data: bytes) -> Iterator[Event]:
+        """:meth:`receive_data`, one event at a time: take them all before feeding more.
+
+        Each frame's header is read only when the event before it has been
+        taken, so a caller that changes :attr:`max_frame_size` on an event
+        (the session does after the peer's Status) holds the very next frame
+        to the new limit, even one that arrived in the same read.
+        """
         if self._state is ConnectionState.ERROR:
             raise LocalProtocolError("the connection already failed on bad input; close it")
         if self._state is ConnectionState.CLOSED:
             raise LocalProtocolError("data received after EOF")
         if not data:
             self._state = ConnectionState.CLOSED
-            return [ConnectionClosed()]
+            yield ConnectionClosed()
+            return
         try:
-            return self._receive(data)
+            yield from self._receive(data)
         except RemoteProtocolError:
             self._state = ConnectionState.ERROR
             raise
 
-    def _receive(self, data: bytes) -> list[Event]:
-        events: list[Event] = []
+    def _receive(self, data: bytes) -> Iterator[Event]:
         if self._codec is None:
             self._incoming += data
             while self._codec is None:
                 message = self._take_handshake_message()
                 if message is None:
-                    return events
+                    return
                 completed = self._complete_handshake(message)
                 if completed is not None:
-                    events.append(completed)
+                    yield completed
             data = bytes(self._incoming)  # anything the peer sent after its handshake message
             self._incoming.clear()
-        events.extend(FrameReceived(code=code, payload=payload) for code, payload in self._codec.feed(data))
-        return events
+        codec = self._codec
+        codec.receive(data)
+        while (frame := codec.next_frame()) is not None:
+            yield FrameReceived(code=frame[0], payload=frame[1])
 
     def _take_handshake_message(self) -> bytes | None:
         """The whole auth or ack at the head of the buffer, once it is all there (EIP-8's read order)."""

@@ -72,9 +72,12 @@ class FrameCodec:
     """Encode frames to send and decode received ones, incrementally.
 
     Owns ``secrets``' MAC states from now on.  :meth:`feed` buffers partial
-    input and returns every frame completed so far as ``(msg_code, payload)``.
-    After it raised (BadMAC, PacketTooLarge, MalformedMessage) the stream is
-    out of sync: drop the connection.
+    input and returns every frame completed so far as ``(msg_code, payload)``;
+    :meth:`receive` and :meth:`next_frame` do the same one frame at a time, so
+    a caller may change :attr:`max_frame_size` between two frames of one read.
+    A frame's size is checked on its header, before any of its body is
+    buffered.  After a raise (BadMAC, PacketTooLarge, MalformedMessage) the
+    stream is out of sync: drop the connection.
     """
 
     def __init__(self, secrets: Secrets, *, max_frame_size: int = MAX_FRAME_SIZE) -> None:
@@ -111,22 +114,31 @@ class FrameCodec:
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Add received bytes; return the ``(msg_code, payload)`` of each frame now complete."""
-        self._buffer += data
+        self.receive(data)
         frames: list[tuple[int, bytes]] = []
-        while True:
-            if self._pending_size is None:
-                if len(self._buffer) < HEADER_SIZE + MAC_SIZE:
-                    break
-                self._pending_size = self._read_header(bytes(self._buffer[: HEADER_SIZE + MAC_SIZE]))
-                del self._buffer[: HEADER_SIZE + MAC_SIZE]
-            body_size = _padded(self._pending_size) + MAC_SIZE
-            if len(self._buffer) < body_size:
-                break
-            body = bytes(self._buffer[:body_size])
-            del self._buffer[:body_size]
-            frames.append(self._read_body(body, self._pending_size))
-            self._pending_size = None
+        while (frame := self.next_frame()) is not None:
+            frames.append(frame)
         return frames
+
+    def receive(self, data: bytes) -> None:
+        """Add received bytes; :meth:`next_frame` takes the frames out."""
+        self._buffer += data
+
+    def next_frame(self) -> tuple[int, bytes] | None:
+        """The ``(msg_code, payload)`` of the next complete frame, or None until more bytes arrive."""
+        if self._pending_size is None:
+            if len(self._buffer) < HEADER_SIZE + MAC_SIZE:
+                return None
+            self._pending_size = self._read_header(bytes(self._buffer[: HEADER_SIZE + MAC_SIZE]))
+            del self._buffer[: HEADER_SIZE + MAC_SIZE]
+        body_size = _padded(self._pending_size) + MAC_SIZE
+        if len(self._buffer) < body_size:
+            return None
+        body = bytes(self._buffer[:body_size])
+        del self._buffer[:body_size]
+        frame = self._read_body(body, self._pending_size)
+        self._pending_size = None
+        return frame
 
     def _read_header(self, chunk: bytes) -> int:
         header_ciphertext, header_mac = chunk[:HEADER_SIZE], chunk[HEADER_SIZE:]

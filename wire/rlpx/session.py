@@ -8,7 +8,10 @@ its own, as geth's ``p2p.Peer`` does it:
 - once the RLPx handshake completes, our Hello is queued;
 - the peer's Hello fixes the shared capabilities and their message-id
   offsets, and switches snappy on when both Hellos say version >= 5;
-- a Ping is answered with a Pong (the event is still reported).
+- a Ping is answered with a Pong (the event is still reported);
+- until the peer's Hello and (when eth is shared) its Status are in, a frame
+  over :data:`HANDSHAKE_MAX_FRAME_SIZE` fails the session on its header;
+  then the connection's own limit applies again.
 
 A Disconnect may come instead of, or right after, the peer's Hello; the Hello
 is still reported (and stays readable as :attr:`PeerSession.remote_hello`),
@@ -57,6 +60,7 @@ from .connection import HandshakeCompleted as _TransportHandshakeCompleted
 from .connection import RLPxConnection
 
 __all__ = [
+    "HANDSHAKE_MAX_FRAME_SIZE",
     "SessionState",
     "PeerSession",
     "SessionEvent",
@@ -70,6 +74,12 @@ __all__ = [
     "ProtocolMessageReceived",
     "ConnectionClosed",
 ]
+
+#: bytes of frame data a peer may send before its Hello and Status are in.  A Hello is under
+#: 4 KiB (a 1 KiB client id, 64 capabilities) and a Status ~150 bytes, so 64 KiB refuses no
+#: real peer; the connection's 16 MiB would let each of thousands of dials buffer a frame that
+#: large from a stranger who has not even said which chain it follows.
+HANDSHAKE_MAX_FRAME_SIZE: Final = 64 * 1024
 
 _HELLO_CODE: Final = Hello.code
 _DISCONNECT_CODE: Final = Disconnect.code
@@ -160,6 +170,9 @@ class PeerSession:
     def __init__(self, connection: RLPxConnection, *, hello: Hello) -> None:
         self._conn = connection
         self._hello = hello
+        # Restored once the peer's Hello and Status are in (_end_handshake_limit).
+        self._max_frame_size = connection.max_frame_size
+        connection.max_frame_size = min(self._max_frame_size, HANDSHAKE_MAX_FRAME_SIZE)
         self._state = SessionState.HANDSHAKE
         self._remote_pubkey: bytes | None = None
         self._remote_hello: Hello | None = None
@@ -234,7 +247,8 @@ class PeerSession:
             raise LocalProtocolError("receive_data after the peer broke the protocol")
         events: list[SessionEvent] = []
         try:
-            for transport_event in self._conn.receive_data(data):
+            # One event at a time: the limit lifted on the Status holds the frame right behind it.
+            for transport_event in self._conn.iter_events(data):
                 if isinstance(transport_event, _TransportHandshakeCompleted):
                     self._on_handshake(transport_event.remote_pubkey, events)
                 elif isinstance(transport_event, _FrameReceived):
@@ -281,7 +295,12 @@ class PeerSession:
         self._shared = negotiate(self._hello.capabilities, hello.capabilities)
         self._snappy = min(self._hello.protocol_version, hello.protocol_version) >= SNAPPY_MIN_VERSION
         self._state = SessionState.ACTIVE
+        if self.eth_version is None:
+            self._end_handshake_limit()  # no Status will come
         events.append(HelloReceived(hello=hello, shared=self._shared))
+
+    def _end_handshake_limit(self) -> None:
+        self._conn.max_frame_size = self._max_frame_size
 
     def _inflate(self, code: int, payload: bytes) -> bytes:
         if not self._snappy:
@@ -324,6 +343,7 @@ class PeerSession:
         msg = decode_eth(relative, data, cap.version)
         if isinstance(msg, (Status66, Status69)):
             self._remote_status = msg
+            self._end_handshake_limit()
             events.append(StatusReceived(status=msg))
         else:
             events.append(EthMessageReceived(msg=msg))

@@ -133,6 +133,26 @@ def test_receive_cap_is_passed_to_the_codec() -> None:
         bob.receive_data(alice.data_to_send())
 
 
+def test_max_frame_size_can_change_between_frames_of_one_read() -> None:
+    alice = RLPxConnection.initiator(ALICE, BOB_PUB)
+    bob = RLPxConnection.recipient(BOB, max_frame_size=100)  # before the handshake: held for the codec
+    bob.receive_data(alice.data_to_send())
+    alice.receive_data(bob.data_to_send())
+    alice.send_frame(1, bytes(10))
+    alice.send_frame(2, bytes(1000))
+    events = bob.iter_events(alice.data_to_send())
+    assert next(events) == FrameReceived(code=1, payload=bytes(10))
+    bob.max_frame_size = 2000  # the second frame's header is not read yet
+    assert next(events) == FrameReceived(code=2, payload=bytes(1000))
+    assert bob.max_frame_size == 2000
+    bob.max_frame_size = 100
+    alice.send_frame(3, bytes(1000))
+    with pytest.raises(PacketTooLarge):
+        bob.receive_data(alice.data_to_send()[:32])  # refused on the header alone
+    with pytest.raises(LocalProtocolError):
+        bob.max_frame_size = 0
+
+
 def test_frames_before_the_handshake_are_our_bug() -> None:
     alice = RLPxConnection.initiator(ALICE, BOB_PUB)
     bob = RLPxConnection.recipient(BOB)

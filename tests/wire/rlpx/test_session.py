@@ -3,6 +3,7 @@ h11's ConnectionPair), plus a hand-driven "raw" peer for misbehaviour."""
 
 from __future__ import annotations
 
+import random
 from typing import Any, Iterator
 
 import pytest
@@ -14,11 +15,12 @@ from ethcrawl.wire.errors import (
     DecompressionError,
     HandshakeError,
     LocalProtocolError,
+    PacketTooLarge,
     UnexpectedMessage,
     UnknownPacketType,
     WireError,
 )
-from ethcrawl.wire.eth import BlockHeader, BlockHeaders, GetBlockHeaders, RawEthMessage, Status66, Status69
+from ethcrawl.wire.eth import BlockHeader, BlockHeaders, GetBlockHeaders, RawEthMessage, Status66, Status69, encode_eth
 from ethcrawl.wire.forkid import ForkId
 from ethcrawl.wire.p2p import Capability, DisconnectReason, Hello, compress, encode_p2p
 from ethcrawl.wire.rlpcodec import decode, encode
@@ -303,6 +305,53 @@ def test_error_after_hello_in_the_same_chunk_keeps_the_hello() -> None:
         alice.receive_data(bob.data_to_send())
     assert alice.remote_hello is not None and alice.remote_hello.client_id == "kept/v1"
     assert alice.eth_version == 68
+
+
+# -- frame sizes before the Hello and Status ------------------------------------------
+
+BIG = s.HANDSHAKE_MAX_FRAME_SIZE + 1  # bytes of frame data: one more than a peer may send so early
+SNAP_OFFSET = 0x10 + 17  # snap/1's first message id, after p2p (16) and eth/68 (17)
+
+
+def test_handshake_limit_is_far_above_any_hello_or_status() -> None:
+    hello = hello_of(BOB_KEY, *(f"cap{i:04}/{i}" for i in range(64)), client="x" * 1024)
+    assert len(encode_p2p(hello)[1]) * 8 < s.HANDSHAKE_MAX_FRAME_SIZE
+    assert s.HANDSHAKE_MAX_FRAME_SIZE < transport.MAX_FRAME_SIZE
+
+
+def test_a_big_frame_before_hello_is_refused_on_its_header() -> None:
+    alice, bob = raw_pair("eth/68")
+    bob.send(0x00, bytes(BIG - 1))  # msg-id byte + payload = BIG bytes of frame data
+    frame = bob.data_to_send()
+    with pytest.raises(PacketTooLarge, match=str(s.HANDSHAKE_MAX_FRAME_SIZE)):
+        alice.receive_data(frame[:32])  # header and its MAC: nothing of the body is needed, or buffered
+    assert alice.state is SessionState.ERROR
+
+
+def test_a_big_frame_between_hello_and_status_is_refused() -> None:
+    alice, bob = active_raw_pair()
+    bob.send(0x10, bytes(BIG - 1))
+    with pytest.raises(PacketTooLarge):
+        alice.receive_data(bob.data_to_send()[:32])
+
+
+def test_the_limit_lifts_with_the_status_even_within_one_read() -> None:
+    alice, bob = active_raw_pair()
+    code, payload = encode_eth(STATUS68)
+    bob.send(0x10 + code, compress(payload))
+    big = random.Random(1).randbytes(2 * BIG)  # random bytes: snappy cannot shrink them below BIG
+    bob.send(SNAP_OFFSET, compress(big))
+    events = alice.receive_data(bob.data_to_send())  # both frames in one read
+    assert [type(e) for e in events] == [s.StatusReceived, s.ProtocolMessageReceived]
+    assert events[1].payload == big
+
+
+def test_without_eth_the_limit_lifts_with_the_hello() -> None:
+    alice, bob = raw_pair("snap/1")
+    bob.send(*encode_p2p(hello_of(BOB_KEY, "snap/1")))
+    bob.send(0x10, compress(random.Random(2).randbytes(BIG)))  # snap/1 is the only shared capability: its offset is 0x10
+    events = alice.receive_data(bob.data_to_send())
+    assert [type(e) for e in events] == [s.HelloReceived, s.ProtocolMessageReceived]
 
 
 def test_eof_closes_the_session(eth68_pair: tuple[PeerSession, PeerSession]) -> None:
