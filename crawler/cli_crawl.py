@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 import sys
+from datetime import datetime, timezone
 from functools import partial
 from ipaddress import ip_address
 from typing import Any
@@ -17,10 +19,11 @@ from rich.table import Table
 
 from ethcrawl.db.engine import open_database
 from ethcrawl.db.errors import DatabaseError
+from ethcrawl.db.identity import claim_identity
 from ethcrawl.db.records import CrawlSummary
 from ethcrawl.db.store import load_known_nodes
 from ethcrawl.wire.chains import chain_by_network_id
-from ethcrawl.wire.crypto import generate_private_key
+from ethcrawl.wire.crypto import PrivateKey
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
@@ -37,6 +40,15 @@ __all__ = ["crawl_command", "ping_command"]
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "ethcrawl.db"
+# A --node-key file as go-ethereum's crypto.SaveECDSA (``devp2p key generate``) writes it: the 32-byte key in hex,
+# and at most two newline bytes after it, as crypto.LoadECDSA tolerates ("\n", "\r\n").
+NODE_KEY_HEX_CHARS = 64
+NODE_KEY_TRAILING_NEWLINES = 2
+_HEX_DIGITS = frozenset(string.hexdigits.encode())
+NODE_KEY_HELP = (
+    "Run as the key in FILE (64 hex characters, as 'devp2p key generate' writes it) instead of the database's "
+    "own identity; its node id is remembered in the database and never counted as a node."
+)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -59,6 +71,28 @@ def _seeds(values: tuple[str, ...]) -> list[Node | ENR]:
         except WireError as exc:
             raise click.BadParameter(f"{value[:60]!r}: {exc}", param_hint="--bootnode") from None
     return seeds
+
+
+def _node_key(path: str | None) -> PrivateKey | None:
+    """The key in a --node-key file, or None; a file go-ethereum would refuse is refused with one line."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            data = file.read(NODE_KEY_HEX_CHARS + NODE_KEY_TRAILING_NEWLINES + 1)
+    except OSError as exc:
+        raise click.ClickException(f"--node-key {path}: cannot read it ({exc.strerror or exc})") from None
+    hex_part, tail = data[:NODE_KEY_HEX_CHARS], data[NODE_KEY_HEX_CHARS:]
+    if len(hex_part) < NODE_KEY_HEX_CHARS or not set(hex_part) <= _HEX_DIGITS:
+        why = "want 64 hex characters, as 'devp2p key generate' writes"
+    elif len(tail) > NODE_KEY_TRAILING_NEWLINES or tail.strip(b"\r\n"):
+        why = "unexpected bytes after the 64 hex characters (only a newline may follow)"
+    else:
+        try:
+            return PrivateKey(bytes.fromhex(hex_part.decode()))
+        except ValueError:
+            why = "not a valid secp256k1 private key (zero, or not below the curve order)"
+    raise click.ClickException(f"--node-key {path}: not a node key file: {why}")
 
 
 def _database_seeds(db_url: str) -> list[Node | ENR]:
@@ -145,6 +179,7 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--v5-timeout", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first).")
 @click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way.")
 @click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports).")
+@click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP)
 def crawl_command(
     network: str | None,
     bootnode_urls: tuple[str, ...],
@@ -160,6 +195,7 @@ def crawl_command(
     v5_timeout: float,
     discovery: str,
     dial_all: bool,
+    node_key_file: str | None,
 ) -> None:
     """Walk the discovery v4 and v5 DHTs, dial execution-layer nodes over RLPx, store everything in the database.
 
@@ -178,6 +214,7 @@ def crawl_command(
     if discovery == "v5" and not any(isinstance(seed, ENR) for seed in seeds):
         raise click.BadParameter("a v5 crawl needs at least one enr: seed (enode URLs carry no record)", param_hint="--bootnode")
     udp_host, udp_port = _host_port(udp)
+    node_key = _node_key(node_key_file)
     options = CrawlOptions(
         seeds=tuple(seeds),
         network=network,
@@ -201,9 +238,11 @@ def crawl_command(
     try:
         if console.is_terminal:
             with Live(console=console, refresh_per_second=4, transient=True) as live:
-                summary = trio.run(partial(run_crawl, db, options, on_progress=lambda p: live.update(_progress_table(p))))
+                summary = trio.run(
+                    partial(run_crawl, db, options, private_key=node_key, on_progress=lambda p: live.update(_progress_table(p)))
+                )
         else:
-            summary = trio.run(partial(run_crawl, db, options))
+            summary = trio.run(partial(run_crawl, db, options, private_key=node_key))
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -213,9 +252,23 @@ def crawl_command(
     _print_summary(Console(), summary)
 
 
-async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:
+def _ping_key(db_url: str, node_key: PrivateKey | None) -> PrivateKey:
+    """Ping as the database's identity (or a --node-key one, registered there): a fresh key would be remembered
+    by the peer as one more node, which the next crawl would find."""
+    try:
+        db = open_database(db_url)
+        try:
+            secret = node_key.secret if node_key is not None else None
+            identity = claim_identity(db, node_key=secret, now=datetime.now(timezone.utc))
+        finally:
+            db.close()
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    return PrivateKey(identity.private_key)
+
+
+async def _ping(seed: Node | ENR, timeout: float, key: PrivateKey) -> dict[str, Any]:
     node = seed.to_node() if isinstance(seed, ENR) else seed
-    key = generate_private_key()
     out: dict[str, Any] = {"node_id": node.node_id.hex(), "enode": format_enode(node)}
     host = "::" if node.ip is not None and node.ip.version == 6 else "0.0.0.0"
     if node.ip is not None and node.ip.is_loopback:
@@ -283,13 +336,16 @@ async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:
 @click.command("ping")
 @click.argument("url")
 @click.option("--timeout", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Discovery response timeout (s).")
-def ping_command(url: str, timeout: float) -> None:
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="The database whose node identity to ping as (SQLite file path or SQLAlchemy URL).")
+@click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP)
+def ping_command(url: str, timeout: float, db_url: str, node_key_file: str | None) -> None:
     """Discovery v4 ping and ENR request (and, for an enr: record, a discovery v5 PING and FINDNODE 0), then RLPx Hello/Status, against one node; prints JSON."""
     try:
         seed = parse_seed(url)
     except WireError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
-    result = trio.run(_ping, seed, timeout)
+    key = _ping_key(db_url, _node_key(node_key_file))
+    result = trio.run(_ping, seed, timeout, key)
     click.echo(json.dumps(result, indent=2))
     if not result.get("pong") and not result.get("v5", {}).get("pong") and result.get("rlpx", {}).get("outcome") != "ok":
         sys.exit(1)

@@ -29,10 +29,11 @@ from typing import Awaitable, Callable
 import trio
 
 from ethcrawl.db.engine import Database
+from ethcrawl.db.identity import claim_identity
 from ethcrawl.db.records import CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
 from ethcrawl.db.store import crawl_summary
 from ethcrawl.db.writer import begin_crawl, run_writer
-from ethcrawl.wire.crypto import PrivateKey, generate_private_key
+from ethcrawl.wire.crypto import PrivateKey
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.rlpx.connection import RLPxConnection
@@ -163,9 +164,18 @@ async def run_crawl(
     wall_clock: Callable[[], float] = time.time,
     handle_signals: bool = True,
 ) -> CrawlSummary:
-    """Run one crawl into ``db`` and return its summary (also after Ctrl-C or --duration)."""
-    key = private_key or generate_private_key()
-    crawl_id = await begin_crawl(db, CrawlStarted(started_at=_utc(wall_clock()), parameters=options.parameters()))
+    """Run one crawl into ``db`` and return its summary (also after Ctrl-C or --duration).
+
+    The crawl runs as ``private_key`` (--node-key; registered in the database as one of our identities) or as
+    the database's own generated identity, and never counts any identity ethcrawl used on this database.
+    """
+    node_key = private_key.secret if private_key is not None else None
+    identity = await trio.to_thread.run_sync(partial(claim_identity, db, node_key=node_key, now=_utc(wall_clock())))
+    key = PrivateKey(identity.private_key)
+    crawl_id = await begin_crawl(
+        db,
+        CrawlStarted(started_at=_utc(wall_clock()), parameters=options.parameters(), local_node_id=identity.node_id),
+    )
     send, receive = trio.open_memory_channel[object](RECORD_BUFFER)
     counter = _DialCounter()
     dial_config = DialConfig(
@@ -208,9 +218,11 @@ async def run_crawl(
                     if options.rlpx_listen is not None:
                         # Bound first, so that our ENR and Pongs advertise the real TCP port.
                         node.tcp_port = await nursery.start(
-                            _serve_inbound, options.rlpx_listen, key, dial_config, crawl_id, send, record_dial, wall_clock
+                            _serve_inbound, options.rlpx_listen, key, dial_config, crawl_id, send, record_dial, wall_clock,
+                            identity.excluded,
                         )
                     await nursery.start(node.run)
+                    log.info("crawl %d node_id=%s udp=%s:%d", crawl_id, identity.node_id.hex(), node.host, node.port)
                     crawler = Crawler(
                         node.v4 if crawl_v4 else None,
                         TargetTable.default(),
@@ -224,6 +236,7 @@ async def run_crawl(
                         dialer=dialer if options.dial else None,
                         wall_clock=wall_clock,
                         discovery_v5=node.v5 if crawl_v5 else None,
+                        excluded=identity.excluded,
                     )
                     if on_ready is not None:
                         on_ready(node)
@@ -300,10 +313,11 @@ async def _serve_inbound(
     send: trio.MemorySendChannel[object],
     record_dial: Callable[[DialResult, Node | None], Awaitable[None]],
     wall_clock: Callable[[], float],
+    excluded: frozenset[bytes],
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Accept inbound RLPx peers and record their Hello and Status like a dial."""
+    """Accept inbound RLPx peers and record their Hello and Status like a dial (not those that are us: ``excluded``)."""
 
     async def handle(stream: trio.SocketStream) -> None:
         peer_ip = stream.socket.getpeername()[0]
@@ -314,6 +328,8 @@ async def _serve_inbound(
         # Inbound peers tell their key but not their listening port (Hello's is often 0).
         listen = result.hello.listen_port if result.hello is not None and result.hello.listen_port else None
         node = Node(pubkey=result.remote_pubkey, ip=ip_address(peer_ip), udp=None, tcp=listen)
+        if node.node_id in excluded:
+            return  # one of our own identities (another ethcrawl on this database): not a node of the network
         await send.send(
             NodeSeen(
                 crawl_id=crawl_id, node_id=node.node_id, pubkey=node.pubkey, ip=peer_ip, udp=None, tcp=listen,

@@ -137,6 +137,7 @@ class Crawler:
         dialer: Dialer | None = None,
         wall_clock: Callable[[], float] = time.time,
         discovery_v5: DiscoveryV5 | None = None,
+        excluded: frozenset[bytes] = frozenset(),
     ) -> None:
         if discovery is None and discovery_v5 is None:
             raise ValueError("a crawl needs discovery v4, v5 or both")
@@ -144,7 +145,8 @@ class Crawler:
         self.discovery_v5 = discovery_v5
         local = discovery if discovery is not None else discovery_v5
         assert local is not None
-        self._local_id = local.node_id
+        # Us, and every identity ethcrawl used before on this database (db.identity): never nodes, edges or dials.
+        self._excluded = excluded | {local.node_id}
         self.targets = targets
         self.records = records
         self.crawl_id = crawl_id
@@ -215,7 +217,9 @@ class Crawler:
     async def _emit(self, record: object) -> None:
         await self.records.send(record)
 
-    async def _learn(self, node: Node, *, source: str, enr: ENR | None = None) -> _NodeState:
+    async def _learn(self, node: Node, *, source: str, enr: ENR | None = None) -> _NodeState | None:
+        if node.node_id in self._excluded:
+            return None
         state = self._nodes.get(node.node_id)
         if state is None:
             state = _NodeState(node=node, source=source, enr=enr)
@@ -446,8 +450,8 @@ class Crawler:
         self, state: _NodeState, node: Node, returned: set[bytes], *, source: str, protocol: str, enr: ENR | None = None
     ) -> int:
         """Learn ``node`` and record the edge from ``state`` over ``protocol``; 1 if it was news from this peer."""
-        if node.node_id in returned or node.node_id == self._local_id:
-            # Peers that met us list us too; we are not part of what we measure.
+        if node.node_id in returned or node.node_id in self._excluded or node.node_id == state.node.node_id:
+            # Peers that met us list us too; we are not part of what we measure.  A peer listing itself is no edge.
             return 0
         returned.add(node.node_id)
         self._edges += 1

@@ -114,7 +114,7 @@ def _migrate_v2_to_v3(conn: Connection) -> None:
     blob = _BLOB_TYPES.get(conn.dialect.name, "BLOB")
     for table_name, name, ddl in _V3_COLUMNS:
         conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl.format(blob=blob)}")
-    Identity.__table__.create(conn)
+    Base.metadata.tables[Identity.__tablename__].create(conn)  # the Table (typed), with its indexes
 
 
 MIGRATIONS: dict[int, Migration] = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3}

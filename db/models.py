@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -237,3 +238,15 @@ class Identity(Base):
     private_key: Mapped[bytes | None] = mapped_column(LargeBinary(PRIVATE_KEY_SIZE))
     origin: Mapped[str] = mapped_column(String(16))  # IDENTITY_ORIGINS
     created_at: Mapped[UTCTime]
+
+    # At most one generated identity: two processes creating it at once both insert, the index lets one win
+    # (INSERT ... ON CONFLICT DO NOTHING) and both read the winner (db.identity.generated_identity).
+    __table_args__ = (
+        Index(
+            "ux_identities_one_generated",
+            "origin",
+            unique=True,
+            sqlite_where=text("origin = 'generated'"),
+            postgresql_where=text("origin = 'generated'"),
+        ),
+    )

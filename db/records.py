@@ -96,9 +96,12 @@ class CrawlStarted:
     started_at: datetime
     # Command-line settings worth keeping with the results; stored as JSON.
     parameters: Mapping[str, object] = field(default_factory=dict)
+    # Our own node id in this crawl (db.identity), so the crawl can be told apart from the nodes it met.
+    local_node_id: bytes | None = None
 
     def __post_init__(self) -> None:
         _check_time("started_at", self.started_at)
+        _check_size("local_node_id", self.local_node_id, NODE_ID_SIZE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

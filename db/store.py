@@ -126,7 +126,7 @@ def begin_crawl(session: Session, record: CrawlStarted) -> int:
         parameters = json.dumps(dict(record.parameters), sort_keys=True, default=str, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidRecord(f"crawl parameters are not JSON-serialisable: {exc}") from exc
-    crawl = Crawl(started_at=record.started_at, ended_at=None, parameters=parameters)
+    crawl = Crawl(started_at=record.started_at, ended_at=None, parameters=parameters, local_node_id=record.local_node_id)
     session.add(crawl)
     session.flush()
     return crawl.id

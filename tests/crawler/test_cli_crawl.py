@@ -11,11 +11,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
+from ethcrawl.crawler.cli_crawl import _node_key
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import DiscoveryV5
 from ethcrawl.wire.crypto import generate_private_key
@@ -89,13 +91,15 @@ async def test_sigterm_stops_the_crawl_and_keeps_what_was_learned(tmp_path: Path
     assert rows(db, "SELECT ended_at FROM crawls")[0][0] is not None
 
 
-async def test_ping_command_reports_discovery_answers() -> None:
+async def test_ping_command_reports_discovery_answers(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         (node,) = await start_tree(nursery, 1)
         url = format_enode(node.local_node).split("?")[0]
         # Only discovery runs on this node: the RLPx part must report the refusal, not crash.
         with trio.fail_after(DEADLINE):
-            done = await trio.run_process([ETHCRAWL, "ping", url], capture_stdout=True, capture_stderr=True, check=False)
+            done = await trio.run_process(
+                [ETHCRAWL, "ping", "--db", str(tmp_path / "c.db"), url], capture_stdout=True, capture_stderr=True, check=False
+            )
         nursery.cancel_scope.cancel()
     out = json.loads(done.stdout)
     assert out["pong"] is True
@@ -104,13 +108,32 @@ async def test_ping_command_reports_discovery_answers() -> None:
     assert out["rlpx"]["outcome"] == "refused"
 
 
-async def test_ping_command_speaks_v5_to_an_enr() -> None:
+async def test_ping_runs_as_the_database_identity(tmp_path: Path) -> None:
+    """Pings from one database reach the peer as one node (the one its crawls use), not a new one each time."""
+    db = tmp_path / "c.db"
+    async with trio.open_nursery() as nursery:
+        (node,) = await start_tree(nursery, 1)
+        url = format_enode(node.local_node).split("?")[0]
+        with trio.fail_after(DEADLINE):
+            for _ in range(2):
+                done = await trio.run_process(
+                    [ETHCRAWL, "ping", "--db", str(db), url], capture_stdout=True, capture_stderr=True, check=False
+                )
+                assert json.loads(done.stdout)["pong"] is True
+        nursery.cancel_scope.cancel()
+    ((generated, origin),) = rows(db, "SELECT node_id, origin FROM identities")
+    assert origin == "generated"
+    assert {n.node_id for n in node.table} == {bytes(generated)}  # type: ignore[arg-type]
+
+
+async def test_ping_command_speaks_v5_to_an_enr(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         v5 = DiscoveryV5(generate_private_key())
         await nursery.start(v5.run)
         with trio.fail_after(DEADLINE):
             done = await trio.run_process(
-                [ETHCRAWL, "ping", "--timeout", "1", v5.enr.to_text()], capture_stdout=True, capture_stderr=True, check=False
+                [ETHCRAWL, "ping", "--db", str(tmp_path / "c.db"), "--timeout", "1", v5.enr.to_text()],
+                capture_stdout=True, capture_stderr=True, check=False,
             )
         nursery.cancel_scope.cancel()
     out = json.loads(done.stdout)
@@ -140,6 +163,56 @@ def test_bad_arguments_give_one_clear_line(args: list[str], message: str) -> Non
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "content", "why"),
+    [
+        ("crawl", b"", "want 64 hex characters"),
+        ("crawl", b"ab" * 31 + b"\n", "want 64 hex characters"),
+        ("crawl", b"zz" * 32, "want 64 hex characters"),
+        ("crawl", b"ab" * 32 + b" ", "unexpected bytes after"),
+        ("crawl", b"ab" * 32 + b"\n\n\n", "unexpected bytes after"),
+        ("crawl", b"ab" * 32 + b"ab", "unexpected bytes after"),
+        ("crawl", b"00" * 32, "not a valid secp256k1 private key"),
+        ("crawl", b"ff" * 32, "not a valid secp256k1 private key"),
+        ("ping", b"ab" * 31 + b"\n", "want 64 hex characters"),
+    ],
+)
+def test_a_bad_node_key_file_gives_one_clear_line(tmp_path: Path, command: str, content: bytes, why: str) -> None:
+    key_file, db = tmp_path / "node.key", tmp_path / "c.db"
+    key_file.write_bytes(content)
+    target = ["--bootnode", VALID_ENODE, "--udp", "127.0.0.1:0"] if command == "crawl" else [VALID_ENODE]
+    done = subprocess.run(
+        [ETHCRAWL, command, "--db", str(db), "--node-key", str(key_file), *target],
+        capture_output=True, text=True, timeout=DEADLINE,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("Error: --node-key") and str(key_file) in line and why in line
+    assert not db.exists()  # refused before anything was opened or sent
+
+
+@pytest.mark.parametrize("tail", [b"", b"\n", b"\r\n", b"\n\n"])
+@pytest.mark.parametrize("case", [str.lower, str.upper])
+def test_a_node_key_file_as_geth_writes_it_is_read(tmp_path: Path, tail: bytes, case: Callable[[str], str]) -> None:
+    """crypto.SaveECDSA writes 64 hex characters; crypto.LoadECDSA also takes up to two newline bytes after them."""
+    key = generate_private_key()
+    key_file = tmp_path / "node.key"
+    key_file.write_bytes(case(key.secret.hex()).encode() + tail)
+    loaded = _node_key(str(key_file))
+    assert loaded is not None and loaded.secret == key.secret
+
+
+def test_a_missing_node_key_file_gives_one_clear_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [ETHCRAWL, "crawl", "--node-key", str(tmp_path / "none.key"), "--db", str(tmp_path / "c.db"), "--bootnode", VALID_ENODE],
+        capture_output=True, text=True, timeout=DEADLINE,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "none.key" in line and "cannot read" in line
+
+
 def test_corrupt_database_gives_one_clear_line(tmp_path: Path) -> None:
     db = tmp_path / "corrupt.db"
     db.write_bytes(b"this is not an sqlite database" * 100)
@@ -164,6 +237,6 @@ async def test_from_db_seeds_the_crawl_with_known_nodes(tmp_path: Path) -> None:
             second = await trio.run_process([*base, "--from-db"], capture_stdout=True, capture_stderr=True)
         nursery.cancel_scope.cancel()
     assert b"6 nodes (6 answered" in first.stdout
-    # The tree now also lists the first crawler (it pinged them); it is gone, so 7 known, 6 answered.
-    assert b"7 nodes (6 answered, 6 with ENR)" in second.stdout
+    # The tree now also lists the first crawler (it pinged them): the same identity as the second, so not a node.
+    assert b"6 nodes (6 answered, 6 with ENR)" in second.stdout
     assert rows(db, "SELECT count(*) FROM crawls")[0][0] == 2

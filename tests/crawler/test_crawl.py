@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import trio
 
 from ethcrawl.crawler.crawl import CrawlOptions, run_crawl
+from ethcrawl.crawler.devnet import open_devnet
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.db.engine import open_database
-from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
+from ethcrawl.db.identity import claim_identity
+from ethcrawl.wire.crypto import PrivateKey, generate_private_key, keccak256, pubkey_from_private
 from ethcrawl.wire.enode import parse_enode
 from ethcrawl.wire.eth import Status66
 from ethcrawl.wire.forkid import ForkId
@@ -23,11 +28,14 @@ from ethcrawl.wire.rlpx.session import PeerSession
 GENESIS = bytes.fromhex("d4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3")
 STATUS = Status66(version=68, network_id=1, td=17, head=b"\x22" * 32, genesis=GENESIS, fork_id=ForkId(hash=bytes.fromhex("c376cf8b"), next=0))
 CLIENT_ID = "Nethermind/v1.29.1+dfea5240/linux-x64/dotnet8.0.11"
+ETHCRAWL = str(Path(sys.executable).with_name("ethcrawl"))
+DEVNET_NODES = 30  # a devnet the crawl is known to find whole (tests/crawler/test_devnet.py)
+CRAWL_DEADLINE = 60  # s, for any one crawl of it
 
 
-async def dial_in(port: int, crawler_pubkey: bytes) -> None:
+async def dial_in(port: int, crawler_pubkey: bytes, key: PrivateKey | None = None) -> None:
     """An inbound peer: handshake, Hello, Status; it leaves when the crawler disconnects."""
-    key = generate_private_key()
+    key = key or generate_private_key()
     hello = Hello(protocol_version=5, client_id=CLIENT_ID, capabilities=(Capability(name="eth", version=68),), listen_port=30303, node_pubkey=pubkey_from_private(key))
     session = PeerSession(RLPxConnection.initiator(key, crawler_pubkey), hello=hello)
     stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -72,3 +80,95 @@ async def test_listening_crawl_records_inbound_peers(tmp_path: Path) -> None:
         sources = conn.execute("SELECT source FROM sightings").fetchall()
     assert rows == [("inbound", "ok", CLIENT_ID, "nethermind", 1, 30303)]
     assert sorted(s for (s,) in sources) == ["bootnode", "inbound"]
+
+
+def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _node_id(key: PrivateKey) -> bytes:
+    return keccak256(pubkey_from_private(key))
+
+
+async def test_inbound_peers_that_are_our_identities_are_not_recorded(tmp_path: Path) -> None:
+    """Another ethcrawl on this database (here: an earlier --node-key identity) dials in: it is not a network node."""
+    silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    bootnode = parse_enode(f"enode://{DiscoveryV4(generate_private_key()).pubkey.hex()}@127.0.0.1:{silent.getsockname()[1]}")
+    db = open_database(tmp_path / "crawl.db")
+    earlier = generate_private_key()
+    claim_identity(db, node_key=earlier.secret, now=datetime.now(timezone.utc))
+    stranger = generate_private_key()
+    ready: list[DiscoveryNode] = []
+    options = CrawlOptions(
+        seeds=(bootnode,), duration=4, dial=False, listen_host="127.0.0.1", rlpx_listen=("127.0.0.1", 0), dial_timeout=1
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: run_crawl(db, options, on_ready=ready.append, handle_signals=False))
+        with trio.fail_after(10):
+            while not ready:
+                await trio.sleep(0.01)
+            discovery = ready[0].v4
+            await dial_in(discovery.tcp_port, discovery.pubkey, earlier)
+            await dial_in(discovery.tcp_port, discovery.pubkey, stranger)
+    silent.close()
+    db.close()
+    dialed = {bytes(r[0]) for r in _rows(tmp_path / "crawl.db", "SELECT node_id FROM dial_attempts")}  # type: ignore[arg-type]
+    stored = {bytes(r[0]) for r in _rows(tmp_path / "crawl.db", "SELECT node_id FROM nodes")}  # type: ignore[arg-type]
+    assert dialed == {_node_id(stranger)}
+    assert _node_id(earlier) not in stored and _node_id(stranger) in stored
+
+
+async def test_repeated_crawls_of_a_devnet_do_not_count_the_crawler(tmp_path: Path) -> None:
+    """The devnet remembers each crawler that met it; crawls of one database must still find exactly the devnet.
+
+    Two crawls as the database's own identity, one with --node-key FILE (the CLI, a key file as
+    ``devp2p key generate`` writes it), then the database's identity again: the earlier identities are
+    in the devnet's tables by then, and none of them may become a node, an edge or a dial.
+    """
+    path = tmp_path / "crawl.db"
+    node_key = generate_private_key()
+    key_file = tmp_path / "node.key"
+    key_file.write_text(node_key.secret.hex())
+    async with open_devnet(nodes=DEVNET_NODES, seed=11) as net:
+        devnet_ids = {bytes.fromhex(n["node_id"]) for n in net.manifest()["nodes"]}
+        options = CrawlOptions(
+            seeds=(parse_enode(net.bootnode_enode),), listen_host="127.0.0.1", dial_timeout=2, duration=CRAWL_DEADLINE
+        )
+
+        async def crawl_in_process() -> None:
+            db = open_database(path)
+            try:
+                with trio.fail_after(CRAWL_DEADLINE + 10):
+                    await run_crawl(db, options, handle_signals=False)
+            finally:
+                db.close()
+
+        for _ in range(2):
+            await crawl_in_process()
+            assert {bytes(r[0]) for r in _rows(path, "SELECT node_id FROM nodes")} == devnet_ids  # type: ignore[arg-type]
+        with trio.fail_after(CRAWL_DEADLINE + 10):
+            done = await trio.run_process(
+                [ETHCRAWL, "-v", "crawl", "--bootnode", net.bootnode_enode, "--db", str(path), "--udp", "127.0.0.1:0",
+                 "--node-key", str(key_file), "--duration", str(CRAWL_DEADLINE)],
+                capture_stdout=True, capture_stderr=True, check=False,
+            )
+        assert done.returncode == 0, done.stderr.decode()
+        # -v names our node and its bound UDP endpoint.
+        logged = re.search(rf"crawl 3 node_id={_node_id(node_key).hex()} udp=127\.0\.0\.1:(\d+)", done.stderr.decode())
+        assert logged is not None and int(logged.group(1)) != 0, done.stderr.decode()
+        await crawl_in_process()
+    assert {bytes(r[0]) for r in _rows(path, "SELECT node_id FROM nodes")} == devnet_ids  # type: ignore[arg-type]
+    assert _rows(path, "SELECT count(*) FROM edges WHERE from_node = to_node") == [(0,)]
+    identities = {bytes(r[0]): (r[1], r[2]) for r in _rows(path, "SELECT node_id, origin, private_key IS NULL FROM identities")}  # type: ignore[arg-type]
+    (generated,) = [node_id for node_id, (origin, _) in identities.items() if origin == "generated"]
+    assert identities == {generated: ("generated", 0), _node_id(node_key): ("node-key", 1)}
+    crawled_as = [bytes(r[0]) for r in _rows(path, "SELECT local_node_id FROM crawls ORDER BY id")]  # type: ignore[arg-type]
+    assert crawled_as == [generated, generated, _node_id(node_key), generated]
+    # Every crawl met the whole devnet, and only it.
+    assert _rows(path, "SELECT node_count FROM crawls") == [(DEVNET_NODES,)] * 4
+    ours = set(identities)
+    edges = _rows(path, "SELECT from_node, to_node FROM edges")
+    assert edges and not {bytes(n) for e in edges for n in e} & ours  # type: ignore[arg-type]
+    assert not {bytes(r[0]) for r in _rows(path, "SELECT node_id FROM dial_attempts")} & ours  # type: ignore[arg-type]

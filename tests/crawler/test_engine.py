@@ -111,3 +111,38 @@ async def test_hostile_relays_are_not_crawled(autojump_clock: MockClock) -> None
     found = {r.node_id for r in records if isinstance(r, NodeSeen)}
     assert bad_port.node_id not in found
     assert crawler.statistics().relay_rejected >= 1  # once per answer that carried it
+
+
+async def test_our_identities_and_self_listings_are_never_nodes_or_edges(autojump_clock: MockClock) -> None:
+    """Peers list us (this crawl's key and an earlier identity of ours) and one lists itself: none of it is counted."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        nodes = await start_tree(net, nursery, count=3, fanout=2)
+        crawler_node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+        earlier = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)  # a live old key
+        for node in (crawler_node, earlier):
+            await nursery.start(node.run)
+            for peer in nodes:
+                peer.table.add_verified(node.local_node)
+        lister = nodes[1]
+        closest = lister.table.closest
+        lister.table.closest = lambda target, n=16, **kw: [lister.local_node, *closest(target, n, **kw)]  # type: ignore[method-assign]
+        send, receive = trio.open_memory_channel[object](100_000)
+        crawler = Crawler(
+            crawler_node, TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock,
+            excluded=frozenset({earlier.node_id}),
+        )
+        # Seeds that are us are dropped too.
+        await crawler.run([nodes[0].local_node, earlier.local_node, crawler_node.local_node])
+        send.close()
+        records = [record async for record in receive]
+        nursery.cancel_scope.cancel()
+    found = {r.node_id for r in records if isinstance(r, NodeSeen)}
+    assert found == {n.node_id for n in nodes}
+    edges = {(r.from_id, r.to_id) for r in records if isinstance(r, EdgeSeen)}
+    assert edges == {(nodes[0].node_id, nodes[1].node_id), (nodes[0].node_id, nodes[2].node_id)}
+    assert crawler.statistics().edges == len(edges)
+    # The earlier identity was never visited: nothing went from the crawler to its address.
+    ours, old = (str(crawler_node.local_node.ip), crawler_node.port), (str(earlier.local_node.ip), earlier.port)
+    assert any(src == ours for src, _, _ in net.sent)
+    assert not [dst for src, dst, _ in net.sent if src == ours and dst == old]

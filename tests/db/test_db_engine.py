@@ -309,7 +309,8 @@ def test_schema_and_upserts_compile_for(dialect: object) -> None:
     for table in Base.metadata.sorted_tables:
         assert f"CREATE TABLE {table.name}" in str(CreateTable(table).compile(dialect=dialect))  # type: ignore[arg-type]
         for index in table.indexes:
-            assert "CREATE INDEX" in str(CreateIndex(index).compile(dialect=dialect))  # type: ignore[arg-type]
+            want = "CREATE UNIQUE INDEX" if index.unique else "CREATE INDEX"
+            assert want in str(CreateIndex(index).compile(dialect=dialect))  # type: ignore[arg-type]
     name = dialect.name  # type: ignore[attr-defined]
     assert "ON CONFLICT (node_id) DO UPDATE" in str(node_upsert(name).compile(dialect=dialect))
     assert "ON CONFLICT (crawl_id, node_id) DO UPDATE" in str(sighting_upsert(name).compile(dialect=dialect))

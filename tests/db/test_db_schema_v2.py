@@ -206,6 +206,9 @@ def test_v1_database_migrates_and_keeps_its_rows(database_url: str) -> None:
     # Tables that v1 lacked entirely (v3: our own identities) are there, with the columns a new database gets.
     for name in set(fresh.get_table_names()) - set(V1.tables):
         assert {c["name"] for c in migrated.get_columns(name)} == {c["name"] for c in fresh.get_columns(name)}, name
+        # ...and their indexes (v3: the one that keeps a single generated identity).
+        indexes = {(i["name"], bool(i["unique"])) for i in fresh.get_indexes(name)}
+        assert {(i["name"], bool(i["unique"])) for i in migrated.get_indexes(name)} == indexes, name
     # ...and new records land in it.
     crawl = new_crawl(database_url)
     write(database_url, [seen(crawl, 2, protocols=("v5",)), EdgeSeen(crawl_id=crawl, from_id=nid(2), to_id=nid(1), seen_at=T0, protocol="v5")])
