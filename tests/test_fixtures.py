@@ -85,3 +85,10 @@ def test_sync_reports_an_edited_copy(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES, dest)
     (dest / "vectors" / "eip8.json").write_text("{}")
     assert _sync_tool().sync(FIXTURES, dest, check=True) == ["vectors/eip8.json"]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (FIXTURES / "vectors" / "upstream").glob("*.json")))
+def test_every_upstream_vector_file_has_its_test_module(name: str) -> None:
+    module = REPO / "tests" / "wire" / f"test_upstream_{name}.py"
+    assert module.is_file(), f"fixtures/vectors/upstream/{name}.json has no {module.relative_to(REPO)}"
+    assert f'"vectors", "upstream", "{name}.json"' in module.read_text()
