@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-from ground_truth import FIXTURES, REPO
+from ground_truth import FIXTURES, REPO, fixture_path, load_fixture_json, load_fixture_json_at_collection
 
 ROW = re.compile(r"^\| `(?P<path>[^`]+)` \| (?P<source>.+) \| `(?P<sha256>[0-9a-f]{64})` \|$")
 
@@ -92,3 +92,16 @@ def test_every_upstream_vector_file_has_its_test_module(name: str) -> None:
     module = REPO / "tests" / "wire" / f"test_upstream_{name}.py"
     assert module.is_file(), f"fixtures/vectors/upstream/{name}.json has no {module.relative_to(REPO)}"
     assert f'"vectors", "upstream", "{name}.json"' in module.read_text()
+
+
+def test_a_missing_fixture_fails_the_test_naming_the_file() -> None:
+    # A failure, never a skip: a suite that quietly skips its ground truth proves nothing.
+    with pytest.raises(pytest.fail.Exception, match="fixtures/vectors/absent.json"):
+        fixture_path("vectors", "absent.json")
+    with pytest.raises(pytest.fail.Exception, match="fixtures/vectors/absent.json"):
+        load_fixture_json("vectors", "absent.json")
+
+
+def test_a_missing_fixture_at_collection_is_an_error_naming_the_file() -> None:
+    with pytest.raises(FileNotFoundError, match="fixtures/data/absent.json"):
+        load_fixture_json_at_collection("data", "absent.json")
