@@ -34,6 +34,7 @@ GETH = "ethereum/go-ethereum@02b73d4ea7181464175e0a6cbecc0a3a2655a562"
 DNS_LISTS = "ethereum/discv4-dns-lists"
 DEVP2P = "ethereum/devp2p@51dc101fddd52b5d90e59a2d695a92e4d600cfaf"
 EIPS = "ethereum/EIPs@f767a1e8078e17c9b381a91d35a09492189ede1b"
+DNS_LISTS_0002AB9 = "0002ab9f5a6357ff91e04f80e7df1221673919e1"  # the commit of the dnstrees/*@0002ab9 lists
 
 # Shared-folder glob -> where its files came from. None: the file's own JSON `source` field says it
 # (vectors/upstream/*.json: a list of {repo, commit, paths}). Sources are those named in
@@ -55,23 +56,29 @@ MANIFEST: tuple[tuple[str, str | None], ...] = (
         "commit not recorded upstream of this copy)",
     ),
     *(
-        (f"data/dnslists/{net}.nodes.json", f"{DNS_LISTS}@0002ab9f5a6357ff91e04f80e7df1221673919e1 all.{net}.ethdisco.net/nodes.json")
+        (f"data/dnslists/{net}.nodes.json", f"{DNS_LISTS}@{DNS_LISTS_0002AB9} all.{net}.ethdisco.net/nodes.json")
         for net in ("sepolia", "holesky", "hoodi")
     ),
     ("data/dnstrees/README.md", "the shared folder's own description of data/dnstrees/"),
-    ("data/dnstrees/example-tree.json", "built for this project from all.holesky@0002ab9 with a throwaway key (see its README)"),
+    (
+        "data/dnstrees/example-tree.json",
+        "built for this project from all.holesky@0002ab9 with a throwaway key (see its README)",
+    ),
     *(
         (f"data/dnstrees/{name}@{commit[:7]}/*.json", f"{DNS_LISTS}@{commit} {name}/<same file name>")
         for name, commit in (
-            ("all.holesky.ethdisco.net", "0002ab9f5a6357ff91e04f80e7df1221673919e1"),
-            ("all.sepolia.ethdisco.net", "0002ab9f5a6357ff91e04f80e7df1221673919e1"),
-            ("all.hoodi.ethdisco.net", "0002ab9f5a6357ff91e04f80e7df1221673919e1"),
+            ("all.holesky.ethdisco.net", DNS_LISTS_0002AB9),
+            ("all.sepolia.ethdisco.net", DNS_LISTS_0002AB9),
+            ("all.hoodi.ethdisco.net", DNS_LISTS_0002AB9),
             ("les.goerli.ethdisco.net", "6e890616f7be5e3fb267d06883cdd9f50c7c2e08"),
             ("les.sepolia.ethdisco.net", "e929d2d6173e13f9caaf66265627ba07dabdd2c2"),
             ("les.mainnet.ethdisco.net", "4b867605b1f02dfcffa46c7c20ca655ef0055c17"),
         )
     ),
-    ("data/client_ids/crawl-2021.json", "ethereum/node-crawler@e474feeda82aa39f9949054d4daac9f9157e2cbf frontend/clients.json"),
+    (
+        "data/client_ids/crawl-2021.json",
+        "ethereum/node-crawler@e474feeda82aa39f9949054d4daac9f9157e2cbf frontend/clients.json",
+    ),
     (
         "data/client_ids/expected.json",
         "angaz/node-crawler@98769011887359b3f3f1f37e207add5f15bbe532 pkg/common/parse_client_test.go; "
@@ -146,9 +153,8 @@ def sync(shared: Path, dest: Path, *, check: bool = False) -> list[str]:
     entries = [Entry(path=rel, source=copies[rel], sha256=_sha256(shared / rel)) for rel in copies]
     entries += [Entry(path=rel, source=source, sha256=_sha256(dest / rel)) for rel, source in LOCAL.items()]
     listed = {e.path for e in entries} | {README}
-    strays = sorted(
-        p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file() and p.relative_to(dest).as_posix() not in listed
-    )
+    on_disk = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+    strays = sorted(on_disk - listed)
     if strays:
         raise ValueError(f"files in {dest} with no source in tools/sync_fixtures.py: {', '.join(strays)}")
     readme = dest / README

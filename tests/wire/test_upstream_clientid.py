@@ -1,4 +1,4 @@
-"""Client id anchors of three crawlers (fixtures/vectors/upstream/clientid.json) against wire.clientid, each its own case.
+"""Client id anchors of three crawlers (fixtures/vectors/upstream/clientid.json), each its own case.
 
 Each case keeps the anchor's own expectation verbatim; ``null`` means the anchor rejects the
 string. Per the file's note, fields are compared after normalising (lower-case names and tags,

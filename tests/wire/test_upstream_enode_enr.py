@@ -141,15 +141,18 @@ def test_incomplete(case: dict[str, Any]) -> None:
             id="ipv4-mapped-ip6-is-ipv4-with-ipv4-ports",
         ),
         pytest.param(
-            {"ip": "10.0.0.1", "ip6": "::ffff:99.22.33.1", "udp": 1, "udp6": 6}, (ipaddress.ip_address("99.22.33.1"), 1, None),
+            {"ip": "10.0.0.1", "ip6": "::ffff:99.22.33.1", "udp": 1, "udp6": 6},
+            (ipaddress.ip_address("99.22.33.1"), 1, None),
             id="ipv4-mapped-ip6-more-global-than-ip",
         ),
         pytest.param(
-            {"ip": "99.22.33.1", "ip6": "::ffff:127.0.0.1", "udp": 1, "udp6": 6}, (ipaddress.ip_address("99.22.33.1"), 1, None),
+            {"ip": "99.22.33.1", "ip6": "::ffff:127.0.0.1", "udp": 1, "udp6": 6},
+            (ipaddress.ip_address("99.22.33.1"), 1, None),
             id="ipv4-mapped-loopback-ip6-less-global-than-ip",
         ),
         pytest.param(
-            {"ip": "100.64.0.1", "udp": 1, "ip6": "2001:db8::1", "udp6": 6}, (ipaddress.ip_address("100.64.0.1"), 1, None),
+            {"ip": "100.64.0.1", "udp": 1, "ip6": "2001:db8::1", "udp6": 6},
+            (ipaddress.ip_address("100.64.0.1"), 1, None),
             id="shared-and-documentation-ranges-count-as-global-as-in-go",
         ),
     ],

@@ -53,7 +53,8 @@ def test_creation(case: dict[str, Any]) -> None:
 
 
 VALIDATION = [
-    pytest.param(c, id=f"{i}-{c['config']}-{c['want']}-{c['comment'][:40]}") for i, c in enumerate(VECTORS["validation"])
+    pytest.param(c, id=f"{i}-{c['config']}-{c['want']}-{c['comment'][:40]}")
+    for i, c in enumerate(VECTORS["validation"])
 ]
 GETH_OUTCOME = {
     "nil": {ForkCheck.SAME_FORK, ForkCheck.REMOTE_SYNCING, ForkCheck.LOCAL_SYNCING},
