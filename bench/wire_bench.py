@@ -58,8 +58,8 @@ __all__ = [
     "main",
 ]
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-DNSLIST = SHARED / "data" / "dnslists" / "mainnet.part.nodes.json"
+# Real mainnet records, copied into the repository so the figures never depend on a folder beside it.
+DNSLIST = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "dnslists" / "mainnet.part.nodes.json"
 EXPIRATION = 2_000_000_000  # s since 1970: fixed, far in the future; decode does not read the clock
 ECIES_PLAINTEXT = 300  # bytes, about an EIP-8 auth body with padding: the size the ECIES bound is timed on
 FRAME_SIZES = (1024, 65536)  # bytes of payload: a typical eth message, and a large block body
@@ -198,9 +198,13 @@ def bench_discv4(cost: CryptoCost, timing: Timing) -> list[Figure]:
 
 
 def real_records(limit: int = 200) -> list[bytes]:
-    """RLP of real mainnet records from the shared DNS list (fresh local ones if it is missing)."""
+    """RLP of real mainnet records from the published DNS list in fixtures/; raises if that file is missing.
+
+    No made-up fallback: records we sign ourselves have other sizes and keys than real ones, so the
+    figures would silently measure something else.
+    """
     if not DNSLIST.exists():
-        return [ENR.create(generate_private_key(), seq=1, pairs={"udp": 30303}).to_rlp() for _ in range(limit)]
+        raise FileNotFoundError(f"{DNSLIST} is missing: the ENR figures need the real records (restore fixtures/)")
     entries = json.loads(DNSLIST.read_text())
     return [ENR.from_text(e["record"]).to_rlp() for e in list(entries.values())[:limit]]
 

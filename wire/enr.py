@@ -69,6 +69,29 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _ENDPOINT_KEYS = (b"ip", b"udp", b"tcp", b"ip6", b"udp6", b"tcp6")
 
 
+# go-ethereum's net/netip IsPrivate: RFC 1918 and RFC 4193 only (Python's is_private also counts
+# documentation and IETF blocks such as 2001::/23, which would demote real global addresses).
+_PRIVATE_NETWORKS = (
+    ipaddress.ip_network("10.0.0.0/8"),
+    ipaddress.ip_network("172.16.0.0/12"),
+    ipaddress.ip_network("192.168.0.0/16"),
+    ipaddress.ip_network("fc00::/7"),
+)
+
+
+def _locality(ip: IPAddress) -> int:
+    """How far an address reaches, 0 (unspecified) to 4 (global): go-ethereum enode's localityScore."""
+    if ip.is_unspecified:
+        return 0
+    if ip.is_loopback:
+        return 1
+    if ip.is_link_local:
+        return 2
+    if any(ip in net for net in _PRIVATE_NETWORKS):
+        return 3
+    return 4
+
+
 def _bytes_value(item: Item | None) -> bytes | None:
     return item if isinstance(item, bytes) else None
 
@@ -436,16 +459,25 @@ class ENR:
         return _bytes_value(self.get(b"syncnets"))
 
     def endpoint(self) -> tuple[IPAddress | None, int | None, int | None]:
-        """(ip, udp, tcp) to reach the node: IPv4 first, else IPv6.
+        """(ip, udp, tcp) to reach the node, choosing between ``ip`` and ``ip6`` as go-ethereum does.
 
-        ``udp6``/``tcp6`` default to ``udp``/``tcp``, as EIP-778 says.
+        The more global address wins (see :func:`_locality`), IPv4 on a tie: a record announcing a
+        private or loopback IPv4 beside a global IPv6 is reached over IPv6, not at an address that
+        cannot answer. Multicast addresses are no endpoint. ``udp6``/``tcp6`` default to
+        ``udp``/``tcp``, as EIP-778 says; an IPv4-mapped ``ip6`` counts as IPv4.
         """
-        if self.ip is not None:
-            return self.ip, self.udp, self.tcp
-        if self.ip6 is not None:
+        ip4, ip6 = self.ip, self.ip6
+        if ip4 is not None and ip4.is_multicast:
+            ip4 = None
+        if ip6 is not None and ip6.is_multicast:
+            ip6 = None
+        mapped = None if ip6 is None else ip6.ipv4_mapped
+        if ip6 is not None and (ip4 is None or _locality(mapped or ip6) > _locality(ip4)):
+            if mapped is not None:
+                return mapped, self.udp, self.tcp
             udp6, tcp6 = self.udp6, self.tcp6
-            return self.ip6, self.udp if udp6 is None else udp6, self.tcp if tcp6 is None else tcp6
-        return None, self.udp, self.tcp
+            return ip6, self.udp if udp6 is None else udp6, self.tcp if tcp6 is None else tcp6
+        return ip4, self.udp, self.tcp
 
     def to_node(self) -> Node:
         """The record as a :class:`Node`; BadENR if it has no usable public key."""

@@ -8,6 +8,7 @@ the benchmark's bound follows it and these tests say the write-up must change to
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from ethcrawl.wire.enr import ENR
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -65,6 +68,21 @@ def test_enr_verify_is_one_ecdsa_verify_and_one_keccak() -> None:
     (figure,) = wire_bench.bench_enr(TINY, records)
     _sane(figure)
     assert figure.counted == "1 ECDSA verify + 1 keccak"
+
+
+def test_enr_records_are_the_published_ones_from_fixtures() -> None:
+    published = json.loads(wire_bench.DNSLIST.read_text())
+    assert wire_bench.DNSLIST.is_relative_to(BENCH.parent / "fixtures")
+    first = next(iter(published.values()))["record"]
+    assert wire_bench.real_records(1) == [ENR.from_text(first).to_rlp()]
+
+
+def test_enr_records_missing_is_an_error_naming_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # No made-up records in its place: a benchmark of records we signed ourselves would measure something else.
+    missing = tmp_path / "mainnet.part.nodes.json"
+    monkeypatch.setattr(wire_bench, "DNSLIST", missing)
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        wire_bench.real_records(5)
 
 
 @pytest.mark.parametrize(("eip8", "keccaks"), [(True, 8), (False, 10)])

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from ethcrawl.crawler.cli import main
 
-from ground_truth import FIXTURES, load_vector_json_at_collection
+from ground_truth import FIXTURES, load_fixture_json_at_collection
 
-VECTOR = load_vector_json_at_collection("vectors", "enr_eip778.json")["records"][0]
+VECTOR = load_fixture_json_at_collection("vectors", "enr_eip778.json")["records"][0]
 SAMPLE: dict[str, Any] = json.loads((FIXTURES / "enr" / "sample.nodes.json").read_text())
 
 EXPECTED_VECTOR_LINE = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from ground_truth import load_shared_json, shared_path
+from ground_truth import fixture_path, load_fixture_json
 
 from ethcrawl.crawler.cli import main
 from ethcrawl.crawler.cli_export import CSV_COLUMNS
@@ -94,8 +94,8 @@ def test_export_csv_reads_back_as_the_database(crawl_db: tuple[Path, list[bytes]
 
 
 def test_nodes_json_round_trip_is_byte_identical(tmp_path: Path) -> None:
-    source = shared_path("data", "dnslists", "mainnet.part.nodes.json")
-    published = load_shared_json("data", "dnslists", "mainnet.part.nodes.json")
+    source = fixture_path("data", "dnslists", "mainnet.part.nodes.json")
+    published = load_fixture_json("data", "dnslists", "mainnet.part.nodes.json")
     db = tmp_path / "list.db"
     code, out, err = run("import", "nodes-json", "--db", str(db), str(source))
     assert code == 0, err

@@ -19,7 +19,7 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 from fixture_db import database_url
-from ground_truth import load_shared_json
+from ground_truth import load_fixture_json
 
 from ethcrawl.crawler.cli import main
 from ethcrawl.crawler.cli_export import CSV_COLUMNS
@@ -57,8 +57,8 @@ def fake_id(n: int) -> bytes:
 
 def fill(url: str) -> dict[str, Any]:
     """Bootnodes answered over v5 (the first five over v4 too); hoodi list imported; 3 ENR-less v4 nodes."""
-    bootnodes = [ENR.from_text(t) for t in load_shared_json("vectors", "bootnodes.json")["v5"]]
-    hoodi = load_shared_json("data", "dnslists", "hoodi.nodes.json")
+    bootnodes = [ENR.from_text(t) for t in load_fixture_json("vectors", "bootnodes.json")["v5"]]
+    hoodi = load_fixture_json("data", "dnslists", "hoodi.nodes.json")
     db = open_database(url)
     with db.session() as session, session.begin():
         import_nodes_json(session, hoodi, now=T0)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from ground_truth import load_shared_json
+from ground_truth import load_fixture_json
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
@@ -81,7 +81,7 @@ def test_schema_writer_rows_and_queries(pg_url: str) -> None:
 
 
 def test_nodes_json_round_trip_on_postgres(pg_url: str) -> None:
-    published = load_shared_json("data", "dnslists", "mainnet.part.nodes.json")
+    published = load_fixture_json("data", "dnslists", "mainnet.part.nodes.json")
     db = open_database(pg_url)
     with db.session() as session, session.begin():
         stats = import_nodes_json(session, published, now=T0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fixture_db import database_url
-from ground_truth import load_shared_json
+from ground_truth import load_fixture_json
 from sqlalchemy import (
     BigInteger, Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text,
     create_engine, inspect, insert, select,
@@ -34,7 +34,7 @@ from ethcrawl.wire.chains import CHAINS
 __all__ = ["database_url"]  # the fixture, imported so that pytest finds it here
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-V5_BOOTNODES = load_shared_json("vectors", "bootnodes.json")["v5"]
+V5_BOOTNODES = load_fixture_json("vectors", "bootnodes.json")["v5"]
 
 
 def key(n: int) -> PrivateKey:
@@ -332,7 +332,7 @@ def test_real_bootnode_records_are_classified_when_stored(database_url: str) -> 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_nodes_json_import_classifies(database_url: str) -> None:
-    data = load_shared_json("data", "dnslists", "hoodi.nodes.json")
+    data = load_fixture_json("data", "dnslists", "hoodi.nodes.json")
     db = open_database(database_url)
     with db.session() as session, session.begin():
         stats = import_nodes_json(session, data, now=T0)

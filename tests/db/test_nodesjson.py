@@ -1,6 +1,6 @@
 """nodes.json (go-ethereum's ``devp2p nodeset`` format) through ``ethcrawl import``/``export``, on SQLite and PostgreSQL.
 
-Expected values come from the published lists in ../shared/data/dnslists and from records built here.
+Expected values come from the published lists in fixtures/data/dnslists and from records built here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ethcrawl.db.store import begin_crawl, write_records
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enr import ENR
 from fixture_db import T0, database_url
-from ground_truth import load_shared_json, shared_path
+from ground_truth import fixture_path, load_fixture_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +30,7 @@ __all__ = ["database_url"]  # the fixture, imported so that pytest finds it here
 LISTS = ["mainnet.part.nodes.json", "sepolia.nodes.json", "holesky.nodes.json", "hoodi.nodes.json"]
 GETH_FIELDS = {"seq", "record", "score", "firstResponse", "lastResponse", "lastCheck"}
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-PUBLISHED = load_shared_json("data", "dnslists", "mainnet.part.nodes.json")
+PUBLISHED = load_fixture_json("data", "dnslists", "mainnet.part.nodes.json")
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -49,8 +49,8 @@ def export(url: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", LISTS)
 def test_published_list_round_trips_byte_identical(database_url: str, name: str) -> None:
-    published = load_shared_json("data", "dnslists", name)
-    source = shared_path("data", "dnslists", name)
+    published = load_fixture_json("data", "dnslists", name)
+    source = fixture_path("data", "dnslists", name)
     code, out, err = invoke("import", "nodes-json", "--db", database_url, str(source))
     assert code == 0, err
     assert out.strip() == f"imported {len(published)} of {len(published)} records from {source}"

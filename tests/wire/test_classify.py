@@ -1,4 +1,4 @@
-"""wire.classify: real records from ../shared, computed fork digests against published values, odd values, fuzzing."""
+"""wire.classify: real records from fixtures/, computed fork digests against published values, odd values, fuzzing."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.forkid import ForkId, fork_hashes
 from ethcrawl.wire.rlpcodec import Item, encode, encode_uint
 
-from ground_truth import load_shared_json, load_vector_json_at_collection
+from ground_truth import load_fixture_json, load_fixture_json_at_collection
 
-V5_BOOTNODES = load_vector_json_at_collection("vectors", "bootnodes.json")["v5"]
+V5_BOOTNODES = load_fixture_json_at_collection("vectors", "bootnodes.json")["v5"]
 DNSLISTS = ("sepolia", "holesky", "hoodi", "mainnet.part")
 KEY = PrivateKey(bytes(range(1, 33)))
 SECONDS_PER_EPOCH = 12 * 32  # SECONDS_PER_SLOT * SLOTS_PER_EPOCH on every network here
@@ -106,7 +106,7 @@ def test_most_real_consensus_digests_map_to_a_known_network() -> None:
 
 @pytest.mark.parametrize("name", DNSLISTS)
 def test_every_real_execution_record_classifies_to_its_list_network(name: str) -> None:
-    entries = load_shared_json("data", "dnslists", f"{name}.nodes.json")
+    entries = load_fixture_json("data", "dnslists", f"{name}.nodes.json")
     network = name.split(".")[0]
     layers: dict[str, int] = {}
     for entry in entries.values():

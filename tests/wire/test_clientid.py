@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from ethcrawl.wire.clientid import MAX_PARSED_LENGTH, ClientId, parse_client_id
 
-from ground_truth import load_vector_json_at_collection
+from ground_truth import load_fixture_json_at_collection
 
-EXPECTED = load_vector_json_at_collection("data", "client_ids", "expected.json")
-CRAWL = load_vector_json_at_collection("data", "client_ids", "crawl-2021.json")["clients"]
+EXPECTED = load_fixture_json_at_collection("data", "client_ids", "expected.json")
+CRAWL = load_fixture_json_at_collection("data", "client_ids", "crawl-2021.json")["clients"]
 
 EXPECTED_CASES = [pytest.param(c["client_id"], c["expect"], id=c["client_id"][:60]) for c in EXPECTED["cases"]]
 CRAWL_CASES = [pytest.param(c["clientId"], id=f"{i}") for i, c in enumerate(CRAWL)]

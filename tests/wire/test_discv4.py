@@ -44,9 +44,9 @@ from ethcrawl.wire.errors import (
 )
 from ethcrawl.wire.rlpcodec import encode as rlp_encode
 
-from ground_truth import load_vector_json_at_collection
+from ground_truth import load_fixture_json_at_collection
 
-_DISCV4 = load_vector_json_at_collection("vectors", "eip8.json")["discv4"]
+_DISCV4 = load_fixture_json_at_collection("vectors", "eip8.json")["discv4"]
 SIGNER = PrivateKey(bytes.fromhex(_DISCV4["signer_private_key"]))
 SIGNER_PUBKEY = pubkey_from_private(SIGNER)
 VECTORS = [pytest.param(p, id=p["name"]) for p in _DISCV4["packets"]]

@@ -12,9 +12,9 @@ from ethcrawl.wire.crypto import PrivateKey, keccak256, pubkey_from_private
 from ethcrawl.wire.enode import Node, format_enode, parse_enode
 from ethcrawl.wire.errors import BadEnodeURL, LocalProtocolError, WireError
 
-from ground_truth import load_vector_json_at_collection
+from ground_truth import load_fixture_json_at_collection
 
-_BOOTNODES = load_vector_json_at_collection("vectors", "bootnodes.json")
+_BOOTNODES = load_fixture_json_at_collection("vectors", "bootnodes.json")
 BOOTNODE_URLS = [
     pytest.param(url, id=f"{network}-{i}")
     for network in ("mainnet", "sepolia", "holesky", "hoodi")

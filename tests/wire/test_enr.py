@@ -1,4 +1,4 @@
-"""wire.enr: the EIP-778 vector, every real record in ../shared, odd values, limits, fuzzing."""
+"""wire.enr: the EIP-778 vector, every real record in fixtures/, odd values, limits, fuzzing."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from ethcrawl.wire.errors import BadENR, LocalProtocolError, WireError
 from ethcrawl.wire.forkid import ForkId
 from ethcrawl.wire.rlpcodec import decode, encode, encode_uint
 
-from ground_truth import load_shared_json, load_vector_json_at_collection
+from ground_truth import load_fixture_json, load_fixture_json_at_collection
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
-EIP778 = load_vector_json_at_collection("vectors", "enr_eip778.json")["records"]
-V5_BOOTNODES = load_vector_json_at_collection("vectors", "bootnodes.json")["v5"]
-# file -> record count stated in ../shared/data/README.md
+EIP778 = load_fixture_json_at_collection("vectors", "enr_eip778.json")["records"]
+V5_BOOTNODES = load_fixture_json_at_collection("vectors", "bootnodes.json")["v5"]
+# file -> record count stated in fixtures/data/README.md
 DNSLISTS = {"sepolia": 250, "holesky": 21, "hoodi": 486, "mainnet.part": 309}
 
 KEY = PrivateKey(bytes.fromhex(EIP778[0]["private_key"]))
@@ -109,7 +109,7 @@ def test_eip778_to_node() -> None:
 
 @pytest.mark.parametrize("network", list(DNSLISTS))
 def test_every_dnslist_record_decodes_verifies_and_matches_its_node_id(network: str) -> None:
-    listing = load_shared_json("data", "dnslists", f"{network}.nodes.json")
+    listing = load_fixture_json("data", "dnslists", f"{network}.nodes.json")
     assert len(listing) == DNSLISTS[network]
     for node_id, entry in listing.items():
         record = ENR.from_text(entry["record"])  # verify=True: raises on a bad signature
@@ -125,7 +125,7 @@ def test_every_dnslist_record_decodes_verifies_and_matches_its_node_id(network: 
 
 
 def test_dnslist_records_with_ipv6_expose_it() -> None:
-    listing = load_shared_json("data", "dnslists", "sepolia.nodes.json")
+    listing = load_fixture_json("data", "dnslists", "sepolia.nodes.json")
     records = [ENR.from_text(e["record"]) for e in listing.values()]
     with_ip6 = [r for r in records if b"ip6" in r.pairs]
     assert with_ip6, "sepolia list has records with ip6"

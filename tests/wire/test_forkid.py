@@ -33,9 +33,9 @@ from ethcrawl.wire.forkid import (
 )
 from ethcrawl.wire.rlpcodec import decode, encode
 
-from ground_truth import load_vector_json_at_collection
+from ground_truth import load_fixture_json_at_collection
 
-VECTORS = load_vector_json_at_collection("vectors", "forkid_eip2124.json")
+VECTORS = load_fixture_json_at_collection("vectors", "forkid_eip2124.json")
 
 CREATION_CASES = [
     pytest.param(chain, case, id=f"{chain}-{i}-{case['comment'][:40]}")

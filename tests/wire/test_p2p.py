@@ -27,9 +27,9 @@ from ethcrawl.wire.p2p import (
 )
 from ethcrawl.wire.rlpcodec import encode
 
-from ground_truth import load_vector_json_at_collection
+from ground_truth import load_fixture_json_at_collection
 
-HELLO_VECTOR = load_vector_json_at_collection("vectors", "eip8.json")["p2p_hello"]
+HELLO_VECTOR = load_fixture_json_at_collection("vectors", "eip8.json")["p2p_hello"]
 KEY = bytes(range(64))
 
 

@@ -1,6 +1,6 @@
 """discovery v5.1: every official vector, each its own case.
 
-Packet vectors come from two places, ../shared/vectors/discv5/*.txt (go-ethereum's
+Packet vectors come from two places, fixtures/vectors/discv5/*.txt (go-ethereum's
 v5wire testdata) and the "Packet Encodings" of discv5-wire-test-vectors.md.  Each
 is decoded with node B's key and every field checked, then rebuilt from the given
 keys, nonces and IVs and compared byte for byte.  The primitive vectors (ECDH, key
@@ -35,7 +35,7 @@ from ethcrawl.wire.discv5.session import Discv5Protocol, HandshakeCompleted, Mes
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import BadSignature
 
-from ground_truth import shared_path
+from ground_truth import fixture_path
 
 NODE_A_KEY = PrivateKey(bytes.fromhex("eef77acb6c6a6eebc5b363a475ac583ec7eccdb42b6481424c60f59aa326547f"))
 NODE_B_KEY = PrivateKey(bytes.fromhex("66fb62bfbd66b9177a138c1e5cddbe4f7c30c343e94e68df8769459cb1cde628"))
@@ -45,8 +45,8 @@ NODE_B_ID = node_id_from_pubkey(pubkey_from_private(NODE_B_KEY))
 # ENR.create signs deterministically, so re-creating it must give the very same bytes).
 NODE_A_ENR = ENR.create(NODE_A_KEY, seq=1, pairs={"ip": "127.0.0.1"})
 
-SPEC = shared_path("specs", "devp2p", "discv5", "discv5-wire-test-vectors.md")
-VECTOR_DIR = shared_path("vectors", "discv5")
+SPEC = fixture_path("specs", "devp2p", "discv5", "discv5-wire-test-vectors.md")
+VECTOR_DIR = fixture_path("vectors", "discv5")
 
 
 @dataclass(frozen=True)

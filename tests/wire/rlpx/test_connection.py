@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ground_truth import load_vector_json_at_collection
+from ground_truth import load_fixture_json_at_collection
 from ethcrawl.wire import rlpcodec
 from ethcrawl.wire.crypto import PrivateKey, ecdh_x, generate_private_key, pubkey_from_private, sign_recoverable
 from ethcrawl.wire.errors import BadMAC, HandshakeError, LocalProtocolError, PacketTooLarge, WireError
@@ -24,7 +24,7 @@ from ethcrawl.wire.rlpx.connection import (
 )
 from ethcrawl.wire.rlpx.handshake import LEGACY_ACK_SIZE, LEGACY_AUTH_SIZE
 
-RLPX = load_vector_json_at_collection("vectors", "eip8.json")["rlpx"]
+RLPX = load_fixture_json_at_collection("vectors", "eip8.json")["rlpx"]
 PACKETS = {p["name"]: bytes.fromhex(p["hex"]) for p in RLPX["packets"]}
 
 ALICE, BOB = generate_private_key(), generate_private_key()

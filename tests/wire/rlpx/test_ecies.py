@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ground_truth import load_vector_json_at_collection
+from ground_truth import load_fixture_json_at_collection
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key, pubkey_from_private
 from ethcrawl.wire.errors import HandshakeError, LocalProtocolError, WireError
 from ethcrawl.wire.rlpx import ecies
 
-RLPX = load_vector_json_at_collection("vectors", "eip8.json")["rlpx"]
+RLPX = load_fixture_json_at_collection("vectors", "eip8.json")["rlpx"]
 KEY_B = PrivateKey(bytes.fromhex(RLPX["static_key_b"]))
 AUTH1 = bytes.fromhex(next(p["hex"] for p in RLPX["packets"] if p["name"] == "auth1"))
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ground_truth import load_vector_json_at_collection
+from ground_truth import load_fixture_json_at_collection
 from ethcrawl.wire import rlpcodec
 from ethcrawl.wire.crypto import (
     PrivateKey,
@@ -34,7 +34,7 @@ from ethcrawl.wire.rlpx.handshake import (
     eip8_size,
 )
 
-RLPX = load_vector_json_at_collection("vectors", "eip8.json")["rlpx"]
+RLPX = load_fixture_json_at_collection("vectors", "eip8.json")["rlpx"]
 PACKETS = {p["name"]: bytes.fromhex(p["hex"]) for p in RLPX["packets"]}
 SECRETS_AT_B = {k: bytes.fromhex(v) for k, v in RLPX["secrets_auth2_ack2_at_b"].items()}
 
