@@ -6,26 +6,31 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from ipaddress import ip_address
-from typing import IO, Any
+from typing import IO
 
 import click
 
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
-from ethcrawl.db.queries import NodeReport
-from ethcrawl.wire.chains import chain_by_network_id
+from ethcrawl.db.queries import NodeReport, network_name
 from ethcrawl.wire.enode import Node, format_enode
-from ethcrawl.wire.forkid import ForkId, classify
 
 __all__ = [
-    "DEFAULT_DB", "CSV_COLUMNS", "db_option", "format_option", "database", "output", "iso", "csv_row", "emit_rows",
+    "DEFAULT_DB", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "db_option", "format_option", "database", "output",
+    "iso", "node_row", "share", "emit_rows",
 ]
 
 DEFAULT_DB = "ethcrawl.db"
+
+# What a row holds: JSON's types.  Lists are of text (protocols, capabilities).
+Value = str | int | float | bool | None | list[str]
+Row = Mapping[str, Value]
+# How CSV and tables join a list ("v4,v5", "eth/68,snap/1"): the delimiter geth's own tools use for these.
+LIST_DELIMITER = ","
 
 # Column order is part of the interface: add new columns at the end, never rename or reorder.
 CSV_COLUMNS = (
@@ -37,6 +42,7 @@ CSV_COLUMNS = (
     "attnets_count", "syncnets_count",
 )  # fmt: skip
 
+format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 db_option = click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
 
 
@@ -71,15 +77,9 @@ def iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def csv_row(report: NodeReport) -> dict[str, Any]:
-    """One CSV row; network and fork names derived from the fork id (EIP-2124)."""
-    network = fork_name = None
-    if report.fork_hash is not None and report.fork_next is not None:
-        found = classify(ForkId(hash=report.fork_hash, next=report.fork_next))
-        network, fork_name = found.network, found.fork
-    if network is None and report.network_id is not None:
-        chain = chain_by_network_id(report.network_id)
-        network = chain.name if chain is not None else None
+def node_row(report: NodeReport) -> Row:
+    """One node as ``export csv`` and ``query nodes`` give it (CSV_COLUMNS); network and fork from the Status."""
+    network, fork_name = network_name(report.network_id, report.fork_hash, report.fork_next)
     node = Node(
         pubkey=report.pubkey,
         ip=None if report.ip is None else ip_address(report.ip),
@@ -88,7 +88,7 @@ def csv_row(report: NodeReport) -> dict[str, Any]:
     )
     return {
         "node_id": report.node_id.hex(),
-        "enode": format_enode(node) if report.ip is not None and report.tcp_port is not None else "",
+        "enode": format_enode(node) if report.ip is not None and report.tcp_port is not None else None,
         "ip": report.ip,
         "udp_port": report.udp_port,
         "tcp_port": report.tcp_port,
@@ -99,18 +99,18 @@ def csv_row(report: NodeReport) -> dict[str, Any]:
         "os": report.os,
         "arch": report.arch,
         "runtime": report.runtime,
-        "capabilities": report.capabilities,
+        "capabilities": None if report.capabilities is None else report.capabilities.split(","),
         "network_id": report.network_id,
         "network": network,
         "fork_hash": report.fork_hash.hex() if report.fork_hash is not None else None,
         "fork_next": report.fork_next,
         "fork_name": fork_name,
-        "synced": None if report.synced is None else str(report.synced).lower(),
+        "synced": report.synced,
         "first_seen": iso(report.first_seen),
         "last_seen": iso(report.last_seen),
         "last_outcome": report.last_outcome,
         "layer": report.layer,
-        "protocols": report.protocols,
+        "protocols": [p for p in report.protocols.split(",") if p],
         "execution_network": report.execution_network,
         "eth2_fork_digest": report.eth2_fork_digest.hex() if report.eth2_fork_digest is not None else None,
         "consensus_network": report.consensus_network,
@@ -120,26 +120,52 @@ def csv_row(report: NodeReport) -> dict[str, Any]:
     }
 
 
-def emit_rows(rows: list[dict[str, Any]], fmt: str) -> None:
-    """Rows as an aligned table, CSV with a header, or one JSON object per line."""
+def share(part: int, whole: int) -> float:
+    """``part`` as a percentage of ``whole``, to one decimal (0.0 of nothing)."""
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def _text(value: Value) -> str:
+    """A value as CSV and tables print it: plain text, never Python's repr."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return LIST_DELIMITER.join(value)
+    return str(value)
+
+
+def _is_number(value: Value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def emit_rows(columns: Sequence[str], rows: Iterable[Row], fmt: str, handle: IO[str] | None = None) -> None:
+    """Rows as an aligned table, CSV with a header, or one JSON object per line (the printer of every query).
+
+    ``columns`` is declared by the query, so an empty result still prints its header (table, CSV); JSON then
+    prints nothing.  JSON keeps types (numbers, booleans, null, lists); CSV and tables print plain text
+    (null as an empty cell, booleans as true/false, lists joined by LIST_DELIMITER); tables right-align numbers.
+    """
+    out = handle or sys.stdout
     if fmt == "json":
         for row in rows:
-            click.echo(json.dumps(row, default=str))
+            out.write(json.dumps({c: row[c] for c in columns}, allow_nan=False) + "\n")
         return
-    columns = list(rows[0]) if rows else []
     if fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(out)  # RFC 4180 line ends (CRLF), as spreadsheets expect
+        writer.writerow(columns)
+        writer.writerows([_text(row[c]) for c in columns] for row in rows)
         return
-    if not rows:
-        click.echo("(no rows)")
-        return
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
-    for row in rows:
-        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+    rows = list(rows)
+    cells = [[_text(row[c]) for c in columns] for row in rows]
+    numeric = [any(_is_number(row[c]) for row in rows) for c in columns]
+    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
 
+    def line(texts: Sequence[str]) -> str:
+        padded = (t.rjust(w) if right else t.ljust(w) for t, w, right in zip(texts, widths, numeric))
+        return "  ".join(padded).rstrip()
 
-format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-
+    out.write(line(columns) + "\n")
+    for texts in cells:
+        out.write(line(texts) + "\n")

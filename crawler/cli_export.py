@@ -15,7 +15,7 @@ from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
 from ethcrawl.db.queries import edge_table, node_reports
 from ethcrawl.db.topology import build_graph
 
-from .cli_common import CSV_COLUMNS, csv_row, database, db_option, output
+from .cli_common import CSV_COLUMNS, database, db_option, emit_rows, node_row, output
 
 __all__ = ["export_group", "import_group", "CSV_COLUMNS"]
 
@@ -31,7 +31,8 @@ def export_group() -> None:
 @db_option
 @click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
 def export_csv(db_url: str, out: str) -> None:
-    """One row per node with its latest client, chain and dial outcome (ISO 8601 UTC times).
+    """One row per node: client fields from its latest attempt that received a Hello, chain fields from its latest
+    that received a Status, its latest dial outcome (ISO 8601 UTC times; lists such as protocols joined by ",").
 
     The last columns come from discovery: the protocols that ever answered the
     node ("v4", "v5", "v4,v5"), and its ENR's layer (execution, consensus,
@@ -41,10 +42,7 @@ def export_csv(db_url: str, out: str) -> None:
     with database(db_url) as db, db.session() as session:
         reports = node_reports(session)
     with output(out) as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for report in reports:
-            writer.writerow(csv_row(report))
+        emit_rows(CSV_COLUMNS, [node_row(r) for r in reports], "csv", handle)
 
 
 @export_group.command("nodes-json")
