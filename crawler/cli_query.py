@@ -201,7 +201,7 @@ def query_topology(db_url: str, fmt: str, crawl_id: int | None, protocol: str | 
     topo = analyse(edges, answered)
     measures: dict[str, Any] = {
         "crawl": crawl_id,
-        "discovery": protocol or "v4,v5",
+        "discovery": [protocol] if protocol else ["v4", "v5"],
         "nodes": topo.nodes,
         "edges": topo.edges,
         "responders": topo.responders,

@@ -197,14 +197,14 @@ def test_topology_of_one_dht(filled: tuple[str, dict[str, Any]]) -> None:
 
     answered_v4 = [n for n, p in facts["protocols"].items() if "v4" in p]
     v5 = topology("--discovery", "v5")
-    assert v5["discovery"] == "v5"
+    assert v5["discovery"] == ["v5"]
     assert v5["edges"] == sum(1 for p in facts["edges"].values() if "v5" in p)  # a->b, b->a
     assert v5["responders"] == len(facts["bootnodes"]) == v5["nodes"]
     v4 = topology("--discovery", "v4")
     assert v4["edges"] == sum(1 for p in facts["edges"].values() if "v4" in p)  # a->b, a->fake0
     assert v4["responders"] == len(answered_v4) + 3 == v4["nodes"]  # the ENR-less nodes answered v4
     both = topology()
-    assert both["discovery"] == "v4,v5" and both["edges"] == len(facts["edges"])
+    assert both["discovery"] == ["v4", "v5"] and both["edges"] == len(facts["edges"])
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)

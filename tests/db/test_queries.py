@@ -336,3 +336,130 @@ def test_summary_query_and_export_count_clients_alike(filled: tuple[str, Facts])
                 assert any(line[:3] == [client, str(nodes), str(refused)] for line in cells)
     finally:
         db.close()
+
+
+# ---------------------------------------------------------------- output formats
+
+OPTIONAL = type(None)
+SHARE_COLUMNS: dict[str, type | tuple[type, ...]] = {"nodes": int, "share": float}
+HELLO_COLUMNS: dict[str, type | tuple[type, ...]] = {"nodes": int, "refused": int, "share": float}
+# Every query's columns and the JSON type of each; CSV and tables must print the same columns in this order.
+QUERY_COLUMNS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "clients": {"client": str, **HELLO_COLUMNS},
+    "versions": {"client": (str, OPTIONAL), "version": str, **HELLO_COLUMNS},
+    "os": {"os": str, **HELLO_COLUMNS},
+    "runtimes": {"runtime": str, **HELLO_COLUMNS},
+    "outcomes": {"outcome": str, **SHARE_COLUMNS},
+    "networks": {"network": str, "fork": str, **SHARE_COLUMNS},
+    "forks": {"network": str, "readiness": str, **SHARE_COLUMNS},
+    "layers": {"layer": str, "by": str, "value": (str, OPTIONAL), **SHARE_COLUMNS},
+    "crawls": {
+        "crawl": int, "started": str, "ended": (str, OPTIONAL), "duration_s": (float, OPTIONAL), "nodes": int,
+        "answered": int, "edges": int, "dials": int, "dials_ok": int, "dials_failed": int,
+    },
+}  # fmt: skip
+# query nodes: the typed columns (the rest are text or null).
+NODE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "udp_port": (int, OPTIONAL), "tcp_port": (int, OPTIONAL), "enr_seq": (int, OPTIONAL), "network_id": (int, OPTIONAL),
+    "fork_next": (int, OPTIONAL), "synced": (bool, OPTIONAL), "protocols": list, "capabilities": (list, OPTIONAL),
+    "attnets_count": (int, OPTIONAL), "syncnets_count": (int, OPTIONAL),
+}  # fmt: skip
+
+
+def _csv_text(value: Any) -> str:
+    """What the README says CSV prints for a JSON value."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+def _assert_right_aligned(table: list[str], column: str) -> None:
+    """Every cell of a numeric column ends where its header ends."""
+    end = table[0].index(column) + len(column)
+    for line in table[1:]:
+        assert line[end - 1].isdigit() and (len(line) == end or line[end] == " "), (column, line)
+
+
+def _check_formats(args: list[str], columns: dict[str, type | tuple[type, ...]]) -> list[dict[str, Any]]:
+    rows = json_rows(*args)
+    for row in rows:
+        assert list(row) == list(columns)
+        for name, kind in columns.items():
+            assert isinstance(row[name], kind) and not (kind in (int, float) and isinstance(row[name], bool)), (name, row)
+    as_csv = list(csv.reader(io.StringIO(run(*args, "--format", "csv"))))
+    assert as_csv[0] == list(columns)
+    assert as_csv[1:] == [[_csv_text(row[c]) for c in columns] for row in rows]
+    table = run(*args, "--format", "table").splitlines()
+    assert table[0].split() == list(columns) and len(table) == 1 + len(rows)
+    assert "None" not in "\n".join(table) and "{" not in "\n".join(table)
+    for name, kind in columns.items():
+        if kind in (int, float) and rows:
+            _assert_right_aligned(table, name)
+    return rows
+
+
+@pytest.mark.parametrize("query", sorted(QUERY_COLUMNS))
+def test_every_format_of_every_query(filled: tuple[str, Facts], query: str) -> None:
+    url, _ = filled
+    rows = _check_formats(["query", query, "--db", url], QUERY_COLUMNS[query])
+    assert rows
+    if "share" in QUERY_COLUMNS[query]:
+        assert all(0 <= r["share"] <= 100 for r in rows)  # a percentage, e.g. 10.2
+
+
+def test_query_nodes_formats(filled: tuple[str, Facts]) -> None:
+    from ethcrawl.crawler.cli_query import NODE_TABLE_COLUMNS
+
+    url, facts = filled
+    rows = json_rows("query", "nodes", "--db", url)
+    assert len(rows) == len(facts.nodes) and all(list(r) == list(CSV_COLUMNS) for r in rows)
+    for row in rows:
+        for name, kind in NODE_TYPES.items():
+            assert isinstance(row[name], kind), (name, row[name])
+    assert any(r["synced"] is True for r in rows) and any(r["enr_seq"] is None for r in rows)
+    as_csv = list(csv.reader(io.StringIO(run("query", "nodes", "--db", url, "--format", "csv"))))
+    assert as_csv[0] == list(CSV_COLUMNS)
+    assert as_csv[1:] == [[_csv_text(r[c]) for c in CSV_COLUMNS] for r in rows]
+    table = run("query", "nodes", "--db", url, "--format", "table").splitlines()
+    assert table[0].split() == list(NODE_TABLE_COLUMNS) and len(table) == 1 + len(rows)
+    assert max(map(len, table)) <= 130 and "None" not in "\n".join(table)
+    assert sorted(line.split()[0] for line in table[1:]) == sorted(r["node_id"][:16] for r in rows)
+    _assert_right_aligned(table, "tcp_port")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv"])
+def test_topology_as_rows(filled: tuple[str, Facts], fmt: str) -> None:
+    from ethcrawl.crawler.cli_query import TOPOLOGY_COLUMNS
+
+    url, _ = filled
+    (summary,) = json_rows("query", "topology", "--db", url)
+    out = run("query", "topology", "--db", url, "--format", fmt)
+    lines = list(csv.reader(io.StringIO(out))) if fmt == "csv" else [line.split() for line in out.splitlines()]
+    assert lines[0] == list(TOPOLOGY_COLUMNS)
+    body = lines[1:]
+    scalars = {k: v for k, v in summary.items() if not isinstance(v, list) or k == "discovery"}
+    want = [[k, "", _csv_text(v)] for k, v in scalars.items()]
+    for name in ("in_degree", "out_degree"):
+        want += [[name, str(d["degree"]), str(d["nodes"])] for d in summary[name]]
+    if fmt == "table":
+        want = [[cell for cell in row if cell] for row in want]  # a table's empty cell is blank space
+    assert body == want
+    assert "{" not in out and "None" not in out
+
+
+@pytest.mark.parametrize("query", [*sorted(QUERY_COLUMNS), "nodes"])
+def test_an_empty_result_is_a_header(tmp_path: Any, query: str) -> None:
+    from ethcrawl.crawler.cli_query import NODE_TABLE_COLUMNS
+    from ethcrawl.db.engine import open_database
+
+    path = str(tmp_path / "empty.db")
+    open_database(path).close()
+    columns = list(QUERY_COLUMNS[query]) if query != "nodes" else list(CSV_COLUMNS)
+    assert run("query", query, "--db", path, "--format", "json") == ""
+    assert list(csv.reader(io.StringIO(run("query", query, "--db", path, "--format", "csv")))) == [columns]
+    table = run("query", query, "--db", path, "--format", "table").splitlines()
+    assert [line.split() for line in table] == [columns if query != "nodes" else list(NODE_TABLE_COLUMNS)]
