@@ -21,7 +21,7 @@ from ethcrawl.wire.enode import Node, format_enode
 
 __all__ = [
     "DEFAULT_DB", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "db_option", "format_option", "database", "output",
-    "iso", "node_row", "share", "emit_rows",
+    "iso", "node_row", "share", "as_text", "emit_rows",
 ]
 
 DEFAULT_DB = "ethcrawl.db"
@@ -125,7 +125,7 @@ def share(part: int, whole: int) -> float:
     return round(100 * part / whole, 1) if whole else 0.0
 
 
-def _text(value: Value) -> str:
+def as_text(value: Value) -> str:
     """A value as CSV and tables print it: plain text, never Python's repr."""
     if value is None:
         return ""
@@ -155,10 +155,10 @@ def emit_rows(columns: Sequence[str], rows: Iterable[Row], fmt: str, handle: IO[
     if fmt == "csv":
         writer = csv.writer(out)  # RFC 4180 line ends (CRLF), as spreadsheets expect
         writer.writerow(columns)
-        writer.writerows([_text(row[c]) for c in columns] for row in rows)
+        writer.writerows([as_text(row[c]) for c in columns] for row in rows)
         return
     rows = list(rows)
-    cells = [[_text(row[c]) for c in columns] for row in rows]
+    cells = [[as_text(row[c]) for c in columns] for row in rows]
     numeric = [any(_is_number(row[c]) for row in rows) for c in columns]
     widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
 

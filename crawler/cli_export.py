@@ -12,12 +12,12 @@ import click
 from networkx import generate_graphml
 
 from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
-from ethcrawl.db.queries import edge_table, node_reports
+from ethcrawl.db.queries import NodeReport, edge_table, node_reports
 from ethcrawl.db.topology import build_graph
 
-from .cli_common import CSV_COLUMNS, database, db_option, emit_rows, node_row, output
+from .cli_common import CSV_COLUMNS, as_text, database, db_option, emit_rows, node_row, output
 
-__all__ = ["export_group", "import_group", "CSV_COLUMNS"]
+__all__ = ["export_group", "import_group", "CSV_COLUMNS", "EDGE_CSV_COLUMNS", "GRAPHML_NODE_ATTRIBUTES"]
 
 EDGE_CSV_COLUMNS = ("from_node", "to_node", "protocols")  # same rule: append only
 
@@ -87,6 +87,19 @@ def import_nodes(db_url: str, path: IO[str]) -> None:
 
 
 
+# Node attributes in GraphML, named as the CSV columns, so graph tools can colour nodes without joining tables.
+GRAPHML_NODE_ATTRIBUTES = (
+    "client_name", "client_version", "layer", "network", "fork_name", "protocols", "ip", "first_seen", "last_seen",
+)  # fmt: skip
+
+
+def _graphml_attributes(report: NodeReport) -> dict[str, str]:
+    """The node's known attributes as text (GraphML has no null: unknown ones are left out)."""
+    row = node_row(report)
+    texts = {name: as_text(row[name]) for name in GRAPHML_NODE_ATTRIBUTES}
+    return {name: text for name, text in texts.items() if text}
+
+
 @export_group.command("edges")
 @db_option
 @click.option("--crawl", "crawl_id", type=int, default=None, help="Crawl id (default: the latest).")
@@ -97,10 +110,13 @@ def export_edges(db_url: str, crawl_id: int | None, fmt: str, out: str) -> None:
 
     ``protocols`` says which discovery protocol's replies reported the edge:
     v4 (NEIGHBORS), v5 (NODES) or v4,v5; GraphML carries it as an edge attribute.
+    GraphML nodes carry what the database knows of each (GRAPHML_NODE_ATTRIBUTES,
+    as in export csv); an attribute the database does not know is left out.
     """
     wanted = crawl_id
     with database(db_url) as db, db.session() as session:
         crawl_id, edges = edge_table(session, crawl_id)
+        reports = node_reports(session) if fmt == "graphml" else []
     if crawl_id is None:
         raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
     with output(out) as handle:
@@ -112,6 +128,9 @@ def export_edges(db_url: str, crawl_id: int | None, fmt: str, out: str) -> None:
             graph = build_graph([(a.hex(), b.hex()) for a, b, _ in edges])  # type: ignore[misc]
             for a, b, protocols in edges:
                 graph.edges[a.hex(), b.hex()]["protocols"] = protocols
+            for report in reports:
+                if report.node_id.hex() in graph:
+                    graph.nodes[report.node_id.hex()].update(_graphml_attributes(report))
             for line in generate_graphml(graph):
                 handle.write(line + "\n")
 

@@ -310,7 +310,10 @@ def crawl_history(session: Session) -> list[CrawlRow]:
 
 
 def edge_table(session: Session, crawl_id: int | None = None) -> tuple[int | None, list[tuple[bytes, bytes, str]]]:
-    """(crawl id, [(from, to, protocols), ...]) of one crawl: the given one, else the latest; (None, []) if none."""
+    """(crawl id, [(from, to, protocols), ...]) of one crawl: the given one, else the latest; (None, []) if none.
+
+    The edges ``totals`` counts: A returned B, A != B.
+    """
     if crawl_id is None:
         crawl_id = session.scalar(select(func.max(Crawl.id)))
     elif session.get(Crawl, crawl_id) is None:
@@ -319,7 +322,7 @@ def edge_table(session: Session, crawl_id: int | None = None) -> tuple[int | Non
         return None, []
     query = (
         select(Edge.from_node, Edge.to_node, Edge.protocols)
-        .where(Edge.crawl_id == crawl_id)
+        .where(Edge.crawl_id == crawl_id, Edge.from_node != Edge.to_node)  # a node returning itself is no edge
         .order_by(Edge.from_node, Edge.to_node)
     )
     return crawl_id, [(bytes(a), bytes(b), str(p)) for a, b, p in session.execute(query)]

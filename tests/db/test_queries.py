@@ -463,3 +463,60 @@ def test_an_empty_result_is_a_header(tmp_path: Any, query: str) -> None:
     assert list(csv.reader(io.StringIO(run("query", query, "--db", path, "--format", "csv")))) == [columns]
     table = run("query", query, "--db", path, "--format", "table").splitlines()
     assert [line.split() for line in table] == [columns if query != "nodes" else list(NODE_TABLE_COLUMNS)]
+
+
+def test_graphml_nodes_carry_their_attributes(filled: tuple[str, Facts], tmp_path: Any) -> None:
+    import networkx as nx
+
+    from ethcrawl.crawler.cli_export import GRAPHML_NODE_ATTRIBUTES
+
+    url, facts = filled
+    path = tmp_path / "dht.graphml"
+    run("export", "edges", "--db", url, "--format", "graphml", "--out", str(path))
+    graph = nx.read_graphml(path)
+    crawl = facts.crawls[-1]
+    assert {(a, b) for a, b in graph.edges} == {(a.hex(), b.hex()) for a, b in crawl.edges}
+    for key, attributes in graph.nodes(data=True):
+        fact = facts.nodes[bytes.fromhex(key)]
+        hello = facts.latest_dial(fact.node_id, having="client_id")
+        status = facts.latest_dial(fact.node_id, having="network_id")
+        network, fork = _network_and_fork(status)
+        want = {
+            "ip": fact.ip,
+            "first_seen": fact.first_seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "last_seen": fact.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "client_name": hello.client_name if hello else None,
+            "client_version": hello.client_version if hello else None,
+            "network": network,
+            "fork_name": fork,
+        }
+        # Unknown values are left out (GraphML has no null); the fixture's nodes have no ENR, layer or protocols.
+        assert attributes == {k: v for k, v in want.items() if v is not None}, key
+        assert set(attributes) <= set(GRAPHML_NODE_ATTRIBUTES)
+    assert any("client_name" in a for _, a in graph.nodes(data=True))
+    assert any("client_name" not in a for _, a in graph.nodes(data=True))
+
+
+def test_a_node_returning_itself_is_no_edge(tmp_path: Any) -> None:
+    from ethcrawl.db.engine import open_database
+    from ethcrawl.db.records import CrawlFinished, CrawlStarted, EdgeSeen, NodeSeen
+    from ethcrawl.db.store import begin_crawl, crawl_summary, write_records
+
+    path = str(tmp_path / "loop.db")
+    db = open_database(path)
+    ids = [bytes([i]) * 32 for i in (1, 2)]
+    with db.session() as session, session.begin():
+        crawl = begin_crawl(session, CrawlStarted(started_at=T0))
+        write_records(session, [
+            *(NodeSeen(crawl_id=crawl, node_id=n, pubkey=n * 2, ip="10.0.0.1", udp=1, tcp=None, seen_at=T0, source="bootnode", responded=True) for n in ids),
+            EdgeSeen(crawl_id=crawl, from_id=ids[0], to_id=ids[0], seen_at=T0),
+            EdgeSeen(crawl_id=crawl, from_id=ids[0], to_id=ids[1], seen_at=T0),
+            CrawlFinished(crawl_id=crawl, ended_at=T0),
+        ])  # fmt: skip
+    with db.session() as session:
+        assert crawl_summary(session, crawl).edges == 1
+    db.close()
+    assert [r["edges"] for r in json_rows("query", "crawls", "--db", path)] == [1]
+    (topology,) = json_rows("query", "topology", "--db", path)
+    assert topology["edges"] == 1
+    assert len(list(csv.reader(io.StringIO(run("export", "edges", "--db", path))))) == 1 + 1
