@@ -6,7 +6,7 @@ import csv
 import json
 import sys
 from datetime import datetime, timezone
-from typing import IO
+from typing import Any
 
 import click
 from networkx import generate_graphml
@@ -66,25 +66,47 @@ def import_group() -> None:
     """Merge node lists into the database."""
 
 
+def _read_json(path: str) -> Any:
+    """A JSON file's value, or one clear line: unreadable, not UTF-8, not JSON, nested too deeply."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # JSON is UTF-8 (RFC 8259); a BOM some editors write is tolerated
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise click.ClickException(f"{path}: JSON nested too deeply to be a node list") from None
+
+
 @import_group.command("nodes-json")
 @db_option
-@click.argument("path", type=click.File("r", encoding="utf-8"))
-def import_nodes(db_url: str, path: IO[str]) -> None:
-    """Merge a nodes.json (e.g. a published DNS list), keeping each node's higher-seq ENR."""
-    try:
-        data = json.load(path)
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{path.name}: not JSON ({exc.msg} at line {exc.lineno})") from None
+@click.argument("path", type=click.Path(dir_okay=False))
+def import_nodes(db_url: str, path: str) -> None:
+    """Merge a nodes.json (e.g. a published DNS list), keeping each node's higher-seq ENR and the list's score.
+
+    Prints how many entries were new nodes, updated known ones, or left them unchanged.  A file that cannot be
+    read as a JSON object leaves the database untouched.
+    """
+    data = _read_json(path)
     if not isinstance(data, dict):
-        raise click.ClickException(f"{path.name}: expected a JSON object keyed by node id")
+        raise click.ClickException(f"{path}: expected a JSON object keyed by node id")
     with database(db_url, create=True) as db, db.session() as session, session.begin():
         stats = import_nodes_json(session, data, now=datetime.now(timezone.utc))
     for key, why in stats.rejected:
         click.echo(f"skipped {key[:16]}: {why}", err=True)
-    click.echo(f"imported {stats.imported} of {stats.records} records from {path.name}")
+    click.echo(
+        f"imported {stats.imported} of {stats.records} records from {path}: "
+        f"{stats.new} new, {stats.updated} updated, {stats.unchanged} unchanged"
+    )
     if stats.rejected:
         sys.exit(1)
-
 
 
 # Node attributes in GraphML, named as the CSV columns, so graph tools can colour nodes without joining tables.
