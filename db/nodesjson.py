@@ -181,6 +181,7 @@ def export_nodes_json(session: Session, layer: str | None = None) -> dict[str, d
         query = query.where(Node.layer == layer)
     out: dict[str, dict[str, Any]] = {}
     for node, score in session.execute(query):
+        assert node.enr is not None  # the query selects nodes with an ENR
         record = ENR.from_rlp(node.enr, verify=False)
         out[node.node_id.hex()] = {
             "seq": record.seq,
