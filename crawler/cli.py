@@ -107,7 +107,8 @@ from .cli_devnet import devnet_command  # noqa: E402
 
 main.add_command(devnet_command)
 
-from .cli_export import export_group, import_group, query_group  # noqa: E402
+from .cli_export import export_group, import_group  # noqa: E402
+from .cli_query import query_group  # noqa: E402
 
 main.add_command(export_group)
 main.add_command(import_group)

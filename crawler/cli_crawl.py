@@ -22,7 +22,6 @@ from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.identity import claim_identity
 from ethcrawl.db.records import CrawlSummary
 from ethcrawl.db.store import load_known_nodes
-from ethcrawl.wire.chains import chain_by_network_id
 from ethcrawl.wire.crypto import PrivateKey
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
@@ -130,12 +129,28 @@ def _progress_table(p: CrawlProgress) -> Table:
     return table
 
 
-def _network_name(network_id: int) -> str:
-    chain = chain_by_network_id(network_id)
-    return f"{chain.name} ({network_id})" if chain is not None else str(network_id)
+def _share_table(title: str, rows: tuple[tuple[str, int, int | None], ...], counted: str = "nodes") -> Table:
+    """One summary histogram: key, count (of ``counted``), share; a ``refused`` column when the rows carry one."""
+    total = sum(count for _, count, _ in rows)
+    with_refused = any(refused is not None for _, _, refused in rows)
+    table = Table(title=None, show_edge=False)
+    table.add_column(title)
+    table.add_column(counted, justify="right")
+    if with_refused:
+        table.add_column("refused", justify="right")
+    table.add_column("share", justify="right")
+    for key, count, refused in rows:
+        cells = [key, str(count)] + ([str(refused)] if with_refused else []) + [f"{100 * count / total:.1f}%"]
+        table.add_row(*cells)
+    return table
 
 
 def _print_summary(console: Console, summary: CrawlSummary) -> None:
+    """The end-of-crawl summary; every count as the README's "What the numbers mean" defines it.
+
+    The client table counts each node's latest attempt that received a Hello; ``refused``: of those, nodes whose
+    attempt did not end ok (a Hello, then too-many-peers, not-eth, ...).
+    """
     duration = (summary.ended_at - summary.started_at).total_seconds() if summary.ended_at else float("nan")
     console.print(
         f"crawl {summary.crawl_id}: {summary.nodes} nodes ({summary.responded} answered, "
@@ -143,25 +158,16 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
         f"({summary.dials_ok} ok, {summary.dials_failed} failed) in {duration:.1f} s",
         soft_wrap=True,
     )
-    networks = tuple((_network_name(network_id), count) for network_id, count in summary.networks)
-    sections = (
-        ("discovery", summary.protocols),
-        ("layer", summary.layers),
-        ("dial outcome", summary.outcomes),
-        ("client", summary.clients),
-        ("network", networks),
+    sections: tuple[tuple[str, str, tuple[tuple[str, int, int | None], ...]], ...] = (
+        ("discovery", "nodes", tuple((key, n, None) for key, n in summary.protocols)),
+        ("layer", "nodes", tuple((key, n, None) for key, n in summary.layers)),
+        ("dial outcome", "dials", tuple((key, n, None) for key, n in summary.outcomes)),  # attempts, not nodes
+        ("client", "nodes", tuple((c.value, c.nodes, c.refused) for c in summary.clients)),
+        ("network", "nodes", tuple((f"{n.network} {n.fork}", n.nodes, None) for n in summary.networks)),
     )
-    for title, rows in sections:
-        if not rows:
-            continue
-        total = sum(count for _, count in rows)
-        table = Table(title=None, show_edge=False)
-        table.add_column(title)
-        table.add_column("nodes", justify="right")
-        table.add_column("share", justify="right")
-        for key, count in rows:
-            table.add_row(str(key), str(count), f"{100 * count / total:.1f}%")
-        console.print(table)
+    for title, counted, rows in sections:
+        if rows:
+            console.print(_share_table(title, rows, counted))
 
 
 @click.command("crawl")

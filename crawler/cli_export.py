@@ -1,127 +1,25 @@
-"""``ethcrawl export``, ``ethcrawl import`` and ``ethcrawl query``: getting answers out of the node database."""
+"""``ethcrawl export`` and ``ethcrawl import``: the node database out to files, and node lists into it."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from collections import Counter
-from ipaddress import ip_address, ip_network
-from typing import IO, Any
+from typing import Any
 
 import click
 from networkx import generate_graphml
 
-from ethcrawl.db.engine import Database, open_database
-from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
-from ethcrawl.db.queries import (
-    NodeReport, client_shares, crawl_history, edge_list, edge_table, histogram, layer_counts, node_reports, responders,
-)  # fmt: skip
-from ethcrawl.db.topology import analyse, build_graph
-from ethcrawl.wire.chains import CHAINS, chain_by_network_id
-from ethcrawl.wire.enode import Node, format_enode
-from ethcrawl.wire.forkid import ForkId, classify, fork_hashes
+from ethcrawl.db.queries import NodeReport, edge_table, node_reports
+from ethcrawl.db.topology import build_graph
 
-__all__ = ["export_group", "import_group", "query_group", "CSV_COLUMNS"]
+from .cli_common import CSV_COLUMNS, as_text, database, db_option, emit_rows, node_row, output
 
-DEFAULT_DB = "ethcrawl.db"
+__all__ = ["export_group", "import_group", "CSV_COLUMNS", "EDGE_CSV_COLUMNS", "GRAPHML_NODE_ATTRIBUTES"]
 
-# Column order is part of the interface: add new columns at the end, never rename or reorder.
-CSV_COLUMNS = (
-    "node_id", "enode", "ip", "udp_port", "tcp_port", "enr_seq", "client_id", "client_name", "client_version",
-    "os", "arch", "runtime", "capabilities", "network_id", "network", "fork_hash", "fork_next", "fork_name",
-    "synced", "first_seen", "last_seen", "last_outcome",
-    # Schema v2 (discovery v5): protocols that ever answered, and what the node's ENR says.
-    "layer", "protocols", "execution_network", "eth2_fork_digest", "consensus_network", "consensus_fork",
-    "attnets_count", "syncnets_count",
-)  # fmt: skip
 EDGE_CSV_COLUMNS = ("from_node", "to_node", "protocols")  # same rule: append only
-
-db_option = click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
-
-
-@contextmanager
-def _database(url: str, *, create: bool = False) -> Iterator[Database]:
-    """The database, or one clear line and exit 1 (never a traceback)."""
-    try:
-        db = open_database(url, create=create)
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        yield db
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.close()
-
-
-@contextmanager
-def _output(path: str) -> Iterator[IO[str]]:
-    if path == "-":
-        yield sys.stdout
-        return
-    try:
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            yield handle
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def csv_row(report: NodeReport) -> dict[str, Any]:
-    """One CSV row; network and fork names derived from the fork id (EIP-2124)."""
-    network = fork_name = None
-    if report.fork_hash is not None and report.fork_next is not None:
-        found = classify(ForkId(hash=report.fork_hash, next=report.fork_next))
-        network, fork_name = found.network, found.fork
-    if network is None and report.network_id is not None:
-        chain = chain_by_network_id(report.network_id)
-        network = chain.name if chain is not None else None
-    node = Node(
-        pubkey=report.pubkey,
-        ip=None if report.ip is None else ip_address(report.ip),
-        udp=report.udp_port,
-        tcp=report.tcp_port,
-    )
-    return {
-        "node_id": report.node_id.hex(),
-        "enode": format_enode(node) if report.ip is not None and report.tcp_port is not None else "",
-        "ip": report.ip,
-        "udp_port": report.udp_port,
-        "tcp_port": report.tcp_port,
-        "enr_seq": report.enr_seq,
-        "client_id": report.client_id,
-        "client_name": report.client_name,
-        "client_version": report.client_version,
-        "os": report.os,
-        "arch": report.arch,
-        "runtime": report.runtime,
-        "capabilities": report.capabilities,
-        "network_id": report.network_id,
-        "network": network,
-        "fork_hash": report.fork_hash.hex() if report.fork_hash is not None else None,
-        "fork_next": report.fork_next,
-        "fork_name": fork_name,
-        "synced": None if report.synced is None else str(report.synced).lower(),
-        "first_seen": _iso(report.first_seen),
-        "last_seen": _iso(report.last_seen),
-        "last_outcome": report.last_outcome,
-        "layer": report.layer,
-        "protocols": report.protocols,
-        "execution_network": report.execution_network,
-        "eth2_fork_digest": report.eth2_fork_digest.hex() if report.eth2_fork_digest is not None else None,
-        "consensus_network": report.consensus_network,
-        "consensus_fork": report.consensus_fork,
-        "attnets_count": report.attnets_count,
-        "syncnets_count": report.syncnets_count,
-    }
 
 
 @click.group("export")
@@ -133,20 +31,18 @@ def export_group() -> None:
 @db_option
 @click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
 def export_csv(db_url: str, out: str) -> None:
-    """One row per node with its latest client, chain and dial outcome (ISO 8601 UTC times).
+    """One row per node: client fields from its latest attempt that received a Hello, chain fields from its latest
+    that received a Status, its latest dial outcome (ISO 8601 UTC times; lists such as protocols joined by ",").
 
     The last columns come from discovery: the protocols that ever answered the
     node ("v4", "v5", "v4,v5"), and its ENR's layer (execution, consensus,
     other), execution network, consensus fork digest, network and fork, and
     attnets/syncnets subnet counts.  Columns are only ever appended.
     """
-    with _database(db_url) as db, db.session() as session:
+    with database(db_url) as db, db.session() as session:
         reports = node_reports(session)
-    with _output(out) as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for report in reports:
-            writer.writerow(csv_row(report))
+    with output(out) as handle:
+        emit_rows(CSV_COLUMNS, [node_row(r) for r in reports], "csv", handle)
 
 
 @export_group.command("nodes-json")
@@ -158,9 +54,9 @@ def export_csv(db_url: str, out: str) -> None:
 )
 def export_nodes(db_url: str, out: str, layer: str | None) -> None:
     """go-ethereum's devp2p nodes.json (every node with an ENR)."""
-    with _database(db_url) as db, db.session() as session:
+    with database(db_url) as db, db.session() as session:
         data = export_nodes_json(session, layer)
-    with _output(out) as handle:
+    with output(out) as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
 
@@ -170,154 +66,60 @@ def import_group() -> None:
     """Merge node lists into the database."""
 
 
+def _read_json(path: str) -> Any:
+    """A JSON file's value, or one clear line: unreadable, not UTF-8, not JSON, nested too deeply."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # JSON is UTF-8 (RFC 8259); a BOM some editors write is tolerated
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise click.ClickException(f"{path}: JSON nested too deeply to be a node list") from None
+
+
 @import_group.command("nodes-json")
 @db_option
-@click.argument("path", type=click.File("r", encoding="utf-8"))
-def import_nodes(db_url: str, path: IO[str]) -> None:
-    """Merge a nodes.json (e.g. a published DNS list), keeping each node's higher-seq ENR."""
-    try:
-        data = json.load(path)
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{path.name}: not JSON ({exc.msg} at line {exc.lineno})") from None
+@click.argument("path", type=click.Path(dir_okay=False))
+def import_nodes(db_url: str, path: str) -> None:
+    """Merge a nodes.json (e.g. a published DNS list), keeping each node's higher-seq ENR and the list's score.
+
+    Prints how many entries were new nodes, updated known ones, or left them unchanged.  A file that cannot be
+    read as a JSON object leaves the database untouched.
+    """
+    data = _read_json(path)
     if not isinstance(data, dict):
-        raise click.ClickException(f"{path.name}: expected a JSON object keyed by node id")
-    with _database(db_url, create=True) as db, db.session() as session, session.begin():
+        raise click.ClickException(f"{path}: expected a JSON object keyed by node id")
+    with database(db_url, create=True) as db, db.session() as session, session.begin():
         stats = import_nodes_json(session, data, now=datetime.now(timezone.utc))
     for key, why in stats.rejected:
         click.echo(f"skipped {key[:16]}: {why}", err=True)
-    click.echo(f"imported {stats.imported} of {stats.records} records from {path.name}")
+    click.echo(
+        f"imported {stats.imported} of {stats.records} records from {path}: "
+        f"{stats.new} new, {stats.updated} updated, {stats.unchanged} unchanged"
+    )
     if stats.rejected:
         sys.exit(1)
 
 
-@click.group("query")
-def query_group() -> None:
-    """Answers from the node database."""
+# Node attributes in GraphML, named as the CSV columns, so graph tools can colour nodes without joining tables.
+GRAPHML_NODE_ATTRIBUTES = (
+    "client_name", "client_version", "layer", "network", "fork_name", "protocols", "ip", "first_seen", "last_seen",
+)  # fmt: skip
 
 
-@query_group.command("clients")
-@db_option
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def query_clients(db_url: str, fmt: str) -> None:
-    """Share of nodes by client name (each node's latest dial that told its client)."""
-    with _database(db_url) as db, db.session() as session:
-        rows = client_shares(session)
-    total = sum(count for _, count in rows) or 1
-    table: list[dict[str, Any]] = [
-        {"client": name, "nodes": count, "share": round(100 * count / total, 1)} for name, count in rows
-    ]
-    if fmt == "json":
-        for row in table:
-            click.echo(json.dumps(row))
-    elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=["client", "nodes", "share"])
-        writer.writeheader()
-        writer.writerows(table)
-    else:
-        width = max([len("client"), *(len(r["client"]) for r in table)])
-        click.echo(f"{'client':<{width}}  {'nodes':>6}  {'share':>6}")
-        for row in table:
-            click.echo(f"{row['client']:<{width}}  {row['nodes']:>6}  {row['share']:>5.1f}%")
-
-
-def _emit_rows(rows: list[dict[str, Any]], fmt: str) -> None:
-    """Rows as an aligned table, CSV with a header, or one JSON object per line."""
-    if fmt == "json":
-        for row in rows:
-            click.echo(json.dumps(row, default=str))
-        return
-    columns = list(rows[0]) if rows else []
-    if fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        return
-    if not rows:
-        click.echo("(no rows)")
-        return
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
-    for row in rows:
-        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
-
-
-format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-
-
-def _histogram_command(dimension: str, label: str) -> click.Command:
-    @click.command(dimension, help=f"Share of nodes by {label} (each node's latest dial that told it).")
-    @db_option
-    @format_option
-    @click.option("--client", default=None, help="Only nodes of this client name (e.g. geth).")
-    def command(db_url: str, fmt: str, client: str | None) -> None:
-        with _database(db_url) as db, db.session() as session:
-            counts = histogram(session, dimension, client=client)
-        total = sum(n for _, n in counts) or 1
-        _emit_rows([{label: v, "nodes": n, "share": f"{100 * n / total:.1f}%"} for v, n in counts], fmt)
-
-    return command
-
-
-for _dimension, _label in (("versions", "version"), ("os", "os"), ("runtimes", "runtime"), ("outcomes", "outcome")):
-    query_group.add_command(_histogram_command(_dimension, _label))
-
-
-@query_group.command("crawls")
-@db_option
-@format_option
-def query_crawls(db_url: str, fmt: str) -> None:
-    """Crawl history: duration, nodes found, edges, dial successes."""
-    with _database(db_url) as db, db.session() as session:
-        crawls = crawl_history(session)
-    rows = [
-        {
-            "crawl": c.id,
-            "started": _iso(c.started_at),
-            "duration_s": f"{(c.ended_at - c.started_at).total_seconds():.1f}" if c.ended_at else "running",
-            "nodes": c.nodes,
-            "edges": c.edges,
-            "dials_ok": c.dials_ok,
-            "dials_failed": c.dials_failed,
-        }
-        for c in crawls
-    ]
-    _emit_rows(rows, fmt)
-
-
-@query_group.command("topology")
-@db_option
-@format_option
-@click.option("--crawl", "crawl_id", type=int, default=None, help="Crawl id (default: the latest).")
-@click.option(
-    "--discovery", "protocol", type=click.Choice(["v4", "v5"]), default=None,
-    help="One DHT only: the edges its replies reported and the nodes that answered it (default: both together).",
-)
-def query_topology(db_url: str, fmt: str, crawl_id: int | None, protocol: str | None) -> None:
-    """Nodes, edges, degree distributions, components, nodes returned by nobody."""
-    wanted = crawl_id
-    with _database(db_url) as db, db.session() as session:
-        crawl_id, edges = edge_list(session, crawl_id, protocol)
-        answered = responders(session, crawl_id, protocol) if crawl_id is not None else set()
-    if crawl_id is None:
-        raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
-    topo = analyse(edges, answered)
-    summary = {
-        "crawl": crawl_id,
-        "discovery": protocol or "v4,v5",
-        "nodes": topo.nodes,
-        "edges": topo.edges,
-        "responders": topo.responders,
-        "components": topo.components,
-        "largest_component": topo.largest_component,
-        "answered_but_returned_by_nobody": topo.unreferenced_responders,
-        "mean_out_degree_of_responders": topo.mean_out_degree_of_responders,
-        "in_degree": dict(topo.in_degree),
-        "out_degree": dict(topo.out_degree),
-    }
-    if fmt == "json":
-        click.echo(json.dumps(summary))
-    else:
-        _emit_rows([{"measure": k, "value": v} for k, v in summary.items()], fmt)
+def _graphml_attributes(report: NodeReport) -> dict[str, str]:
+    """The node's known attributes as text (GraphML has no null: unknown ones are left out)."""
+    row = node_row(report)
+    texts = {name: as_text(row[name]) for name in GRAPHML_NODE_ATTRIBUTES}
+    return {name: text for name, text in texts.items() if text}
 
 
 @export_group.command("edges")
@@ -330,13 +132,16 @@ def export_edges(db_url: str, crawl_id: int | None, fmt: str, out: str) -> None:
 
     ``protocols`` says which discovery protocol's replies reported the edge:
     v4 (NEIGHBORS), v5 (NODES) or v4,v5; GraphML carries it as an edge attribute.
+    GraphML nodes carry what the database knows of each (GRAPHML_NODE_ATTRIBUTES,
+    as in export csv); an attribute the database does not know is left out.
     """
     wanted = crawl_id
-    with _database(db_url) as db, db.session() as session:
+    with database(db_url) as db, db.session() as session:
         crawl_id, edges = edge_table(session, crawl_id)
+        reports = node_reports(session) if fmt == "graphml" else []
     if crawl_id is None:
         raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
-    with _output(out) as handle:
+    with output(out) as handle:
         if fmt == "csv":
             writer = csv.writer(handle)
             writer.writerow(EDGE_CSV_COLUMNS)
@@ -345,192 +150,9 @@ def export_edges(db_url: str, crawl_id: int | None, fmt: str, out: str) -> None:
             graph = build_graph([(a.hex(), b.hex()) for a, b, _ in edges])  # type: ignore[misc]
             for a, b, protocols in edges:
                 graph.edges[a.hex(), b.hex()]["protocols"] = protocols
+            for report in reports:
+                if report.node_id.hex() in graph:
+                    graph.nodes[report.node_id.hex()].update(_graphml_attributes(report))
             for line in generate_graphml(graph):
                 handle.write(line + "\n")
 
-
-# Order of the layers in ``query layers``; None is a node without a readable ENR.
-_LAYER_ORDER = ("execution", "consensus", "other", None)
-
-
-def _share(part: int, whole: int) -> str:
-    return f"{100 * part / (whole or 1):.1f}%"
-
-
-@query_group.command("layers")
-@db_option
-@format_option
-def query_layers(db_url: str, fmt: str) -> None:
-    """Nodes by layer (from each node's stored ENR), split by discovery protocols and network.
-
-    For each layer -- execution (ENR has an eth entry), consensus (eth2 entry),
-    other (neither), unknown (no readable ENR) -- one "all" row (share of every
-    node), then its nodes by the set of discovery protocols that ever answered
-    them (v4, v5, v4,v5, none); consensus nodes by network/fork from their fork
-    digest (unknown digests as hex), execution nodes by network from their fork
-    id.  Shares below the "all" row are within the layer.
-    """
-    with _database(db_url) as db, db.session() as session:
-        counts = layer_counts(session)
-    total = sum(n for _, _, n in counts.by_protocols)
-    rows: list[dict[str, Any]] = []
-    for layer in _LAYER_ORDER:
-        label = layer or "unknown"
-        split = [(p, n) for lay, p, n in counts.by_protocols if lay == layer]
-        in_layer = sum(n for _, n in split)
-        if not in_layer:
-            continue
-        rows.append({"layer": label, "by": "all", "value": "", "nodes": in_layer, "share": _share(in_layer, total)})
-        rows += [{"layer": label, "by": "protocols", "value": p or "none", "nodes": n, "share": _share(n, in_layer)} for p, n in split]
-        if layer == "consensus":
-            for network, fork, digest, n in counts.consensus:
-                value = f"{network}/{fork}" if network else f"unknown ({digest.hex() if digest else 'unreadable eth2'})"
-                rows.append({"layer": label, "by": "fork", "value": value, "nodes": n, "share": _share(n, in_layer)})
-        if layer == "execution":
-            for network, n in counts.execution:
-                rows.append({"layer": label, "by": "network", "value": network or "unknown", "nodes": n, "share": _share(n, in_layer)})
-    _emit_rows(rows, fmt)
-
-
-def _classified(reports: list[NodeReport]) -> list[tuple[NodeReport, dict[str, Any]]]:
-    return [(r, csv_row(r)) for r in reports]
-
-
-@query_group.command("networks")
-@db_option
-@format_option
-def query_networks(db_url: str, fmt: str) -> None:
-    """Nodes by network and current fork (from each node's latest Status fork id, EIP-2124)."""
-    with _database(db_url) as db, db.session() as session:
-        reports = node_reports(session)
-    counts: Counter[tuple[str, str]] = Counter()
-    for report, row in _classified(reports):
-        if report.network_id is None:
-            continue
-        network = row["network"] or f"unknown ({report.network_id})"
-        counts[(network, row["fork_name"] or "unknown fork")] += 1
-    total = sum(counts.values()) or 1
-    rows = [
-        {"network": net, "fork": fork, "nodes": n, "share": f"{100 * n / total:.1f}%"}
-        for (net, fork), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
-    _emit_rows(rows, fmt)
-
-
-@query_group.command("forks")
-@db_option
-@format_option
-def query_forks(db_url: str, fmt: str) -> None:
-    """Readiness for the next scheduled fork, per network (ready, stale, unknown-next)."""
-    with _database(db_url) as db, db.session() as session:
-        reports = node_reports(session)
-    counts: Counter[tuple[str, str]] = Counter()
-    for report in reports:
-        if report.fork_hash is None or report.fork_next is None:
-            continue
-        found = classify(ForkId(hash=report.fork_hash, next=report.fork_next))
-        counts[(found.network or "unknown", found.readiness.value)] += 1
-    rows = [{"network": net, "readiness": r, "nodes": n} for (net, r), n in sorted(counts.items())]
-    _emit_rows(rows, fmt)
-
-
-def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return ip_network(value, strict=False)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an IP network like 10.0.0.0/8") from None
-
-
-def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _known_fork_names() -> dict[str, str]:
-    """Every fork name of every known chain, by lower case."""
-    return {epoch.name.lower(): epoch.name for chain in CHAINS.values() for epoch in fork_hashes(chain)}
-
-
-def _network(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if value.lower() not in CHAINS:
-        raise click.BadParameter(f"{value!r} is not a known network ({', '.join(sorted(CHAINS))})")
-    return value.lower()
-
-
-def _fork(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    names = _known_fork_names()
-    if value.lower() not in names:
-        raise click.BadParameter(f"{value!r} is not a fork of any known network (e.g. {', '.join(sorted(set(names.values()))[:6])}, ...)")
-    return names[value.lower()]
-
-
-@query_group.command("nodes")
-@db_option
-@click.option("--format", "fmt", type=click.Choice(["enode", "table", "csv", "json"]), default="enode", show_default=True)
-@click.option("--client", default=None, help="Client name, e.g. geth.")
-@click.option("--version", "version_prefix", default=None, help="Client version prefix, e.g. 1.14.")
-@click.option("--network", default=None, callback=_network, help="Network name from the fork id, e.g. mainnet.")
-@click.option("--fork", default=None, callback=_fork, help="Current fork name, e.g. Prague.")
-@click.option("--ip", "cidr", default=None, callback=_cidr, help="Only addresses in this CIDR.")
-@click.option("--seen-since", default=None, callback=_since, help="Last seen at or after this ISO 8601 time.")
-@click.option("--synced/--not-synced", default=None, help="Only nodes whose head is (not) recent.")
-@click.option("--dialable", is_flag=True, help="Only nodes whose latest dial succeeded.")
-@click.option(
-    "--layer", type=click.Choice(["execution", "consensus", "other", "unknown"]), default=None,
-    help="Only nodes whose ENR names this layer (unknown: no readable ENR).",
-)
-@click.option(
-    "--discovery", "discovery", type=click.Choice(["v4", "v5"]), default=None,
-    help="Only nodes that answered this discovery protocol.",
-)
-@click.option("--limit", type=click.IntRange(min=1), default=None)
-def query_nodes(
-    db_url: str, fmt: str, client: str | None, version_prefix: str | None, network: str | None, fork: str | None,
-    cidr: Any, seen_since: datetime | None, synced: bool | None, dialable: bool, layer: str | None,
-    discovery: str | None, limit: int | None,
-) -> None:
-    """Nodes matching every filter: enode URLs (default) or rows."""
-    with _database(db_url) as db, db.session() as session:
-        reports = node_reports(session)
-    rows = []
-    for report, row in _classified(reports):
-        if client is not None and report.client_name != client.lower():
-            continue
-        if version_prefix is not None and not (report.client_version or "").startswith(version_prefix.lstrip("v")):
-            continue
-        if network is not None and row["network"] != network:
-            continue
-        if fork is not None and (row["fork_name"] or "").lower() != fork.lower():
-            continue
-        if cidr is not None and (report.ip is None or ip_address(report.ip) not in cidr):
-            continue
-        if seen_since is not None and report.last_seen < seen_since:
-            continue
-        if synced is not None and report.synced is not synced:
-            continue
-        if dialable and report.last_outcome != "ok":
-            continue
-        if layer is not None and (report.layer or "unknown") != layer:
-            continue
-        if discovery is not None and discovery not in report.protocols.split(","):
-            continue
-        rows.append(row)
-        if limit is not None and len(rows) >= limit:
-            break
-    if fmt == "enode":
-        for row in rows:
-            if row["enode"]:
-                click.echo(row["enode"])
-    else:
-        _emit_rows(rows, fmt)

@@ -244,7 +244,7 @@ def _prepare_schema(
     version = _stored_version(conn)
     if version is None:
         if not create:
-            raise DatabaseUnreadable(f"{where} has no ethcrawl schema and create=False")
+            raise DatabaseUnreadable(f"{where} is empty: it has no ethcrawl schema yet (run a crawl first)")
         Base.metadata.create_all(conn)
         _write_version(conn, target, insert=True)
         log.info("database created path=%s schema_version=%d", where, target)
@@ -284,7 +284,9 @@ def open_database(
         if path.is_dir():
             raise DatabaseUnreadable(f"cannot open {where}: it is a directory")
         if not create and not path.exists():
-            raise DatabaseUnreadable(f"cannot open {where}: no such file (and create=False)")
+            raise DatabaseUnreadable(
+                f"cannot open {where}: no such file (give the path of an existing ethcrawl database, or run a crawl first)"
+            )
         if not path.parent.is_dir():
             raise DatabaseUnreadable(f"cannot open {where}: folder {path.parent} does not exist")
     engine = _make_engine(url, busy_timeout, echo)

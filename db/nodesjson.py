@@ -10,8 +10,15 @@ publish it::
 
 Import keeps, for each node, the ENR with the higher seq (the record bytes are
 stored exactly as decoded from the text, so an export gives the same text
-back) and classifies it (layer, consensus fork digest) as the crawl's store does.  Export writes every node that has an ENR; ``score`` is the number of
-crawls in which the node answered discovery.
+back) and classifies it (layer, consensus fork digest) as the crawl's store does.  Export writes every node
+that has an ENR.
+
+``score`` (go-ethereum's crawl score) survives a round trip: export's score is the score of the last list that
+listed the node (or the crawls of this database that had answered the node by then, if more) plus the crawls
+in which it answered discovery since that import; a node never imported scores the crawls that answered it.
+To count only the crawls *since* the import without an import time, import stores in ``nodes.imported_score``
+that score less the crawls already counted; so importing a list this database exported is a no-op, and a list
+imported into a database without crawls comes back out with exactly its scores.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ethcrawl.wire.enr import ENR
@@ -38,8 +45,15 @@ BATCH = 500  # rows per upsert statement
 @dataclass(frozen=True, slots=True)
 class ImportStats:
     records: int  # entries in the file
-    imported: int  # rows written (new nodes, or newer ENRs merged)
+    new: int  # nodes the database did not hold
+    updated: int  # nodes it held, changed by the entry (a newer ENR, earlier/later response times, another score)
+    unchanged: int  # nodes it held already as the entry says
     rejected: tuple[tuple[str, str], ...]  # (key, why) for entries that could not be used
+
+    @property
+    def imported(self) -> int:
+        """Entries used: new, updated or unchanged."""
+        return self.new + self.updated + self.unchanged
 
 
 def parse_time(text: object) -> datetime | None:
@@ -66,6 +80,9 @@ def _row(key: str, entry: Any, now: datetime) -> dict[str, Any]:
     node_id = record.node_id
     if node_id is None or node_id.hex() != key.lower().removeprefix("0x"):
         raise InvalidRecord("the record's node id is not the key it is listed under")
+    score = entry.get("score", 0)  # geth omits a zero score
+    if not isinstance(score, int) or isinstance(score, bool) or not -INT64_MAX <= score <= INT64_MAX:
+        raise InvalidRecord(f"score {score!r} is not a whole number")
     first = parse_time(entry.get("firstResponse")) or now
     last = parse_time(entry.get("lastResponse")) or first
     endpoint = record.to_node()
@@ -83,7 +100,41 @@ def _row(key: str, entry: Any, now: datetime) -> dict[str, Any]:
         # A list says nothing about which discovery protocol answers; the crawl will.
         "protocols": "",
         **classification_columns(record.to_rlp()),
+        "score": score,
     }
+
+
+def _answered_crawls() -> Any:
+    """(node_id, crawls in which the node answered discovery), as a subquery."""
+    return (
+        select(Sighting.node_id, func.count().label("crawls"))
+        .where(Sighting.responded.is_(True))
+        .group_by(Sighting.node_id)
+        .subquery()
+    )
+
+
+def _stored(session: Session, node_ids: list[bytes]) -> dict[bytes, tuple[int | None, datetime, datetime, int | None, int]]:
+    """What the database holds of these nodes: (enr_seq, first_seen, last_seen, imported_score, answered crawls)."""
+    answered = _answered_crawls()
+    found: dict[bytes, tuple[int | None, datetime, datetime, int | None, int]] = {}
+    for start in range(0, len(node_ids), BATCH):
+        query = (
+            select(Node.node_id, Node.enr_seq, Node.first_seen, Node.last_seen, Node.imported_score,
+                   func.coalesce(answered.c.crawls, 0))
+            .outerjoin(answered, answered.c.node_id == Node.node_id)
+            .where(Node.node_id.in_(node_ids[start : start + BATCH]))
+        )  # fmt: skip
+        for node_id, seq, first, last, imported, crawls in session.execute(query):
+            found[bytes(node_id)] = (seq, first, last, imported, int(crawls))
+    return found
+
+
+def _changes(row: dict[str, Any], stored: tuple[int | None, datetime, datetime, int | None, int]) -> bool:
+    """Whether merging ``row`` changes what the database holds (see node_upsert)."""
+    seq, first, last, imported, _ = stored
+    newer_enr = seq is None or row["enr_seq"] > seq
+    return newer_enr or row["first_seen"] < first or row["last_seen"] > last or row["imported_score"] != imported
 
 
 def import_nodes_json(session: Session, data: Mapping[str, Any], *, now: datetime) -> ImportStats:
@@ -95,22 +146,33 @@ def import_nodes_json(session: Session, data: Mapping[str, Any], *, now: datetim
             rows.append(_row(key, entry, now))
         except (InvalidRecord, ValueError, TypeError) as exc:
             rejected.append((key, str(exc)))
+    stored = _stored(session, [row["node_id"] for row in rows])
+    new = updated = 0
+    for row in rows:
+        before = stored.get(row["node_id"])
+        # Less the crawls already counted, so that export adds only the crawls since this import; a list that
+        # scores the node below what our crawls already counted does not lower it.
+        counted = before[4] if before else 0
+        row["imported_score"] = max(row.pop("score"), counted) - counted
+        if before is None:
+            new += 1
+        elif _changes(row, before):
+            updated += 1
     statement = node_upsert(session.get_bind().dialect.name)
     for start in range(0, len(rows), BATCH):
-        session.execute(statement, rows[start : start + BATCH])
-    return ImportStats(records=len(data), imported=len(rows), rejected=tuple(rejected))
+        batch = rows[start : start + BATCH]
+        session.execute(statement, [{k: v for k, v in row.items() if k != "imported_score"} for row in batch])
+        session.execute(update(Node), [{"node_id": row["node_id"], "imported_score": row["imported_score"]} for row in batch])
+    return ImportStats(
+        records=len(data), new=new, updated=updated, unchanged=len(rows) - new - updated, rejected=tuple(rejected)
+    )
 
 
 def export_nodes_json(session: Session, layer: str | None = None) -> dict[str, dict[str, Any]]:
     """Every node with an ENR (of ``layer`` only, if given), in nodes.json form, ordered by node id like geth's."""
-    answered = (
-        select(Sighting.node_id, func.count().label("crawls"))
-        .where(Sighting.responded.is_(True))
-        .group_by(Sighting.node_id)
-        .subquery()
-    )
+    answered = _answered_crawls()
     query = (
-        select(Node, func.coalesce(answered.c.crawls, 0))
+        select(Node, func.coalesce(Node.imported_score, 0) + func.coalesce(answered.c.crawls, 0))
         .outerjoin(answered, answered.c.node_id == Node.node_id)
         .where(Node.enr.is_not(None))
         .order_by(Node.node_id)
@@ -119,6 +181,7 @@ def export_nodes_json(session: Session, layer: str | None = None) -> dict[str, d
         query = query.where(Node.layer == layer)
     out: dict[str, dict[str, Any]] = {}
     for node, score in session.execute(query):
+        assert node.enr is not None  # the query selects nodes with an ENR
         record = ENR.from_rlp(node.enr, verify=False)
         out[node.node_id.hex()] = {
             "seq": record.seq,

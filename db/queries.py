@@ -1,7 +1,9 @@
-"""Read queries for reports and exports: every node with its latest dial, and shares by client.
+"""Read queries for reports and exports, and the one definition of every count ethcrawl prints.
 
-Callers own the session; results are plain records, never ORM objects, so the
-CLI layer formats them without knowing SQL.
+The README's "What the numbers mean" is the contract; each count there is computed by exactly one function
+here, which the crawl summary (``store.crawl_summary``, with its crawl id), every ``query`` and the exports
+call.  Callers own the session; results are plain records, never ORM objects, so the CLI layer formats them
+without knowing SQL.
 """
 
 from __future__ import annotations
@@ -9,20 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Subquery, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Subquery, case, func, select, true
+from sqlalchemy.orm import Session, aliased
+
+from ethcrawl.wire.chains import chain_by_network_id
+from ethcrawl.wire.forkid import ForkId, classify
 
 from .models import Crawl, DialAttempt, Edge, Node, Sighting
+from .records import HelloCount, NetworkCount
 
 __all__ = [
-    "NodeReport", "node_reports", "client_shares", "histogram", "DIMENSIONS", "CrawlRow", "crawl_history",
+    "NodeReport", "node_reports", "HELLO_DIMENSIONS", "hello_counts", "outcome_counts", "dial_outcomes", "has_crawl",
+    "network_name", "network_counts", "fork_readiness", "Totals", "totals", "CrawlRow", "crawl_history",
     "edge_list", "edge_table", "responders", "LayerCounts", "layer_counts",
 ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeReport:
-    """One node and what its most recent RLPx attempt learned (None where nothing was)."""
+    """One node: client fields from its latest attempt that received a Hello, chain fields from its latest that
+    received a Status, ``last_outcome`` from its latest attempt (None where no attempt learned it)."""
 
     node_id: bytes
     pubkey: bytes
@@ -55,22 +63,61 @@ class NodeReport:
     syncnets_count: int | None = None
 
 
-def _latest_dials() -> Subquery:
-    """The id of each node's most recent dial attempt."""
-    return select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id")).group_by(DialAttempt.node_id).subquery()
+# An attempt "received a Hello" when the peer's Hello arrived: the store keeps its client id text then, even "".
+HELLO_RECEIVED: ColumnElement[bool] = DialAttempt.client_id.is_not(None)
+# An attempt "received a Status" when the peer's eth Status arrived.  Any one of its fields will do: a hostile
+# peer's out-of-range network id is stored as NULL, but its fork id still says which chain it follows.
+STATUS_RECEIVED: ColumnElement[bool] = DialAttempt.network_id.is_not(None) | DialAttempt.fork_hash.is_not(None)
+# The Hello dimensions: name -> the attempt column they group by.
+HELLO_DIMENSIONS = {
+    "clients": DialAttempt.client_name,
+    "versions": DialAttempt.client_version,
+    "os": DialAttempt.client_os,
+    "runtimes": DialAttempt.client_runtime,
+}
+OK = "ok"  # the outcome of an attempt that completed Hello and Status
+
+
+def _latest(condition: ColumnElement[bool], crawl_id: int | None) -> Subquery:
+    """(node_id, dial_id) of each node's latest attempt meeting ``condition`` (in crawl ``crawl_id``, if given)."""
+    query = select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id")).where(condition)
+    if crawl_id is not None:
+        query = query.where(DialAttempt.crawl_id == crawl_id)
+    return query.group_by(DialAttempt.node_id).subquery()
+
+
+def _flag_sum(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _named(client: str, crawl_id: int | None) -> ColumnElement[bool]:
+    """Condition on DialAttempt: the node's latest attempt (in scope) that received a Hello named ``client``."""
+    latest = _latest(HELLO_RECEIVED, crawl_id)
+    named = (
+        select(DialAttempt.node_id)
+        .join(latest, latest.c.dial_id == DialAttempt.id)
+        .where(DialAttempt.client_name == client)
+    )
+    return DialAttempt.node_id.in_(named)
 
 
 def node_reports(session: Session) -> list[NodeReport]:
-    """Every known node, ordered by node id, with its latest dial's findings."""
-    latest = _latest_dials()
+    """Every known node, ordered by node id: client fields from its latest attempt that received a Hello,
+    chain fields from its latest that received a Status, ``last_outcome`` from its latest attempt."""
+    last, hello, status = (aliased(DialAttempt) for _ in range(3))
+    latest, latest_hello, latest_status = _latest(true(), None), _latest(HELLO_RECEIVED, None), _latest(STATUS_RECEIVED, None)
     query = (
-        select(Node, DialAttempt)
+        select(Node, last.outcome, hello, status)
         .outerjoin(latest, latest.c.node_id == Node.node_id)
-        .outerjoin(DialAttempt, DialAttempt.id == latest.c.dial_id)
+        .outerjoin(last, last.id == latest.c.dial_id)
+        .outerjoin(latest_hello, latest_hello.c.node_id == Node.node_id)
+        .outerjoin(hello, hello.id == latest_hello.c.dial_id)
+        .outerjoin(latest_status, latest_status.c.node_id == Node.node_id)
+        .outerjoin(status, status.id == latest_status.c.dial_id)
         .order_by(Node.node_id)
     )
     reports = []
-    for node, dial in session.execute(query):
+    for node, outcome, h, s in session.execute(query):
         reports.append(
             NodeReport(
                 node_id=node.node_id,
@@ -81,18 +128,18 @@ def node_reports(session: Session) -> list[NodeReport]:
                 enr_seq=node.enr_seq,
                 first_seen=node.first_seen,
                 last_seen=node.last_seen,
-                last_outcome=dial.outcome if dial else None,
-                client_id=dial.client_id if dial else None,
-                client_name=dial.client_name if dial else None,
-                client_version=dial.client_version if dial else None,
-                os=dial.client_os if dial else None,
-                arch=dial.client_arch if dial else None,
-                runtime=dial.client_runtime if dial else None,
-                capabilities=dial.capabilities if dial else None,
-                network_id=dial.network_id if dial else None,
-                fork_hash=dial.fork_hash if dial else None,
-                fork_next=dial.fork_next if dial else None,
-                synced=dial.synced if dial else None,
+                last_outcome=outcome,
+                client_id=h.client_id if h else None,
+                client_name=h.client_name if h else None,
+                client_version=h.client_version if h else None,
+                os=h.client_os if h else None,
+                arch=h.client_arch if h else None,
+                runtime=h.client_runtime if h else None,
+                capabilities=h.capabilities if h else None,
+                network_id=s.network_id if s else None,
+                fork_hash=s.fork_hash if s else None,
+                fork_next=s.fork_next if s else None,
+                synced=s.synced if s else None,
                 protocols=node.protocols,
                 layer=node.layer,
                 execution_network=node.execution_network,
@@ -106,66 +153,167 @@ def node_reports(session: Session) -> list[NodeReport]:
     return reports
 
 
-# Report dimensions: name -> the dial column they group by.
-DIMENSIONS = {
-    "clients": DialAttempt.client_name,
-    "versions": DialAttempt.client_version,
-    "os": DialAttempt.client_os,
-    "runtimes": DialAttempt.client_runtime,
-    "outcomes": DialAttempt.outcome,
-}
+def hello_counts(
+    session: Session, dimension: str, *, crawl_id: int | None = None, client: str | None = None,
+    by_client: bool = False,
+) -> list[HelloCount]:
+    """Nodes per value of ``dimension`` (clients, versions, os, runtimes), from each node's latest attempt that
+    received a Hello, whatever happened after it; ``refused`` counts those whose attempt did not end ok.
 
-
-def histogram(session: Session, dimension: str, *, client: str | None = None) -> list[tuple[str, int]]:
-    """Distinct nodes per value of ``dimension``, from each node's latest dial that told it; largest first.
-
-    ``outcomes`` counts every node's latest attempt whatever it learned.
+    ``crawl_id``: attempts of that crawl only (default: every crawl).  ``client``: nodes whose latest Hello named
+    it.  ``by_client``: count (client name, value) pairs (a version means something only with its client).  A
+    Hello that does not name the dimension (e.g. an unparsable client id) is not counted.  Largest first.
     """
-    column = DIMENSIONS[dimension]
-    latest = select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id"))
-    if dimension != "outcomes":
-        latest = latest.where(column.is_not(None))
-    if client is not None:
-        latest = latest.where(DialAttempt.client_name == client)
-    sub = latest.group_by(DialAttempt.node_id).subquery()
+    column = HELLO_DIMENSIONS[dimension]
+    keys = (DialAttempt.client_name, column) if by_client else (column,)
+    latest = _latest(HELLO_RECEIVED, crawl_id)
     query = (
-        select(column, func.count())
-        .join(sub, sub.c.dial_id == DialAttempt.id)
-        .group_by(column)
-        .order_by(func.count().desc(), column)
+        select(func.count(), _flag_sum(DialAttempt.outcome != OK), *keys)
+        .join(latest, latest.c.dial_id == DialAttempt.id)
+        .where(column.is_not(None))
+        .group_by(*keys)
     )
-    return [(str(value), int(count)) for value, count in session.execute(query)]
+    if client is not None:
+        query = query.where(DialAttempt.client_name == client)
+    counts = [
+        HelloCount(client=key[0] if by_client else None, value=str(key[-1]), nodes=int(n), refused=int(r))
+        for n, r, *key in session.execute(query)
+    ]
+    return sorted(counts, key=lambda h: (-h.nodes, h.client or "", h.value))
 
 
-def client_shares(session: Session) -> list[tuple[str, int]]:
-    """Distinct nodes per client name (from each node's latest dial that told one), largest first."""
-    return histogram(session, "clients")
+def has_crawl(session: Session, crawl_id: int) -> bool:
+    return session.get(Crawl, crawl_id) is not None
+
+
+def outcome_counts(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> list[tuple[str, int]]:
+    """Nodes per outcome of their latest attempt (``client``: nodes whose latest Hello named it); largest first."""
+    latest = _latest(true(), crawl_id)
+    query = (
+        select(DialAttempt.outcome, func.count())
+        .join(latest, latest.c.dial_id == DialAttempt.id)
+        .group_by(DialAttempt.outcome)
+        .order_by(func.count().desc(), DialAttempt.outcome)
+    )
+    if client is not None:
+        query = query.where(_named(client, crawl_id))
+    return [(str(o), int(n)) for o, n in session.execute(query)]
+
+
+def dial_outcomes(session: Session, *, crawl_id: int | None = None) -> list[tuple[str, int]]:
+    """Attempts (not nodes) per outcome; each attempt has exactly one.  Largest first."""
+    query = select(DialAttempt.outcome, func.count()).group_by(DialAttempt.outcome)
+    if crawl_id is not None:
+        query = query.where(DialAttempt.crawl_id == crawl_id)
+    return sorted(((str(o), int(n)) for o, n in session.execute(query)), key=lambda r: (-r[1], r[0]))
+
+
+def network_name(network_id: int | None, fork_hash: bytes | None, fork_next: int | None) -> tuple[str | None, str | None]:
+    """(network, fork) from a Status: the fork id (EIP-2124) first, else the network id; None where unknown."""
+    network = fork = None
+    if fork_hash is not None and fork_next is not None:
+        found = classify(ForkId(hash=fork_hash, next=fork_next))
+        network, fork = found.network, found.fork
+    if network is None and network_id is not None:
+        chain = chain_by_network_id(network_id)
+        network = chain.name if chain is not None else None
+    return network, fork
+
+
+def _statuses(session: Session, crawl_id: int | None, client: str | None) -> list[tuple[int | None, bytes | None, int | None]]:
+    """(network id, fork hash, fork next) of each node's latest attempt that received a Status."""
+    latest = _latest(STATUS_RECEIVED, crawl_id)
+    query = select(DialAttempt.network_id, DialAttempt.fork_hash, DialAttempt.fork_next).join(
+        latest, latest.c.dial_id == DialAttempt.id
+    )
+    if client is not None:
+        query = query.where(_named(client, crawl_id))
+    return [
+        (network_id, None if fork_hash is None else bytes(fork_hash), fork_next)
+        for network_id, fork_hash, fork_next in session.execute(query)
+    ]
+
+
+def network_counts(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> list[NetworkCount]:
+    """Nodes per network and current fork, from each node's latest attempt that received a Status; largest first."""
+    counts: dict[tuple[str, str], int] = {}
+    for network_id, fork_hash, fork_next in _statuses(session, crawl_id, client):
+        network, fork = network_name(network_id, fork_hash, fork_next)
+        key = (network or f"unknown ({network_id})", fork or "unknown fork")
+        counts[key] = counts.get(key, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [NetworkCount(network=net, fork=fork, nodes=n) for (net, fork), n in ordered]
+
+
+def fork_readiness(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> list[tuple[str, str, int]]:
+    """(network, readiness for its next fork, nodes), from each node's latest Status with a fork id; by name."""
+    counts: dict[tuple[str, str], int] = {}
+    for _, fork_hash, fork_next in _statuses(session, crawl_id, client):
+        if fork_hash is None or fork_next is None:
+            continue
+        found = classify(ForkId(hash=fork_hash, next=fork_next))
+        key = (found.network or "unknown", found.readiness.value)
+        counts[key] = counts.get(key, 0) + 1
+    return [(net, ready, n) for (net, ready), n in sorted(counts.items())]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """The scalar counts of one crawl or of the whole database (see the README's "What the numbers mean")."""
+
+    nodes: int  # distinct nodes sighted (whole database: every stored node)
+    answered: int  # of those, answered discovery (v4 bond or v5 PONG)
+    with_enr: int  # of those, sent an ENR (whole database: have one stored)
+    edges: int  # distinct (A, B) with A != B, A returned B over any protocol
+    dials: int  # RLPx attempts, outbound and inbound
+    dials_ok: int  # of those, ended ok (Hello and Status completed)
+
+    @property
+    def dials_failed(self) -> int:
+        return self.dials - self.dials_ok
+
+
+def totals(session: Session, crawl_id: int | None = None) -> Totals:
+    """Nodes, answered, edges and dials of crawl ``crawl_id``, or of every crawl and stored node (None)."""
+    if crawl_id is None:
+        counted = select(func.count(), _flag_sum(Node.protocols != ""), _flag_sum(Node.enr.is_not(None)))
+    else:
+        counted = select(func.count(), _flag_sum(Sighting.responded.is_(True)), _flag_sum(Sighting.enr_received.is_(True))).where(
+            Sighting.crawl_id == crawl_id
+        )
+    nodes, answered, with_enr = session.execute(counted.select_from(Node if crawl_id is None else Sighting)).one()
+    pairs = select(Edge.from_node, Edge.to_node).where(Edge.from_node != Edge.to_node).distinct()
+    if crawl_id is not None:
+        pairs = pairs.where(Edge.crawl_id == crawl_id)
+    edges = session.scalar(select(func.count()).select_from(pairs.subquery())) or 0
+    outcomes = dict(dial_outcomes(session, crawl_id=crawl_id))
+    return Totals(
+        nodes=int(nodes), answered=int(answered), with_enr=int(with_enr), edges=int(edges),
+        dials=sum(outcomes.values()), dials_ok=outcomes.get(OK, 0),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlRow:
     id: int
     started_at: datetime
-    ended_at: datetime | None
-    nodes: int
-    edges: int
-    dials_ok: int
-    dials_failed: int
+    ended_at: datetime | None  # None while running (or if it was killed)
+    totals: Totals
 
 
 def crawl_history(session: Session) -> list[CrawlRow]:
-    """Every crawl, newest first, with the counts stored when it finished."""
+    """Every crawl, newest first, with its counts (computed now, so a running crawl shows its progress)."""
     return [
-        CrawlRow(
-            id=c.id, started_at=c.started_at, ended_at=c.ended_at, nodes=c.node_count, edges=c.edge_count,
-            dials_ok=c.dials_ok, dials_failed=c.dials_failed,
-        )
+        CrawlRow(id=c.id, started_at=c.started_at, ended_at=c.ended_at, totals=totals(session, c.id))
         for c in session.scalars(select(Crawl).order_by(Crawl.id.desc()))
     ]
 
 
 def edge_table(session: Session, crawl_id: int | None = None) -> tuple[int | None, list[tuple[bytes, bytes, str]]]:
-    """(crawl id, [(from, to, protocols), ...]) of one crawl: the given one, else the latest; (None, []) if none."""
+    """(crawl id, [(from, to, protocols), ...]) of one crawl: the given one, else the latest; (None, []) if none.
+
+    The edges ``totals`` counts: A returned B, A != B.
+    """
     if crawl_id is None:
         crawl_id = session.scalar(select(func.max(Crawl.id)))
     elif session.get(Crawl, crawl_id) is None:
@@ -174,7 +322,7 @@ def edge_table(session: Session, crawl_id: int | None = None) -> tuple[int | Non
         return None, []
     query = (
         select(Edge.from_node, Edge.to_node, Edge.protocols)
-        .where(Edge.crawl_id == crawl_id)
+        .where(Edge.crawl_id == crawl_id, Edge.from_node != Edge.to_node)  # a node returning itself is no edge
         .order_by(Edge.from_node, Edge.to_node)
     )
     return crawl_id, [(bytes(a), bytes(b), str(p)) for a, b, p in session.execute(query)]

@@ -31,6 +31,8 @@ __all__ = [
     "Record",
     "KnownNode",
     "protocol_set",
+    "HelloCount",
+    "NetworkCount",
     "CrawlSummary",
 ]
 
@@ -241,24 +243,49 @@ class KnownNode:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HelloCount:
+    """Nodes whose latest attempt that received a Hello named ``value`` (a client, version, os or runtime)."""
+
+    value: str
+    nodes: int
+    # Of ``nodes``: those whose latest such attempt did not end ok (a Hello, then too-many-peers, not-eth, ...).
+    refused: int
+    # The client name the same Hello gave, when counted by (client, value) as versions are; else None.
+    client: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkCount:
+    """Nodes whose latest attempt that received a Status named this network and fork (EIP-2124 fork id)."""
+
+    network: str  # "unknown (<network id>)" for a network we do not know
+    fork: str  # "unknown fork" when the fork id matches none of the network's forks
+    nodes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlSummary:
-    """What the crawl CLI prints at the end.  Histograms are (key, count), largest first."""
+    """What the crawl CLI prints at the end; every count as the README's "What the numbers mean" defines it.
+
+    Histograms are largest first.
+    """
 
     crawl_id: int
     started_at: datetime
     ended_at: datetime | None
     nodes: int  # distinct nodes sighted in this crawl
-    responded: int  # of those, answered discovery
+    responded: int  # of those, answered discovery (v4 bond or v5 PONG)
     with_enr: int  # of those, sent us an ENR
-    edges: int
-    dials: int
+    edges: int  # distinct (A, B), A returned B, A != B
+    dials: int  # RLPx attempts, outbound and inbound
     dials_ok: int
     dials_failed: int
+    # Attempts per outcome (each attempt has exactly one).
     outcomes: tuple[tuple[str, int], ...]
-    # Distinct nodes per client name, among successful dials.
-    clients: tuple[tuple[str, int], ...]
-    # Distinct nodes per network id, among dials that got a Status.
-    networks: tuple[tuple[int, int], ...]
+    # Nodes per client name, from each node's latest attempt in this crawl that received a Hello.
+    clients: tuple[HelloCount, ...]
+    # Nodes per network and fork, from each node's latest attempt in this crawl that received a Status.
+    networks: tuple[NetworkCount, ...]
     # Nodes sighted in this crawl by the discovery protocols that answered them ("v4", "v5", "v4,v5", "none").
     protocols: tuple[tuple[str, int], ...] = ()
     # Nodes sighted in this crawl by the layer their stored ENR names ("unknown" without one).

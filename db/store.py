@@ -26,6 +26,7 @@ from ethcrawl.wire.errors import WireError
 
 from .errors import InvalidRecord, UnsupportedDatabase
 from .models import Crawl, DialAttempt, Edge, Node, Sighting
+from .queries import dial_outcomes, hello_counts, network_counts, totals
 from .records import (
     CrawlFinished,
     CrawlStarted,
@@ -352,23 +353,17 @@ def edge_upsert(dialect: str) -> Any:
 
 
 def finish_crawl(session: Session, record: CrawlFinished) -> None:
-    """Set the crawl's end time and its final counts, computed from the other tables."""
-    crawl_id = record.crawl_id
-    nodes = session.scalar(select(func.count()).select_from(Sighting).where(Sighting.crawl_id == crawl_id))
-    edges = session.scalar(select(func.count()).select_from(Edge).where(Edge.crawl_id == crawl_id))
-    ok = session.scalar(
-        select(func.count()).select_from(DialAttempt).where(DialAttempt.crawl_id == crawl_id, DialAttempt.outcome == "ok")
-    )
-    total = session.scalar(select(func.count()).select_from(DialAttempt).where(DialAttempt.crawl_id == crawl_id))
+    """Set the crawl's end time and its final counts (``queries.totals``, the one definition of each)."""
+    counts = totals(session, record.crawl_id)
     session.execute(
         update(Crawl)
-        .where(Crawl.id == crawl_id)
+        .where(Crawl.id == record.crawl_id)
         .values(
             ended_at=record.ended_at,
-            node_count=nodes or 0,
-            edge_count=edges or 0,
-            dials_ok=ok or 0,
-            dials_failed=(total or 0) - (ok or 0),
+            node_count=counts.nodes,
+            edge_count=counts.edges,
+            dials_ok=counts.dials_ok,
+            dials_failed=counts.dials_failed,
         )
     )
 
@@ -439,41 +434,11 @@ def _histogram(pairs: Iterable[tuple[Any, int]]) -> tuple[tuple[Any, int], ...]:
 
 
 def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
-    """Counts, dial outcome histogram, client and network shares for one crawl."""
+    """One crawl's counts and shares, from the same functions as ``ethcrawl query`` (given this crawl's id)."""
     crawl = session.get(Crawl, crawl_id)
     if crawl is None:
         raise InvalidRecord(f"no crawl with id {crawl_id}")
-    sighted = select(
-        func.count(),
-        func.coalesce(func.sum(case((Sighting.responded, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((Sighting.enr_received, 1), else_=0)), 0),
-    ).where(Sighting.crawl_id == crawl_id)
-    nodes, responded, with_enr = session.execute(sighted).one()
-    edges = session.scalar(select(func.count()).select_from(Edge).where(Edge.crawl_id == crawl_id)) or 0
-    outcomes = _histogram(
-        (outcome, count)
-        for outcome, count in session.execute(
-            select(DialAttempt.outcome, func.count()).where(DialAttempt.crawl_id == crawl_id).group_by(DialAttempt.outcome)
-        )
-    )
-    dials = sum(count for _, count in outcomes)
-    dials_ok = dict(outcomes).get("ok", 0)
-    clients = _histogram(
-        (name, count)
-        for name, count in session.execute(
-            select(DialAttempt.client_name, func.count(func.distinct(DialAttempt.node_id)))
-            .where(DialAttempt.crawl_id == crawl_id, DialAttempt.outcome == "ok", DialAttempt.client_name.is_not(None))
-            .group_by(DialAttempt.client_name)
-        )
-    )
-    networks = _histogram(
-        (network, count)
-        for network, count in session.execute(
-            select(DialAttempt.network_id, func.count(func.distinct(DialAttempt.node_id)))
-            .where(DialAttempt.crawl_id == crawl_id, DialAttempt.network_id.is_not(None))
-            .group_by(DialAttempt.network_id)
-        )
-    )
+    counts = totals(session, crawl_id)
     protocols = _histogram(
         (protocol_set or "none", count)
         for protocol_set, count in session.execute(
@@ -493,16 +458,16 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
         crawl_id=crawl_id,
         started_at=crawl.started_at,
         ended_at=crawl.ended_at,
-        nodes=int(nodes),
-        responded=int(responded),
-        with_enr=int(with_enr),
-        edges=int(edges),
-        dials=dials,
-        dials_ok=dials_ok,
-        dials_failed=dials - dials_ok,
-        outcomes=outcomes,
-        clients=clients,
-        networks=networks,
+        nodes=counts.nodes,
+        responded=counts.answered,
+        with_enr=counts.with_enr,
+        edges=counts.edges,
+        dials=counts.dials,
+        dials_ok=counts.dials_ok,
+        dials_failed=counts.dials_failed,
+        outcomes=tuple(dial_outcomes(session, crawl_id=crawl_id)),
+        clients=tuple(hello_counts(session, "clients", crawl_id=crawl_id)),
+        networks=tuple(network_counts(session, crawl_id=crawl_id)),
         protocols=protocols,
         layers=layers,
     )

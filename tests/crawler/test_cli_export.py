@@ -73,7 +73,7 @@ def test_query_clients_counts_each_node_once_by_its_latest_dial(crawl_db: tuple[
     want["reth"] += 1
     assert got == dict(want)
     code, table, _ = run("query", "clients", "--db", str(path))
-    assert code == 0 and table.splitlines()[0].split() == ["client", "nodes", "share"]
+    assert code == 0 and table.splitlines()[0].split() == ["client", "nodes", "refused", "share"]
 
 
 def test_export_csv_reads_back_as_the_database(crawl_db: tuple[Path, list[bytes]]) -> None:
@@ -219,10 +219,10 @@ async def test_edges_export_and_topology_after_a_real_crawl(tmp_path: Path) -> N
 def test_networks_forks_and_node_filters(crawl_db: tuple[Path, list[bytes]]) -> None:
     path, ids = crawl_db
     code, out, _ = run("query", "networks", "--db", str(path), "--format", "json")
-    # node 0's latest dial has no Status; nodes 1..9 are mainnet at Prague (fork id c376cf8b/0)
-    assert [json.loads(line) for line in out.splitlines()] == [{"network": "mainnet", "fork": "Prague", "nodes": 9, "share": "100.0%"}]
+    # node 0's latest dial has no Status, so its earlier one counts: nodes 0..9 are mainnet at Prague (c376cf8b/0)
+    assert [json.loads(line) for line in out.splitlines()] == [{"network": "mainnet", "fork": "Prague", "nodes": 10, "share": 100.0}]
     code, out, _ = run("query", "forks", "--db", str(path), "--format", "json")
-    assert [json.loads(line) for line in out.splitlines()] == [{"network": "mainnet", "readiness": "stale", "nodes": 9}]
+    assert [json.loads(line) for line in out.splitlines()] == [{"network": "mainnet", "readiness": "stale", "nodes": 10, "share": 100.0}]
     code, out, _ = run("query", "nodes", "--db", str(path), "--client", "nethermind")
     # nodes 5, 6, 7 (addresses 127.0.0.6-8) are nethermind
     assert sorted(url.rsplit("@", 1)[1] for url in out.split()) == [f"127.0.0.{i}:30303" for i in (6, 7, 8)]
@@ -230,7 +230,7 @@ def test_networks_forks_and_node_filters(crawl_db: tuple[Path, list[bytes]]) -> 
     assert {json.loads(line)["ip"] for line in out.splitlines()} == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
     code, out, _ = run("query", "nodes", "--db", str(path), "--synced", "--format", "csv")
     synced = [r["node_id"] for r in csv.DictReader(io.StringIO(out))]
-    assert sorted(synced) == sorted(ids[i].hex() for i in (2, 4, 6, 8))
+    assert sorted(synced) == sorted(ids[i].hex() for i in (0, 2, 4, 6, 8))  # node 0: from its earlier Status
     code, out, _ = run("query", "nodes", "--db", str(path), "--dialable", "--limit", "3")
     assert len(out.split()) == 3
     code, out, _ = run("query", "nodes", "--db", str(path), "--seen-since", "2030-01-01")

@@ -124,3 +124,16 @@ def test_postgres_without_its_driver_is_one_line(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "psycopg", None)
     result = invoke("query", "clients", "--db", "postgresql+psycopg://nobody@127.0.0.1:9/none")
     assert_one_clear_line(result, 1, "psycopg")
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)
+def test_a_missing_or_empty_database_says_what_to_do(tmp_path: Path, command: list[str]) -> None:
+    """No internal parameter name (create=False) reaches the user; the message says what to give instead."""
+    result = invoke(*command, "--db", str(tmp_path / "typo.db"))
+    assert_one_clear_line(result, 1, "typo.db: no such file", "existing ethcrawl database", "run a crawl first")
+    assert "create" not in result.stderr
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    result = invoke(*command, "--db", str(empty))
+    assert_one_clear_line(result, 1, "empty.db is empty", "run a crawl first")
+    assert "create" not in result.stderr

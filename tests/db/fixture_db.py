@@ -48,6 +48,7 @@ CLIENTS = {
 OSES = ["linux", "windows", "darwin"]
 RUNTIMES = {"geth": "go1.23.4", "erigon": "go1.22.1", "nethermind": "dotnet8.0.11", "reth": "rustc1.82.0"}
 FAILED_OUTCOMES = ["timeout", "refused", "too-many-peers", "protocol-error"]
+AFTER_HELLO = ("too-many-peers", "protocol-error")  # failures that can follow a Hello
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -98,13 +99,17 @@ class Facts:
     dials: list[DialRecord] = field(default_factory=list)  # in the order written
     crawls: list[Crawl] = field(default_factory=list)
 
-    def latest_dial(self, node_id: bytes, *, having: str | None = None, client: str | None = None) -> DialRecord | None:
-        """The last dial written for the node (optionally: the last one that told ``having``)."""
+    def latest_dial(
+        self, node_id: bytes, *, having: str | None = None, client: str | None = None, crawl: int | None = None
+    ) -> DialRecord | None:
+        """The last dial written for the node (optionally: the last one that told ``having``, in crawl ``crawl``)."""
         found = None
         for dial in self.dials:
             if dial.node_id != node_id:
                 continue
             if having is not None and getattr(dial, having) is None:
+                continue
+            if crawl is not None and dial.crawl_id != crawl:
                 continue
             if client is not None and dial.client_name != client:
                 continue
@@ -121,19 +126,28 @@ def _pubkey(rng: random.Random) -> tuple[bytes, bytes]:
     return node_id_from_pubkey(pubkey), pubkey
 
 
-def _dial(rng: random.Random, crawl: int, node_id: bytes, at: datetime) -> DialRecord:
-    if rng.random() < 0.3:
-        return DialRecord(crawl_id=crawl, node_id=node_id, attempted_at=at, direction="outbound", outcome=rng.choice(FAILED_OUTCOMES))
+def _hello(rng: random.Random) -> dict[str, str]:
     name = rng.choice(sorted(CLIENTS))
     version = rng.choice(CLIENTS[name])
     os_name = rng.choice(OSES)
+    return {
+        "client_id": f"{name}/v{version}/{os_name}-amd64/{RUNTIMES[name]}", "client_name": name,
+        "client_version": version, "client_os": os_name, "client_arch": "amd64", "client_runtime": RUNTIMES[name],
+        "capabilities": "eth/68,snap/1",
+    }
+
+
+def _dial(rng: random.Random, crawl: int, node_id: bytes, at: datetime) -> DialRecord:
+    if rng.random() < 0.3:
+        outcome = rng.choice(FAILED_OUTCOMES)
+        # Some peers send their Hello and then refuse us (too many peers) or break the protocol.
+        hello = _hello(rng) if outcome in AFTER_HELLO and rng.random() < 0.6 else {}
+        return DialRecord(crawl_id=crawl, node_id=node_id, attempted_at=at, direction="outbound", outcome=outcome, **hello)
     (fork_hash, fork_next), (network, _fork, _ready) = rng.choice(sorted(FORK_IDS.items(), key=str))
     network_id = NETWORK_IDS.get(network or "mainnet", 1)
     with_status = rng.random() < 0.85  # some peers say Hello and leave before Status
     return DialRecord(
-        crawl_id=crawl, node_id=node_id, attempted_at=at, direction="outbound", outcome="ok",
-        client_id=f"{name}/v{version}/{os_name}-amd64/{RUNTIMES[name]}", client_name=name, client_version=version,
-        client_os=os_name, client_arch="amd64", client_runtime=RUNTIMES[name], capabilities="eth/68,snap/1",
+        crawl_id=crawl, node_id=node_id, attempted_at=at, direction="outbound", outcome="ok", **_hello(rng),
         network_id=network_id if with_status else None,
         fork_hash=bytes.fromhex(fork_hash) if with_status else None,
         fork_next=fork_next if with_status else None,

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.models import DialAttempt, Edge, Node
 from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
-from ethcrawl.db.queries import histogram, node_reports
+from ethcrawl.db.queries import hello_counts, node_reports
 from ethcrawl.db.records import CrawlStarted, DialRecord, EdgeSeen, NodeSeen
 from ethcrawl.db.store import begin_crawl, crawl_summary, write_records
 
@@ -63,7 +63,8 @@ def test_schema_writer_rows_and_queries(pg_url: str) -> None:
         edges = [EdgeSeen(crawl_id=crawl, from_id=nodes[0].node_id, to_id=n.node_id, seen_at=T0) for n in nodes[1:]]
         dials = [
             DialRecord(crawl_id=crawl, node_id=n.node_id, attempted_at=T0, direction="outbound", outcome="ok",
-                       client_name="geth" if i % 2 else "reth", total_difficulty=2**80, network_id=1)
+                       client_id="geth/v1" if i % 2 else "reth/v1", client_name="geth" if i % 2 else "reth",
+                       total_difficulty=2**80, network_id=1)
             for i, n in enumerate(nodes[:10])
         ]
         write_records(session, [*nodes, *edges, *edges, *dials])  # edges twice: still unique
@@ -71,7 +72,7 @@ def test_schema_writer_rows_and_queries(pg_url: str) -> None:
         assert session.scalar(select(func.count()).select_from(Node)) == 20
         assert session.scalar(select(func.count()).select_from(Edge)) == 19
         assert session.scalar(select(DialAttempt.total_difficulty).limit(1)) == str(2**80)
-        assert dict(histogram(session, "clients")) == {"geth": 5, "reth": 5}
+        assert {c.value: c.nodes for c in hello_counts(session, "clients")} == {"geth": 5, "reth": 5}
         assert len(node_reports(session)) == 20
         summary = crawl_summary(session, crawl)
         assert (summary.nodes, summary.edges, summary.dials_ok) == (20, 19, 10)

@@ -316,13 +316,17 @@ def test_crawl_summary_matches_independent_counts(db: Database) -> None:
     for n in rng.sample(range(60), 40):
         for _ in range(rng.randint(1, 2)):  # some nodes dialed twice
             outcome = rng.choice(OUTCOMES)
-            got_status = outcome == "ok" or rng.random() < 0.2
+            # A Hello arrives on every ok attempt and on some that end otherwise (too-many-peers, not-eth, ...).
+            got_hello = outcome == "ok" or rng.random() < 0.4
+            got_status = outcome == "ok" or (got_hello and rng.random() < 0.2)
+            name = rng.choice(clients).lower() if got_hello else None
             dials_sent.append(
                 dial(
                     c,
                     n,
                     outcome,
-                    client_name=rng.choice(clients) if outcome == "ok" else None,
+                    client_id=f"{name}/v1" if got_hello else None,
+                    client_name=name,
                     network_id=rng.choice([1, 1, 1, 11155111]) if got_status else None,
                 )
             )
@@ -334,13 +338,13 @@ def test_crawl_summary_matches_independent_counts(db: Database) -> None:
 
     mine = [r for r in records if isinstance(r, NodeSeen) and r.crawl_id == c]
     outcome_counts = Counter(d.outcome for d in dials_sent)
-    client_nodes: dict[str, set[bytes]] = {}
-    network_nodes: dict[int, set[bytes]] = {}
-    for d in dials_sent:
-        if d.outcome == "ok" and d.client_name:
-            client_nodes.setdefault(d.client_name, set()).add(d.node_id)
-        if d.network_id is not None:
-            network_nodes.setdefault(d.network_id, set()).add(d.node_id)
+    # The README's definitions, by hand: each node's latest attempt (in write order) that received a Hello / a Status.
+    written = [r for r in records if isinstance(r, DialRecord) and r.crawl_id == c]
+    last_hello = {d.node_id: d for d in written if d.client_id is not None}
+    last_status = {d.node_id: d for d in written if d.network_id is not None}
+    client_nodes = Counter(d.client_name for d in last_hello.values())
+    refused_nodes = Counter(d.client_name for d in last_hello.values() if d.outcome != "ok")
+    network_nodes = Counter({1: "mainnet", 11155111: "sepolia"}[d.network_id] for d in last_status.values() if d.network_id)
 
     with db.session() as session:
         summary = crawl_summary(session, c)
@@ -348,14 +352,15 @@ def test_crawl_summary_matches_independent_counts(db: Database) -> None:
     assert summary.nodes == 60
     assert summary.responded == sum(r.responded for r in mine)
     assert summary.with_enr == sum(r.enr is not None for r in mine)
-    assert summary.edges == len({(e.from_id, e.to_id) for e in edges_sent})
+    assert summary.edges == len({(e.from_id, e.to_id) for e in edges_sent if e.from_id != e.to_id})
     assert summary.dials == len(dials_sent)
     assert summary.dials_ok == outcome_counts["ok"]
     assert summary.dials_failed == len(dials_sent) - outcome_counts["ok"]
     assert dict(summary.outcomes) == dict(outcome_counts)
     assert [count for _, count in summary.outcomes] == sorted(outcome_counts.values(), reverse=True)
-    assert dict(summary.clients) == {name: len(ids) for name, ids in client_nodes.items()}
-    assert dict(summary.networks) == {net: len(ids) for net, ids in network_nodes.items()}
+    assert {h.value: (h.nodes, h.refused) for h in summary.clients} == {k: (n, refused_nodes[k]) for k, n in client_nodes.items()}
+    assert refused_nodes, "the fixture should hold nodes that sent a Hello and then refused"
+    assert {n.network: n.nodes for n in summary.networks} == dict(network_nodes)
     assert summary.ended_at == T0 + timedelta(minutes=5)
     # The crawl row's counts, written by CrawlFinished, agree.
     assert crawl is not None

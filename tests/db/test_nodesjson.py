@@ -53,7 +53,8 @@ def test_published_list_round_trips_byte_identical(database_url: str, name: str)
     source = fixture_path("data", "dnslists", name)
     code, out, err = invoke("import", "nodes-json", "--db", database_url, str(source))
     assert code == 0, err
-    assert out.strip() == f"imported {len(published)} of {len(published)} records from {source}"
+    n = len(published)
+    assert out.strip() == f"imported {n} of {n} records from {source}: {n} new, 0 updated, 0 unchanged"
     exported = export(database_url)
     assert list(exported) == sorted(published)  # the same keys, in geth's order
     for key, entry in published.items():
@@ -62,6 +63,11 @@ def test_published_list_round_trips_byte_identical(database_url: str, name: str)
         assert mine["record"] == entry["record"]  # the very same text, byte for byte
         assert (mine["seq"], mine["firstResponse"], mine["lastResponse"]) == (entry["seq"], entry["firstResponse"], entry["lastResponse"])
         assert RFC3339_UTC.fullmatch(mine["lastCheck"]) and isinstance(mine["score"], int)
+        assert mine["score"] == entry.get("score", 0)  # no crawl since: the list's score, exactly
+    assert any(entry.get("score", 0) > 1 for entry in published.values())  # real scores, not all zero
+    # The same file again: nothing new, nothing changed.
+    code, out, err = invoke("import", "nodes-json", "--db", database_url, str(source))
+    assert code == 0 and out.strip().endswith(f": 0 new, 0 updated, {n} unchanged"), out
 
 
 def _listing(record: ENR, **extra: Any) -> str:
@@ -195,3 +201,73 @@ def test_first_and_last_seen_come_from_the_file(tmp_path: Path) -> None:
     # The file's firstResponse is earlier than "now" of the first import, so it wins; the last stays the latest.
     assert mine["firstResponse"] == entry["firstResponse"]
     assert mine["lastResponse"] == "2030-01-01T00:00:00Z"
+
+
+def _answer_in_a_crawl(url: str, records: list[ENR], at: datetime) -> None:
+    db = open_database(url)
+    with db.session() as session, session.begin():
+        crawl = begin_crawl(session, CrawlStarted(started_at=at))
+        write_records(session, [
+            NodeSeen(crawl_id=crawl, node_id=r.node_id or b"", pubkey=r.public_key_raw or b"", ip="10.0.0.1", udp=30303,
+                     tcp=None, seen_at=at, source="neighbors", responded=True)
+            for r in records
+        ])  # fmt: skip
+    db.close()
+
+
+def test_score_is_the_lists_plus_the_crawls_since(database_url: str, tmp_path: Path) -> None:
+    """export's score: the imported score plus the crawls that answered the node since; our own export re-imports
+    as a no-op (its crawls are not counted twice)."""
+    records = [ENR.create(generate_private_key(), seq=1, pairs={"ip": bytes([10, 0, 0, i]), "udp": 30303}) for i in (1, 2)]
+    _answer_in_a_crawl(database_url, records[:1], T0)  # before the import: already in the list's score
+    listing = {**json.loads(_listing(records[0], score=2406)), **json.loads(_listing(records[1], score=7))}
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps(listing))
+    code, out, _ = invoke("import", "nodes-json", "--db", database_url, str(path))
+    assert code == 0 and out.strip().endswith(": 1 new, 1 updated, 0 unchanged"), out
+    ids = [(r.node_id or b"").hex() for r in records]
+    assert {k: v["score"] for k, v in export(database_url).items()} == {ids[0]: 2406, ids[1]: 7}
+    _answer_in_a_crawl(database_url, records, T0 + timedelta(days=1))
+    _answer_in_a_crawl(database_url, records[1:], T0 + timedelta(days=2))
+    exported = export(database_url)
+    assert {k: v["score"] for k, v in exported.items()} == {ids[0]: 2407, ids[1]: 9}
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(exported))
+    code, out, _ = invoke("import", "nodes-json", "--db", database_url, str(mine))
+    assert code == 0 and out.strip().endswith(": 0 new, 0 updated, 2 unchanged"), out
+    assert export(database_url) == exported
+
+
+@pytest.mark.parametrize("score", ["12", 1.5, True, 2**63])
+def test_a_score_that_is_not_a_whole_number_is_skipped(tmp_path: Path, score: Any) -> None:
+    record = ENR.create(generate_private_key(), seq=1, pairs={"udp": 30303})
+    path = tmp_path / "in.json"
+    path.write_text(_listing(record, score=score))
+    code, _, err = invoke("import", "nodes-json", "--db", str(tmp_path / "x.db"), str(path))
+    assert code == 1 and "score" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b'{"a": "caf\xe9"}', "not UTF-8"),  # Latin-1, not UTF-8
+        (b"\xff\xfe{\x00}\x00", "not UTF-8"),  # UTF-16
+        (b"[" * 200_000, "nested too deeply"),
+        (b'{"x": ' * 100_000, "nested too deeply"),
+    ],
+)
+def test_an_unreadable_file_is_one_line_and_leaves_the_database(tmp_path: Path, content: bytes, needle: str) -> None:
+    good = tmp_path / "good.json"
+    record = ENR.create(generate_private_key(), seq=1, pairs={"udp": 30303})
+    good.write_text(_listing(record, score=3))
+    db = str(tmp_path / "list.db")
+    assert invoke("import", "nodes-json", "--db", db, str(good))[0] == 0
+    before = export(db)
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    for target in (db, str(tmp_path / "never.db")):
+        code, out, err = invoke("import", "nodes-json", "--db", target, str(bad))
+        assert code == 1 and out == ""
+        assert len(err.strip().splitlines()) == 1 and err.startswith("Error:") and needle in err and "bad.json" in err
+    assert export(db) == before
+    assert not (tmp_path / "never.db").exists()
