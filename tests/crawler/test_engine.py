@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import sys
+from array import array
 from ipaddress import ip_address
 
 import trio
@@ -9,7 +12,7 @@ from memnet import MemoryNetwork
 from trio.testing import MockClock
 
 from ethcrawl.crawler.discovery import DiscoveryV4
-from ethcrawl.crawler.engine import CrawlConfig, Crawler
+from ethcrawl.crawler.engine import EDGE_PROTOCOL_BIT, EDGE_PROTOCOL_BITS, CrawlConfig, Crawler, _add_edge
 from ethcrawl.crawler.relay import relay_error
 from ethcrawl.crawler.targets import TargetTable
 from ethcrawl.db.records import EdgeSeen, NodeSeen
@@ -111,3 +114,22 @@ async def test_hostile_relays_are_not_crawled(autojump_clock: MockClock) -> None
     found = {r.node_id for r in records if isinstance(r, NodeSeen)}
     assert bad_port.node_id not in found
     assert crawler.statistics().relay_rejected >= 1  # once per answer that carried it
+
+
+def test_edges_are_distinct_pairs_over_any_protocol_in_a_few_bytes_each() -> None:
+    returned = array("I")
+    assert _add_edge(returned, 7, EDGE_PROTOCOL_BIT["v4"]) == (True, True)
+    assert _add_edge(returned, 7, EDGE_PROTOCOL_BIT["v4"]) == (False, False)  # a re-visit or a late NEIGHBORS
+    assert _add_edge(returned, 7, EDGE_PROTOCOL_BIT["v5"]) == (False, True)  # same pair, new protocol
+    assert _add_edge(returned, 3, EDGE_PROTOCOL_BIT["v5"]) == (True, True)
+    assert [entry >> EDGE_PROTOCOL_BITS for entry in returned] == [3, 7]
+    # The memory claim in _add_edge's docstring: 1,000 answering nodes returning 100 peers each.
+    rng = random.Random(1)
+    arrays, edges = [], 0
+    for _ in range(1000):
+        peers = array("I")
+        for target in rng.sample(range(20_000), 100):
+            edges += _add_edge(peers, target, EDGE_PROTOCOL_BIT["v4"])[0]
+        arrays.append(peers)
+    assert edges == 100_000
+    assert sum(sys.getsizeof(a) for a in arrays) / edges < 5.0  # bytes per edge
