@@ -29,7 +29,7 @@ from typing import Awaitable, Callable
 import trio
 
 from ethcrawl.db.engine import Database
-from ethcrawl.db.records import CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
+from ethcrawl.db.records import DROPPED_PREFIX, CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
 from ethcrawl.db.store import crawl_summary
 from ethcrawl.db.writer import begin_crawl, run_writer
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key
@@ -240,7 +240,8 @@ async def run_crawl(
                 _log_statistics(node, crawler)
             if crawl_scope.cancelled_caught:
                 log.info("crawl stopped early (duration or signal); saving what was learned")
-            await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock())))
+            stats = _stored_stats(crawler.statistics()) if crawler is not None else {}
+            await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock()), stats=stats))
         # The channel is closed: the writer drains what it holds and returns.
 
     def _summary() -> CrawlSummary:
@@ -256,6 +257,13 @@ def _report(
     if on_progress is not None:
         elapsed = trio.current_time() - started
         on_progress(CrawlProgress(elapsed, crawler.statistics(), counter.ok, counter.failed))
+
+
+def _stored_stats(stats: CrawlStats) -> dict[str, int]:
+    """The engine's counters no other table holds, for the crawl row's ``stats`` column."""
+    stored = {DROPPED_PREFIX + rule: count for rule, count in stats.dropped_by_rule}
+    stored["relay_rejected"] = stats.relay_rejected
+    return stored
 
 
 def _log_statistics(node: DiscoveryNode, crawler: Crawler) -> None:

@@ -29,7 +29,7 @@ import logging
 import time
 from array import array
 from bisect import bisect_left
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime, timezone
@@ -48,6 +48,7 @@ from ethcrawl.wire.errors import BadENR
 from .discovery import DiscoveryV4
 from .discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
 from .relay import relay_error
+from .sybil import DROP_RULES, AddressBound, AddressLimits
 from .targets import TargetTable
 
 __all__ = ["CrawlConfig", "Crawler", "CrawlStats", "Dialer"]
@@ -78,6 +79,11 @@ V5_EMPTY_DISTANCES_TO_STOP = 16
 # index (a billion nodes).
 EDGE_PROTOCOL_BITS = 2
 EDGE_PROTOCOL_BIT = {"v4": 1, "v5": 2}
+# New nodes one peer may have introduced that no other peer has returned yet: a real
+# table holds at most 17 buckets x 16 = 272 nodes; twice that allows for its churn
+# during the crawl.  Past it the peer is lying (a sybil address supplied 10,513 nodes
+# in 60 s), and its further unconfirmed news is dropped.
+UNCONFIRMED_PER_SOURCE = 2 * 17 * 16
 
 
 class Dialer(Protocol):
@@ -96,6 +102,9 @@ class CrawlConfig:
     v5_empty_distances_to_stop: int = V5_EMPTY_DISTANCES_TO_STOP
     # Dial every node with a TCP port, not only those that look like execution-layer nodes.
     dial_all: bool = False
+    # The sybil bound (``sybil.py`` and ``_admit``).
+    address_limits: AddressLimits = AddressLimits()
+    unconfirmed_per_source: int = UNCONFIRMED_PER_SOURCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,12 @@ class CrawlStats:
     relay_rejected: int
     answered_v4: int = 0
     answered_v5: int = 0
+    # Relayed nodes refused by the sybil bound, per rule (sybil.DROP_RULES), and in all.
+    dropped_by_rule: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def dropped(self) -> int:
+        return sum(count for _, count in self.dropped_by_rule)
 
 
 @dataclass(eq=False, slots=True)
@@ -127,6 +142,10 @@ class _NodeState:
     protocols: set[str] = field(default_factory=set)  # discovery protocols that answered
     # The nodes this one returned in the crawl, over which protocols (see ``_add_edge``).
     returned: array[int] = field(default_factory=partial(array, "I"))
+    # The sybil bound: who first told us of this node (None once another peer confirmed it, and for
+    # seeds), and how many nodes this one introduced that nobody confirmed yet.
+    introducer: _NodeState | None = None
+    unconfirmed: int = 0
 
 
 class Crawler:
@@ -169,6 +188,8 @@ class Crawler:
         self._dials_started = 0
         self._edges = 0
         self._relay_rejected = 0
+        self._bound = AddressBound(config.address_limits)
+        self._dropped: Counter[str] = Counter()
         self._wakeup = trio.Event()
 
     # ------------------------------------------------------------------ public
@@ -186,6 +207,7 @@ class Crawler:
             relay_rejected=self._relay_rejected,
             answered_v4=sum(1 for s in self._nodes.values() if "v4" in s.protocols),
             answered_v5=sum(1 for s in self._nodes.values() if "v5" in s.protocols),
+            dropped_by_rule=tuple((rule, self._dropped[rule]) for rule in DROP_RULES),
         )
 
     async def run(self, seeds: list[Node | ENR]) -> CrawlStats:
@@ -196,6 +218,8 @@ class Crawler:
             if self.discovery_v5 is not None:
                 nursery.start_soon(self._consume_late_v5_nodes, self.discovery_v5)
             for seed in seeds:
+                node = seed.to_node() if isinstance(seed, ENR) else seed
+                self._bound.admit(node.ip, node.udp)  # seeds are trusted, but their addresses count
                 if isinstance(seed, ENR):
                     await self._learn(seed.to_node(), source="bootnode", enr=seed)
                 else:
@@ -453,7 +477,11 @@ class Crawler:
         if node.node_id == self._local_id:
             # Peers that met us list us too; we are not part of what we measure.
             return 0
+        known = self._nodes.get(node.node_id)
+        if known is None and not self._admit(state, node):
+            return 0
         target = await self._learn(node, source=source, enr=enr)
+        self._note_introduction(state, target, known is None)
         new_pair, new_over_protocol = _add_edge(state.returned, target.index, EDGE_PROTOCOL_BIT[protocol])
         self._edges += new_pair
         if not new_over_protocol:
@@ -465,6 +493,30 @@ class Crawler:
             )
         )
         return 1
+
+    def _admit(self, source: _NodeState, node: Node) -> bool:
+        """The sybil bound for a node ``source`` is the first to tell us of (counted and logged when refused).
+
+        Charged here, before any await: a peer's answers are taken by several tasks at once.
+        """
+        rule: str | None = "source"
+        if source.unconfirmed < self.config.unconfirmed_per_source:
+            rule = self._bound.admit(node.ip, node.udp)
+        if rule is not None:
+            self._dropped[rule] += 1
+            log.debug("relayed node dropped from=%s rule=%s", source.node.node_id.hex()[:16], rule)
+            return False
+        source.unconfirmed += 1
+        return True
+
+    @staticmethod
+    def _note_introduction(source: _NodeState, target: _NodeState, new: bool) -> None:
+        """Remember who introduced a new node (``_admit`` charged it); a second peer returning it confirms it."""
+        if new:
+            target.introducer = source
+        elif target.introducer is not None and target.introducer is not source:
+            target.introducer.unconfirmed -= 1
+            target.introducer = None
 
     async def _consume_late_nodes(self, discovery: DiscoveryV4) -> None:
         async for late in discovery.late_nodes:

@@ -25,6 +25,7 @@ __all__ = [
     "OUTCOMES",
     "CrawlStarted",
     "CrawlFinished",
+    "DROPPED_PREFIX",
     "NodeSeen",
     "EdgeSeen",
     "DialRecord",
@@ -101,12 +102,18 @@ class CrawlStarted:
         _check_time("started_at", self.started_at)
 
 
+# Keys of ``CrawlFinished.stats`` that count relayed nodes the sybil bound dropped: prefix + rule.
+DROPPED_PREFIX = "dropped_"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlFinished:
     """The crawl ended (naturally, by --duration or by Ctrl-C); the writer stores the final counts."""
 
     crawl_id: int
     ended_at: datetime
+    # The crawl's own counters that no other table holds (e.g. relayed nodes dropped by the sybil bound).
+    stats: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_time("ended_at", self.ended_at)
@@ -260,3 +267,5 @@ class CrawlSummary:
     protocols: tuple[tuple[str, int], ...] = ()
     # Nodes sighted in this crawl by the layer their stored ENR names ("unknown" without one).
     layers: tuple[tuple[str, int], ...] = ()
+    # Relayed nodes the sybil bound dropped, per rule ("endpoint", "ip", "subnet", "source"), from the crawl's stats.
+    dropped: tuple[tuple[str, int], ...] = ()

@@ -27,6 +27,7 @@ from ethcrawl.wire.errors import WireError
 from .errors import InvalidRecord, UnsupportedDatabase
 from .models import Crawl, DialAttempt, Edge, Node, Sighting
 from .records import (
+    DROPPED_PREFIX,
     CrawlFinished,
     CrawlStarted,
     CrawlSummary,
@@ -369,6 +370,7 @@ def finish_crawl(session: Session, record: CrawlFinished) -> None:
             edge_count=edges or 0,
             dials_ok=ok or 0,
             dials_failed=(total or 0) - (ok or 0),
+            stats=json.dumps(dict(record.stats), sort_keys=True),
         )
     )
 
@@ -505,4 +507,11 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
         networks=networks,
         protocols=protocols,
         layers=layers,
+        dropped=_dropped(crawl.stats),
     )
+
+
+def _dropped(stats: str | None) -> tuple[tuple[str, int], ...]:
+    """The sybil bound's per-rule drops from a crawl's stats JSON (none for crawls that stored no stats)."""
+    counts = json.loads(stats) if stats else {}
+    return tuple((key.removeprefix(DROPPED_PREFIX), int(n)) for key, n in counts.items() if key.startswith(DROPPED_PREFIX))
