@@ -11,9 +11,10 @@ from typing import Any
 
 import click
 import trio
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from ethcrawl.db.engine import open_database
 from ethcrawl.db.errors import DatabaseError
@@ -81,19 +82,69 @@ def _database_seeds(db_url: str) -> list[Node | ENR]:
     return seeds
 
 
-def _progress_table(p: CrawlProgress) -> Table:
+# Terminal columns below which the live display uses its short labels.
+PROGRESS_WIDE = 110
+PROGRESS_GAP = "  "  # between two cells of the live display
+
+
+def _progress_cells(p: CrawlProgress, *, short: bool) -> list[str]:
+    """The live display's cells (rich markup), each kept whole on one line."""
     s = p.crawl
-    table = Table.grid(padding=(0, 2))
-    table.add_row(
+    answered = f"{s.responded}/{s.visited}"
+    if short:
+        return [
+            f"[bold]{p.elapsed:.0f}s[/]",
+            f"found [bold]{s.discovered}[/]",
+            f"queue {s.queued}",
+            f"busy {s.in_flight}",
+            f"answered {answered} (v4 {s.answered_v4}, v5 {s.answered_v5})",
+            f"edges {s.edges}",
+            f"dropped {s.dropped}",
+            f"dials ok [green]{p.dials_ok}[/] failed [red]{p.dials_failed}[/]",
+        ]
+    return [
         f"[bold]{p.elapsed:6.0f}s[/]",
         f"discovered [bold]{s.discovered}[/]",
         f"queued {s.queued}",
         f"in flight {s.in_flight}",
-        f"answered {s.responded}/{s.visited} (v4 {s.answered_v4}, v5 {s.answered_v5})",
+        f"answered {answered} (v4 {s.answered_v4}, v5 {s.answered_v5})",
         f"edges {s.edges}",
+        f"dropped {s.dropped}",
         f"dials ok [green]{p.dials_ok}[/] failed [red]{p.dials_failed}[/] in flight {s.dials_in_flight}",
-    )
-    return table
+    ]
+
+
+class _ProgressView:
+    """The live display, laid out for the width it is rendered at: cells packed into lines, never split."""
+
+    def __init__(self, progress: CrawlProgress) -> None:
+        self.progress = progress
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        cells = [Text.from_markup(c) for c in _progress_cells(self.progress, short=width < PROGRESS_WIDE)]
+        # A cell wider than a very narrow terminal is cut, never wrapped into the next label.
+        line = Text(no_wrap=True, overflow="ellipsis")
+        for cell in cells:
+            if line and line.cell_len + len(PROGRESS_GAP) + cell.cell_len > width:
+                yield line
+                line = Text(no_wrap=True, overflow="ellipsis")
+            if line:
+                line.append(PROGRESS_GAP)
+            line.append_text(cell)
+        yield line
+
+
+def _progress_table(p: CrawlProgress) -> _ProgressView:
+    return _ProgressView(p)
+
+
+def _print_dropped(console: Console, summary: CrawlSummary) -> None:
+    """What the sybil bound refused (README, "The sybil bound"), when it refused anything."""
+    total = sum(count for _, count in summary.dropped)
+    if total:
+        rules = ", ".join(f"{rule} {count}" for rule, count in summary.dropped if count)
+        console.print(f"sybil bound: dropped {total} relayed nodes (per {rules})")
 
 
 def _network_name(network_id: int) -> str:
@@ -107,7 +158,6 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
         f"crawl {summary.crawl_id}: {summary.nodes} nodes ({summary.responded} answered, "
         f"{summary.with_enr} with ENR), {summary.edges} edges, {summary.dials} dials "
         f"({summary.dials_ok} ok, {summary.dials_failed} failed) in {duration:.1f} s",
-        soft_wrap=True,
     )
     networks = tuple((_network_name(network_id), count) for network_id, count in summary.networks)
     sections = (
@@ -211,6 +261,7 @@ def crawl_command(
     finally:
         db.close()
     _print_summary(Console(), summary)
+    _print_dropped(Console(), summary)
 
 
 async def _ping(seed: Node | ENR, timeout: float) -> dict[str, Any]:

@@ -6,18 +6,28 @@ the crawler is the installed ``ethcrawl`` script.
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+from rich.console import Console
+from rich.text import Text
 
+from ethcrawl.crawler.cli_crawl import PROGRESS_WIDE, _print_dropped, _print_summary, _progress_cells, _progress_table
+from ethcrawl.crawler.crawl import CrawlProgress
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import DiscoveryV5
+from ethcrawl.crawler.engine import CrawlStats
+from ethcrawl.db.records import CrawlSummary
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enode import format_enode
 
@@ -167,3 +177,68 @@ async def test_from_db_seeds_the_crawl_with_known_nodes(tmp_path: Path) -> None:
     # The tree now also lists the first crawler (it pinged them); it is gone, so 7 known, 6 answered.
     assert b"7 nodes (6 answered, 6 with ENR)" in second.stdout
     assert rows(db, "SELECT count(*) FROM crawls")[0][0] == 2
+
+
+# ---------------------------------------------------------------------- what the terminal shows
+
+PROGRESS = CrawlProgress(
+    elapsed=17.2,
+    crawl=CrawlStats(
+        discovered=10513, queued=2345, in_flight=32, visited=8123, responded=4567, edges=33108, dials_started=999,
+        dials_in_flight=16, relay_rejected=3, answered_v4=4000, answered_v5=1234, dropped_by_rule=(("source", 543),),
+    ),
+    dials_ok=812,
+    dials_failed=187,
+)
+
+
+def _render(renderable: object, width: int, **print_options: Any) -> list[str]:
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(renderable, **print_options)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    return [line.rstrip() for line in output.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 160])
+def test_live_display_fits_the_terminal_without_splitting_a_label(width: int) -> None:
+    lines = _render(_progress_table(PROGRESS), width)
+    assert all(len(line) <= width for line in lines), lines
+    for cell in _progress_cells(PROGRESS, short=width < PROGRESS_WIDE):
+        plain = Text.from_markup(cell).plain.strip()
+        assert any(plain in line for line in lines), (plain, lines)
+    words = " ".join(lines).split()
+    # The key numbers: elapsed, discovered, answered, edges, dials ok and failed, dropped.
+    for number in ("17s", "10513", "4567/8123", "33108", "812", "187", "543"):
+        assert number in words, (number, lines)
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_end_of_crawl_summary_line_wraps_between_words_only(width: int) -> None:
+    started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    summary = CrawlSummary(
+        crawl_id=12345, started_at=started, ended_at=started + timedelta(seconds=3617.25), nodes=10513,
+        responded=4567, with_enr=3456, edges=18831, dials=999, dials_ok=812, dials_failed=187, outcomes=(),
+        clients=(), networks=(),
+    )
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    _print_summary(console, summary)
+    lines = [line.rstrip() for line in console.file.getvalue().splitlines() if line.strip()]  # type: ignore[attr-defined]
+    assert all(len(line) <= width for line in lines), lines
+    words = " ".join(lines).split()
+    for number in ("12345:", "10513", "(4567", "3456", "18831", "999", "(812", "187", "3617.2"):
+        assert number in words, (number, lines)
+
+
+def test_summary_says_what_the_sybil_bound_dropped() -> None:
+    started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    summary = CrawlSummary(
+        crawl_id=1, started_at=started, ended_at=started, nodes=545, responded=1, with_enr=1, edges=544, dials=0,
+        dials_ok=0, dials_failed=0, outcomes=(), clients=(), networks=(),
+        dropped=(("endpoint", 2), ("ip", 0), ("subnet", 0), ("source", 543)),
+    )
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    _print_dropped(console, summary)
+    assert console.file.getvalue() == "sybil bound: dropped 545 relayed nodes (per endpoint 2, source 543)\n"  # type: ignore[attr-defined]
+    quiet = Console(width=80, file=io.StringIO(), color_system=None)
+    _print_dropped(quiet, replace(summary, dropped=(("source", 0),)))
+    assert quiet.file.getvalue() == ""  # type: ignore[attr-defined]
