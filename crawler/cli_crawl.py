@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from functools import partial
 from ipaddress import ip_address
@@ -26,7 +27,7 @@ from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 
-from .bootnodes import NETWORKS, bootnodes, parse_seed, v5_bootnodes
+from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, parse_seed, v5_bootnodes
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig
@@ -38,6 +39,29 @@ __all__ = ["crawl_command", "ping_command"]
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "ethcrawl.db"
+MAX_DURATION = 30 * 24 * 3600.0  # s: a month; a longer crawl is a typo, and trio deadlines need finite numbers
+MAX_TIMEOUT = 60.0  # s per discovery reply: far past any real round trip (geth waits 0.5 s)
+MIN_TIMEOUT = 0.05  # s: below a loopback round trip under load
+
+
+class Seconds(click.ParamType[float]):
+    """A finite number of seconds in [minimum, maximum] (click's FloatRange lets nan and inf through)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float, maximum: float, *, minimum_open: bool = False) -> None:
+        self.minimum, self.maximum, self.minimum_open = minimum, maximum, minimum_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        low_ok = seconds > self.minimum if self.minimum_open else seconds >= self.minimum
+        if not (math.isfinite(seconds) and low_ok and seconds <= self.maximum):
+            low = f"more than {self.minimum:.12g}" if self.minimum_open else f"at least {self.minimum:.12g}"
+            self.fail(f"{value!r} is not allowed: give a finite number of seconds, {low} and at most {self.maximum:.12g}", param, ctx)
+        return seconds
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -56,8 +80,8 @@ def _seeds(values: tuple[str, ...]) -> list[Node | ENR]:
     seeds: list[Node | ENR] = []
     for value in values:
         try:
-            seeds.append(parse_seed(value))
-        except WireError as exc:
+            seeds.append(parse_seed(value, crawlable=True))
+        except (WireError, SeedWithoutDiscovery) as exc:
             raise click.BadParameter(f"{value[:60]!r}: {exc}", param_hint="--bootnode") from None
     return seeds
 
@@ -184,15 +208,15 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes (default mainnet when no --bootnode is given).")
 @click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL or enr: record to start from (repeatable).")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this many seconds (default: when done).")
+@click.option("--duration", type=Seconds(0, MAX_DURATION, minimum_open=True), default=None, help="Stop after this many seconds (default: when done).")
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=32, show_default=True, help="Peers enumerated at once.")
 @click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=16, show_default=True, help="RLPx dials at once.")
 @click.option("--listen", "listen", default=None, metavar="HOST:PORT", help="Also accept inbound RLPx peers here and record them.")
 @click.option("--udp", "udp", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address.")
 @click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx.")
 @click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json).")
-@click.option("--timeout", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Discovery v4 response timeout (s).")
-@click.option("--v5-timeout", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first).")
+@click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=0.5, show_default=True, help="Discovery v4 response timeout (s).")
+@click.option("--v5-timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first).")
 @click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way.")
 @click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports).")
 def crawl_command(
@@ -218,7 +242,11 @@ def crawl_command(
     """
     seeds = _seeds(bootnode_urls)
     if from_db:
-        seeds += _database_seeds(db_url)
+        known = _database_seeds(db_url)
+        if not known and not seeds and network is None:
+            # "The nodes I know" must never turn into the public network's bootnodes.
+            raise click.UsageError("--from-db: the database has no nodes to start from; give --bootnode (or --network)")
+        seeds += known
     if network is not None or not seeds:
         if discovery in ("v4", "both"):
             seeds += bootnodes(network or "mainnet")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket as socket_module
 import sqlite3
 import subprocess
 import sys
@@ -19,9 +20,11 @@ from typing import Any
 
 import pytest
 import trio
+from click.testing import CliRunner
 from rich.console import Console
 from rich.text import Text
 
+from ethcrawl.crawler.cli import main as cli_main
 from ethcrawl.crawler.cli_crawl import PROGRESS_WIDE, _print_dropped, _print_summary, _progress_cells, _progress_table
 from ethcrawl.crawler.crawl import CrawlProgress
 from ethcrawl.crawler.discovery import DiscoveryV4
@@ -242,3 +245,77 @@ def test_summary_says_what_the_sybil_bound_dropped() -> None:
     quiet = Console(width=80, file=io.StringIO(), color_system=None)
     _print_dropped(quiet, replace(summary, dropped=(("source", 0),)))
     assert quiet.file.getvalue() == ""  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- crawl's input checks (no packet leaves)
+
+
+def _crawl_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    """``ethcrawl crawl`` in this process, for checks that must refuse before any socket is opened."""
+
+    def no_sockets(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a socket was opened")
+
+    monkeypatch.setattr(socket_module, "socket", no_sockets)
+    monkeypatch.setattr(trio.socket, "socket", no_sockets)
+    return CliRunner().invoke(cli_main, ["crawl", "--db", str(tmp_path / "c.db"), *args])
+
+
+@pytest.mark.parametrize("option", ["--duration", "--timeout", "--v5-timeout"])
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309", "-inf", "1e12"])
+def test_non_finite_or_absurd_seconds_are_refused_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, value: str
+) -> None:
+    result = _crawl_in_process(tmp_path, monkeypatch, "--bootnode", VALID_ENODE, option, value)
+    assert result.exit_code == 2, result.output
+    assert "finite number of seconds" in result.output and "JSON" not in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("url", [VALID_ENODE.replace(":1", ":0"), VALID_ENODE.replace(":1", ":30303?discport=0")])
+def test_a_bootnode_without_a_udp_port_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    result = _crawl_in_process(tmp_path, monkeypatch, "--bootnode", url)
+    assert result.exit_code == 2, result.output
+    assert "no UDP port" in result.output
+
+
+def test_from_db_on_an_empty_database_does_not_fall_back_to_mainnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sockets are patched out: if the refusal were missing, the crawl would fail on its first socket, never send.
+    result = _crawl_in_process(tmp_path, monkeypatch, "--from-db")
+    assert result.exit_code != 0
+    assert "no nodes" in result.output and "--bootnode" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _crawl_rows(path: Path) -> list[tuple[Any, ...]]:
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT id, ended_at FROM crawls").fetchall()
+
+
+@pytest.mark.parametrize("what", ["udp-in-use", "udp-foreign-address", "listen-in-use"])
+def test_a_socket_that_cannot_be_bound_is_one_line_and_no_half_open_crawl(tmp_path: Path, what: str) -> None:
+    busy = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_STREAM if what == "listen-in-use" else socket_module.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    if what == "listen-in-use":
+        busy.listen()
+    port = busy.getsockname()[1]
+    extra = {
+        "udp-in-use": ["--udp", f"127.0.0.1:{port}"],
+        "udp-foreign-address": ["--udp", "192.0.2.1:0"],  # TEST-NET-1: no machine here has it
+        "listen-in-use": ["--udp", "127.0.0.1:0", "--listen", f"127.0.0.1:{port}"],
+    }[what]
+    db = tmp_path / "c.db"
+    try:
+        result = subprocess.run(
+            [ETHCRAWL, "crawl", "--db", str(db), "--bootnode", VALID_ENODE, "--no-dial", "--duration", "5", *extra],
+            capture_output=True, text=True, timeout=DEADLINE,
+        )
+    finally:
+        busy.close()
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "cannot" in errors[0], result.stderr
+    assert all(ended is not None for _, ended in _crawl_rows(db)), "no crawl row may be left without ended_at"
