@@ -219,11 +219,9 @@ class Crawler:
                 nursery.start_soon(self._consume_late_v5_nodes, self.discovery_v5)
             for seed in seeds:
                 node = seed.to_node() if isinstance(seed, ENR) else seed
-                self._bound.admit(node.ip, node.udp)  # seeds are trusted, but their addresses count
-                if isinstance(seed, ENR):
-                    await self._learn(seed.to_node(), source="bootnode", enr=seed)
-                else:
-                    await self._learn(seed, source="bootnode")
+                if node.node_id not in self._nodes:
+                    self._bound.admit(node.ip, node.udp)  # seeds are trusted, but their addresses count
+                await self._learn(node, source="bootnode", enr=seed if isinstance(seed, ENR) else None)
             while True:
                 while self._frontier and self._in_flight < self.config.concurrency:
                     state = self._frontier.popleft()
