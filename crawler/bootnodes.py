@@ -14,7 +14,7 @@ from typing import Any
 from ethcrawl.wire.enode import Node, parse_enode
 from ethcrawl.wire.enr import ENR
 
-__all__ = ["NETWORKS", "bootnodes", "v5_bootnodes", "parse_seed"]
+__all__ = ["NETWORKS", "bootnodes", "v5_bootnodes", "parse_seed", "SeedWithoutDiscovery"]
 
 NETWORKS = ("mainnet", "sepolia", "holesky", "hoodi")
 
@@ -38,9 +38,18 @@ def v5_bootnodes() -> list[ENR]:
     return [ENR.from_text(text) for text in _data()["v5"]]
 
 
-def parse_seed(text: str) -> Node | ENR:
-    """An ``enode://`` URL or an ``enr:`` record given on the command line."""
+class SeedWithoutDiscovery(ValueError):
+    """Raised when a crawl seed names no UDP port (``:0``, ``?discport=0``): no discovery protocol can ask it."""
+
+
+def parse_seed(text: str, *, crawlable: bool = False) -> Node | ENR:
+    """An ``enode://`` URL or an ``enr:`` record given on the command line.
+
+    ``crawlable``: the seed starts a crawl, so it must name a UDP port
+    (``SeedWithoutDiscovery`` otherwise); ``ping`` also takes RLPx-only URLs.
+    """
     text = text.strip()
-    if text.startswith("enr:"):
-        return ENR.from_text(text)
-    return parse_enode(text)
+    seed: Node | ENR = ENR.from_text(text) if text.startswith("enr:") else parse_enode(text)
+    if crawlable and not (seed.to_node() if isinstance(seed, ENR) else seed).udp:
+        raise SeedWithoutDiscovery("names no UDP port (port 0 or ?discport=0): discovery cannot ask it anything")
+    return seed

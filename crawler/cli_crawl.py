@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import string
 import sys
 from datetime import datetime, timezone
@@ -13,9 +14,10 @@ from typing import Any
 
 import click
 import trio
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from ethcrawl.db.engine import open_database
 from ethcrawl.db.errors import DatabaseError
@@ -27,7 +29,7 @@ from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 
-from .bootnodes import NETWORKS, bootnodes, parse_seed, v5_bootnodes
+from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, parse_seed, v5_bootnodes
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig
@@ -48,6 +50,29 @@ NODE_KEY_HELP = (
     "Run as the key in FILE (64 hex characters, as 'devp2p key generate' writes it) instead of the database's "
     "own identity; its node id is remembered in the database and never counted as a node."
 )
+MAX_DURATION = 30 * 24 * 3600.0  # s: a month; a longer crawl is a typo, and trio deadlines need finite numbers
+MAX_TIMEOUT = 60.0  # s per discovery reply: far past any real round trip (geth waits 0.5 s)
+MIN_TIMEOUT = 0.05  # s: below a loopback round trip under load
+
+
+class Seconds(click.ParamType[float]):
+    """A finite number of seconds in [minimum, maximum] (click's FloatRange lets nan and inf through)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float, maximum: float, *, minimum_open: bool = False) -> None:
+        self.minimum, self.maximum, self.minimum_open = minimum, maximum, minimum_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        low_ok = seconds > self.minimum if self.minimum_open else seconds >= self.minimum
+        if not (math.isfinite(seconds) and low_ok and seconds <= self.maximum):
+            low = f"more than {self.minimum:.12g}" if self.minimum_open else f"at least {self.minimum:.12g}"
+            self.fail(f"{value!r} is not allowed: give a finite number of seconds, {low} and at most {self.maximum:.12g}", param, ctx)
+        return seconds
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -66,8 +91,8 @@ def _seeds(values: tuple[str, ...]) -> list[Node | ENR]:
     seeds: list[Node | ENR] = []
     for value in values:
         try:
-            seeds.append(parse_seed(value))
-        except WireError as exc:
+            seeds.append(parse_seed(value, crawlable=True))
+        except (WireError, SeedWithoutDiscovery) as exc:
             raise click.BadParameter(f"{value[:60]!r}: {exc}", param_hint="--bootnode") from None
     return seeds
 
@@ -114,19 +139,69 @@ def _database_seeds(db_url: str) -> list[Node | ENR]:
     return seeds
 
 
-def _progress_table(p: CrawlProgress) -> Table:
+# Terminal columns below which the live display uses its short labels.
+PROGRESS_WIDE = 110
+PROGRESS_GAP = "  "  # between two cells of the live display
+
+
+def _progress_cells(p: CrawlProgress, *, short: bool) -> list[str]:
+    """The live display's cells (rich markup), each kept whole on one line."""
     s = p.crawl
-    table = Table.grid(padding=(0, 2))
-    table.add_row(
+    answered = f"{s.responded}/{s.visited}"
+    if short:
+        return [
+            f"[bold]{p.elapsed:.0f}s[/]",
+            f"found [bold]{s.discovered}[/]",
+            f"queue {s.queued}",
+            f"busy {s.in_flight}",
+            f"answered {answered} (v4 {s.answered_v4}, v5 {s.answered_v5})",
+            f"edges {s.edges}",
+            f"dropped {s.dropped}",
+            f"dials ok [green]{p.dials_ok}[/] failed [red]{p.dials_failed}[/]",
+        ]
+    return [
         f"[bold]{p.elapsed:6.0f}s[/]",
         f"discovered [bold]{s.discovered}[/]",
         f"queued {s.queued}",
         f"in flight {s.in_flight}",
-        f"answered {s.responded}/{s.visited} (v4 {s.answered_v4}, v5 {s.answered_v5})",
+        f"answered {answered} (v4 {s.answered_v4}, v5 {s.answered_v5})",
         f"edges {s.edges}",
+        f"dropped {s.dropped}",
         f"dials ok [green]{p.dials_ok}[/] failed [red]{p.dials_failed}[/] in flight {s.dials_in_flight}",
-    )
-    return table
+    ]
+
+
+class _ProgressView:
+    """The live display, laid out for the width it is rendered at: cells packed into lines, never split."""
+
+    def __init__(self, progress: CrawlProgress) -> None:
+        self.progress = progress
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        cells = [Text.from_markup(c) for c in _progress_cells(self.progress, short=width < PROGRESS_WIDE)]
+        # A cell wider than a very narrow terminal is cut, never wrapped into the next label.
+        line = Text(no_wrap=True, overflow="ellipsis")
+        for cell in cells:
+            if line and line.cell_len + len(PROGRESS_GAP) + cell.cell_len > width:
+                yield line
+                line = Text(no_wrap=True, overflow="ellipsis")
+            if line:
+                line.append(PROGRESS_GAP)
+            line.append_text(cell)
+        yield line
+
+
+def _progress_table(p: CrawlProgress) -> _ProgressView:
+    return _ProgressView(p)
+
+
+def _print_dropped(console: Console, summary: CrawlSummary) -> None:
+    """What the sybil bound refused (README, "The sybil bound"), when it refused anything."""
+    total = sum(count for _, count in summary.dropped)
+    if total:
+        rules = ", ".join(f"{rule} {count}" for rule, count in summary.dropped if count)
+        console.print(f"sybil bound: dropped {total} relayed nodes (per {rules})")
 
 
 def _share_table(title: str, rows: tuple[tuple[str, int, int | None], ...], counted: str = "nodes") -> Table:
@@ -156,7 +231,6 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
         f"crawl {summary.crawl_id}: {summary.nodes} nodes ({summary.responded} answered, "
         f"{summary.with_enr} with ENR), {summary.edges} edges, {summary.dials} dials "
         f"({summary.dials_ok} ok, {summary.dials_failed} failed) in {duration:.1f} s",
-        soft_wrap=True,
     )
     sections: tuple[tuple[str, str, tuple[tuple[str, int, int | None], ...]], ...] = (
         ("discovery", "nodes", tuple((key, n, None) for key, n in summary.protocols)),
@@ -174,15 +248,15 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes (default mainnet when no --bootnode is given).")
 @click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL or enr: record to start from (repeatable).")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this many seconds (default: when done).")
+@click.option("--duration", type=Seconds(0, MAX_DURATION, minimum_open=True), default=None, help="Stop after this many seconds (default: when done).")
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=32, show_default=True, help="Peers enumerated at once.")
 @click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=16, show_default=True, help="RLPx dials at once.")
 @click.option("--listen", "listen", default=None, metavar="HOST:PORT", help="Also accept inbound RLPx peers here and record them.")
 @click.option("--udp", "udp", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address.")
 @click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx.")
 @click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json).")
-@click.option("--timeout", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Discovery v4 response timeout (s).")
-@click.option("--v5-timeout", type=click.FloatRange(min=0.05), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first).")
+@click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=0.5, show_default=True, help="Discovery v4 response timeout (s).")
+@click.option("--v5-timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first).")
 @click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way.")
 @click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports).")
 @click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP)
@@ -210,7 +284,11 @@ def crawl_command(
     """
     seeds = _seeds(bootnode_urls)
     if from_db:
-        seeds += _database_seeds(db_url)
+        known = _database_seeds(db_url)
+        if not known and not seeds and network is None:
+            # "The nodes I know" must never turn into the public network's bootnodes.
+            raise click.UsageError("--from-db: the database has no nodes to start from; give --bootnode (or --network)")
+        seeds += known
     if network is not None or not seeds:
         if discovery in ("v4", "both"):
             seeds += bootnodes(network or "mainnet")
@@ -256,6 +334,7 @@ def crawl_command(
     finally:
         db.close()
     _print_summary(Console(), summary)
+    _print_dropped(Console(), summary)
 
 
 def _ping_key(db_url: str, node_key: PrivateKey | None) -> PrivateKey:

@@ -20,17 +20,18 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from functools import partial
 from ipaddress import ip_address
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import trio
 
 from ethcrawl.db.engine import Database
 from ethcrawl.db.identity import claim_identity
-from ethcrawl.db.records import CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
+from ethcrawl.db.records import DROPPED_PREFIX, CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
 from ethcrawl.db.store import crawl_summary
 from ethcrawl.db.writer import begin_crawl, run_writer
 from ethcrawl.wire.crypto import PrivateKey
@@ -45,6 +46,7 @@ from .discovery_v5 import DiscoveryV5Config
 from .engine import CrawlConfig, Crawler, CrawlStats
 from .node import DiscoveryNode
 from .targets import TargetTable
+from .udp import UDPSocket, open_udp_socket
 
 __all__ = ["CrawlOptions", "run_crawl", "dial_record", "CrawlProgress", "DISCOVERY_MODES"]
 
@@ -168,7 +170,53 @@ async def run_crawl(
 
     The crawl runs as ``private_key`` (--node-key; registered in the database as one of our identities) or as
     the database's own generated identity, and never counts any identity ethcrawl used on this database.
+
+    The sockets are bound before the crawl row is written: a port in use or an
+    address this machine lacks raises ``OSError`` and leaves no half-open crawl.
     """
+    async with _bound_sockets(options) as (udp, rlpx_listeners):
+        return await _crawl(
+            db, options, udp, rlpx_listeners, private_key=private_key, on_progress=on_progress, on_ready=on_ready,
+            wall_clock=wall_clock, handle_signals=handle_signals,
+        )
+
+
+@asynccontextmanager
+async def _bound_sockets(options: CrawlOptions) -> AsyncIterator[tuple[UDPSocket, list[trio.SocketListener]]]:
+    """The discovery UDP socket and the --listen TCP listeners, closed on the way out; OSError names the address."""
+    host, port = options.listen_host, options.listen_port
+    try:
+        udp = await open_udp_socket(host, port)
+    except OSError as exc:
+        raise OSError(exc.errno, f"UDP {host}:{port}: {exc.strerror}") from exc
+    async with udp:
+        listeners: list[trio.SocketListener] = []
+        if options.rlpx_listen is not None:
+            tcp_host, tcp_port = options.rlpx_listen
+            try:
+                listeners = await trio.open_tcp_listeners(tcp_port, host=tcp_host)
+            except OSError as exc:
+                raise OSError(exc.errno, f"TCP {tcp_host}:{tcp_port} (--listen): {exc.strerror}") from exc
+        try:
+            yield udp, listeners
+        finally:
+            with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await listener.aclose()
+
+
+async def _crawl(
+    db: Database,
+    options: CrawlOptions,
+    udp: UDPSocket,
+    rlpx_listeners: list[trio.SocketListener],
+    *,
+    private_key: PrivateKey | None,
+    on_progress: Callable[[CrawlProgress], None] | None,
+    on_ready: Callable[[DiscoveryNode], None] | None,
+    wall_clock: Callable[[], float],
+    handle_signals: bool,
+) -> CrawlSummary:
     node_key = private_key.secret if private_key is not None else None
     identity = await trio.to_thread.run_sync(partial(claim_identity, db, node_key=node_key, now=_utc(wall_clock())))
     key = PrivateKey(identity.private_key)
@@ -203,6 +251,7 @@ async def run_crawl(
         v4_config=DiscoveryConfig(response_timeout=options.response_timeout),
         v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
         wall_clock=wall_clock,
+        transport=udp,
     )
     crawler: Crawler | None = None
     async with trio.open_nursery() as outer:
@@ -215,10 +264,10 @@ async def run_crawl(
                 async with trio.open_nursery() as nursery:
                     if handle_signals:
                         nursery.start_soon(_cancel_on_signal, crawl_scope)
-                    if options.rlpx_listen is not None:
-                        # Bound first, so that our ENR and Pongs advertise the real TCP port.
+                    if rlpx_listeners:
+                        # Served first, so that our ENR and Pongs advertise the real TCP port.
                         node.tcp_port = await nursery.start(
-                            _serve_inbound, options.rlpx_listen, key, dial_config, crawl_id, send, record_dial, wall_clock,
+                            _serve_inbound, rlpx_listeners, key, dial_config, crawl_id, send, record_dial, wall_clock,
                             identity.excluded,
                         )
                     await nursery.start(node.run)
@@ -253,7 +302,8 @@ async def run_crawl(
                 _log_statistics(node, crawler)
             if crawl_scope.cancelled_caught:
                 log.info("crawl stopped early (duration or signal); saving what was learned")
-            await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock())))
+            stats = _stored_stats(crawler.statistics()) if crawler is not None else {}
+            await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock()), stats=stats))
         # The channel is closed: the writer drains what it holds and returns.
 
     def _summary() -> CrawlSummary:
@@ -269,6 +319,13 @@ def _report(
     if on_progress is not None:
         elapsed = trio.current_time() - started
         on_progress(CrawlProgress(elapsed, crawler.statistics(), counter.ok, counter.failed))
+
+
+def _stored_stats(stats: CrawlStats) -> dict[str, int]:
+    """The engine's counters no other table holds, for the crawl row's ``stats`` column."""
+    stored = {DROPPED_PREFIX + rule: count for rule, count in stats.dropped_by_rule}
+    stored["relay_rejected"] = stats.relay_rejected
+    return stored
 
 
 def _log_statistics(node: DiscoveryNode, crawler: Crawler) -> None:
@@ -306,7 +363,7 @@ async def _progress_loop(report: Callable[[], None]) -> None:
 
 
 async def _serve_inbound(
-    address: tuple[str, int],
+    listeners: list[trio.SocketListener],
     key: PrivateKey,
     config: DialConfig,
     crawl_id: int,
@@ -338,7 +395,6 @@ async def _serve_inbound(
         )
         await record_dial(replace(result, node_id=node.node_id), node)
 
-    listeners = await trio.open_tcp_listeners(address[1], host=address[0])
     port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
         task_status.started(port)

@@ -25,6 +25,7 @@ __all__ = [
     "OUTCOMES",
     "CrawlStarted",
     "CrawlFinished",
+    "DROPPED_PREFIX",
     "NodeSeen",
     "EdgeSeen",
     "DialRecord",
@@ -106,12 +107,18 @@ class CrawlStarted:
         _check_size("local_node_id", self.local_node_id, NODE_ID_SIZE)
 
 
+# Keys of ``CrawlFinished.stats`` that count relayed nodes the sybil bound dropped: prefix + rule.
+DROPPED_PREFIX = "dropped_"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlFinished:
     """The crawl ended (naturally, by --duration or by Ctrl-C); the writer stores the final counts."""
 
     crawl_id: int
     ended_at: datetime
+    # The crawl's own counters that no other table holds (e.g. relayed nodes dropped by the sybil bound).
+    stats: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_time("ended_at", self.ended_at)
@@ -290,3 +297,5 @@ class CrawlSummary:
     protocols: tuple[tuple[str, int], ...] = ()
     # Nodes sighted in this crawl by the layer their stored ENR names ("unknown" without one).
     layers: tuple[tuple[str, int], ...] = ()
+    # Relayed nodes the sybil bound dropped, per rule ("endpoint", "ip", "subnet", "source"), from the crawl's stats.
+    dropped: tuple[tuple[str, int], ...] = ()

@@ -28,6 +28,7 @@ from .errors import InvalidRecord, UnsupportedDatabase
 from .models import Crawl, DialAttempt, Edge, Node, Sighting
 from .queries import dial_outcomes, hello_counts, network_counts, totals
 from .records import (
+    DROPPED_PREFIX,
     CrawlFinished,
     CrawlStarted,
     CrawlSummary,
@@ -364,6 +365,7 @@ def finish_crawl(session: Session, record: CrawlFinished) -> None:
             edge_count=counts.edges,
             dials_ok=counts.dials_ok,
             dials_failed=counts.dials_failed,
+            stats=json.dumps(dict(record.stats), sort_keys=True),
         )
     )
 
@@ -470,4 +472,11 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
         networks=tuple(network_counts(session, crawl_id=crawl_id)),
         protocols=protocols,
         layers=layers,
+        dropped=_dropped(crawl.stats),
     )
+
+
+def _dropped(stats: str | None) -> tuple[tuple[str, int], ...]:
+    """The sybil bound's per-rule drops from a crawl's stats JSON (none for crawls that stored no stats)."""
+    counts = json.loads(stats) if stats else {}
+    return tuple((key.removeprefix(DROPPED_PREFIX), int(n)) for key, n in counts.items() if key.startswith(DROPPED_PREFIX))

@@ -6,22 +6,40 @@ the crawler is the installed ``ethcrawl`` script.
 
 from __future__ import annotations
 
+import io
 import json
 import signal
+import socket as socket_module
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
-
-from ethcrawl.crawler.cli_crawl import _node_key
+from click.testing import CliRunner
+from ethcrawl.crawler.cli import main as cli_main
+from ethcrawl.crawler.cli_crawl import (
+    PROGRESS_WIDE,
+    _node_key,
+    _print_dropped,
+    _print_summary,
+    _progress_cells,
+    _progress_table,
+)
+from ethcrawl.crawler.crawl import CrawlProgress
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import DiscoveryV5
+from ethcrawl.crawler.engine import CrawlStats
+from ethcrawl.db.records import CrawlSummary
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enode import format_enode
+from rich.console import Console
+from rich.text import Text
 
 ETHCRAWL = str(Path(sys.executable).with_name("ethcrawl"))
 DEADLINE = 60  # s, for any one command
@@ -240,3 +258,142 @@ async def test_from_db_seeds_the_crawl_with_known_nodes(tmp_path: Path) -> None:
     # The tree now also lists the first crawler (it pinged them): the same identity as the second, so not a node.
     assert b"6 nodes (6 answered, 6 with ENR)" in second.stdout
     assert rows(db, "SELECT count(*) FROM crawls")[0][0] == 2
+
+
+# ---------------------------------------------------------------------- what the terminal shows
+
+PROGRESS = CrawlProgress(
+    elapsed=17.2,
+    crawl=CrawlStats(
+        discovered=10513, queued=2345, in_flight=32, visited=8123, responded=4567, edges=33108, dials_started=999,
+        dials_in_flight=16, relay_rejected=3, answered_v4=4000, answered_v5=1234, dropped_by_rule=(("source", 543),),
+    ),
+    dials_ok=812,
+    dials_failed=187,
+)
+
+
+def _render(renderable: object, width: int, **print_options: Any) -> list[str]:
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(renderable, **print_options)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    return [line.rstrip() for line in output.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 160])
+def test_live_display_fits_the_terminal_without_splitting_a_label(width: int) -> None:
+    lines = _render(_progress_table(PROGRESS), width)
+    assert all(len(line) <= width for line in lines), lines
+    for cell in _progress_cells(PROGRESS, short=width < PROGRESS_WIDE):
+        plain = Text.from_markup(cell).plain.strip()
+        assert any(plain in line for line in lines), (plain, lines)
+    words = " ".join(lines).split()
+    # The key numbers: elapsed, discovered, answered, edges, dials ok and failed, dropped.
+    for number in ("17s", "10513", "4567/8123", "33108", "812", "187", "543"):
+        assert number in words, (number, lines)
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_end_of_crawl_summary_line_wraps_between_words_only(width: int) -> None:
+    started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    summary = CrawlSummary(
+        crawl_id=12345, started_at=started, ended_at=started + timedelta(seconds=3617.25), nodes=10513,
+        responded=4567, with_enr=3456, edges=18831, dials=999, dials_ok=812, dials_failed=187, outcomes=(),
+        clients=(), networks=(),
+    )
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    _print_summary(console, summary)
+    lines = [line.rstrip() for line in console.file.getvalue().splitlines() if line.strip()]  # type: ignore[attr-defined]
+    assert all(len(line) <= width for line in lines), lines
+    words = " ".join(lines).split()
+    for number in ("12345:", "10513", "(4567", "3456", "18831", "999", "(812", "187", "3617.2"):
+        assert number in words, (number, lines)
+
+
+def test_summary_says_what_the_sybil_bound_dropped() -> None:
+    started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    summary = CrawlSummary(
+        crawl_id=1, started_at=started, ended_at=started, nodes=545, responded=1, with_enr=1, edges=544, dials=0,
+        dials_ok=0, dials_failed=0, outcomes=(), clients=(), networks=(),
+        dropped=(("endpoint", 2), ("ip", 0), ("subnet", 0), ("source", 543)),
+    )
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    _print_dropped(console, summary)
+    assert console.file.getvalue() == "sybil bound: dropped 545 relayed nodes (per endpoint 2, source 543)\n"  # type: ignore[attr-defined]
+    quiet = Console(width=80, file=io.StringIO(), color_system=None)
+    _print_dropped(quiet, replace(summary, dropped=(("source", 0),)))
+    assert quiet.file.getvalue() == ""  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- crawl's input checks (no packet leaves)
+
+
+def _crawl_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    """``ethcrawl crawl`` in this process, for checks that must refuse before any socket is opened."""
+
+    def no_sockets(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a socket was opened")
+
+    monkeypatch.setattr(socket_module, "socket", no_sockets)
+    monkeypatch.setattr(trio.socket, "socket", no_sockets)
+    return CliRunner().invoke(cli_main, ["crawl", "--db", str(tmp_path / "c.db"), *args])
+
+
+@pytest.mark.parametrize("option", ["--duration", "--timeout", "--v5-timeout"])
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309", "-inf", "1e12"])
+def test_non_finite_or_absurd_seconds_are_refused_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, value: str
+) -> None:
+    result = _crawl_in_process(tmp_path, monkeypatch, "--bootnode", VALID_ENODE, option, value)
+    assert result.exit_code == 2, result.output
+    assert "finite number of seconds" in result.output and "JSON" not in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("url", [VALID_ENODE.replace(":1", ":0"), VALID_ENODE.replace(":1", ":30303?discport=0")])
+def test_a_bootnode_without_a_udp_port_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    result = _crawl_in_process(tmp_path, monkeypatch, "--bootnode", url)
+    assert result.exit_code == 2, result.output
+    assert "no UDP port" in result.output
+
+
+def test_from_db_on_an_empty_database_does_not_fall_back_to_mainnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sockets are patched out: if the refusal were missing, the crawl would fail on its first socket, never send.
+    result = _crawl_in_process(tmp_path, monkeypatch, "--from-db")
+    assert result.exit_code != 0
+    assert "no nodes" in result.output and "--bootnode" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _crawl_rows(path: Path) -> list[tuple[Any, ...]]:
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT id, ended_at FROM crawls").fetchall()
+
+
+@pytest.mark.parametrize("what", ["udp-in-use", "udp-foreign-address", "listen-in-use"])
+def test_a_socket_that_cannot_be_bound_is_one_line_and_no_half_open_crawl(tmp_path: Path, what: str) -> None:
+    busy = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_STREAM if what == "listen-in-use" else socket_module.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    if what == "listen-in-use":
+        busy.listen()
+    port = busy.getsockname()[1]
+    extra = {
+        "udp-in-use": ["--udp", f"127.0.0.1:{port}"],
+        "udp-foreign-address": ["--udp", "192.0.2.1:0"],  # TEST-NET-1: no machine here has it
+        "listen-in-use": ["--udp", "127.0.0.1:0", "--listen", f"127.0.0.1:{port}"],
+    }[what]
+    db = tmp_path / "c.db"
+    try:
+        result = subprocess.run(
+            [ETHCRAWL, "crawl", "--db", str(db), "--bootnode", VALID_ENODE, "--no-dial", "--duration", "5", *extra],
+            capture_output=True, text=True, timeout=DEADLINE,
+        )
+    finally:
+        busy.close()
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "cannot" in errors[0], result.stderr
+    assert all(ended is not None for _, ended in _crawl_rows(db)), "no crawl row may be left without ended_at"

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import json
+import random
 import re
 import sqlite3
 import sys
+import time
+from dataclasses import replace
 from datetime import datetime, timezone
+from ipaddress import ip_address
 from pathlib import Path
 
+import pytest
 import trio
-
-from ethcrawl.crawler.crawl import CrawlOptions, run_crawl
+from ethcrawl.crawler.crawl import CrawlOptions, CrawlProgress, run_crawl
 from ethcrawl.crawler.devnet import open_devnet
 from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.engine import UNCONFIRMED_PER_SOURCE
 from ethcrawl.crawler.node import DiscoveryNode
+from ethcrawl.crawler.sybil import IDS_PER_ENDPOINT
+from ethcrawl.crawler.udp import Address
 from ethcrawl.db.engine import open_database
 from ethcrawl.db.identity import claim_identity
+from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key, keccak256, pubkey_from_private
+from ethcrawl.wire.discv4 import Decoded, NodeRecord
 from ethcrawl.wire.enode import parse_enode
+from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.eth import Status66
 from ethcrawl.wire.forkid import ForkId
 from ethcrawl.wire.p2p import Capability, Hello
@@ -172,3 +183,79 @@ async def test_repeated_crawls_of_a_devnet_do_not_count_the_crawler(tmp_path: Pa
     edges = _rows(path, "SELECT from_node, to_node FROM edges")
     assert edges and not {bytes(n) for e in edges for n in e} & ours  # type: ignore[arg-type]
     assert not {bytes(r[0]) for r in _rows(path, "SELECT node_id FROM dial_attempts")} & ours  # type: ignore[arg-type]
+async def test_live_edge_count_is_the_databases(tmp_path: Path) -> None:
+    """Edges are distinct (A, B) pairs over any protocol: the live count and the stored rows agree.
+
+    The devnet's nodes answer over v4 and v5 (the same table twice), and its slow
+    nodes answer late, so every way the engine could count a pair twice happens.
+    """
+    path = tmp_path / "crawl.db"
+    progress: list[CrawlProgress] = []
+    async with open_devnet(nodes=16, seed=5) as net:
+        db = open_database(path)
+        options = CrawlOptions(seeds=(ENR.from_text(net.bootnode_enr),), listen_host="127.0.0.1", dial=False, duration=40)
+        with trio.fail_after(45):
+            summary = await run_crawl(db, options, on_progress=progress.append, handle_signals=False)
+        db.close()
+    with sqlite3.connect(path) as conn:
+        (stored,) = conn.execute("SELECT count(*) FROM edges WHERE crawl_id = ?", (summary.crawl_id,)).fetchone()
+        (both,) = conn.execute("SELECT count(*) FROM edges WHERE protocols = 'v4,v5'").fetchone()
+    assert both > 0, "the crawl must have seen pairs over both protocols"
+    final = progress[-1].crawl
+    assert final.edges == stored == summary.edges
+
+
+class SybilPeer(DiscoveryV4):
+    """A hostile peer on loopback: every FINDNODE gets fresh random node ids, at its own ip:port or at random ports.
+
+    It sends four NEIGHBORS answers of 16 per request (the crawler takes the extra ones as late
+    answers), so one visit of 17 requests could introduce far more than any real table holds.
+    """
+
+    def __init__(self, *, random_ports: bool) -> None:
+        super().__init__(generate_private_key(), host="127.0.0.1")
+        self.random_ports = random_ports
+        self.rng = random.Random(9)
+
+    async def _on_findnode(self, decoded: Decoded, addr: Address) -> None:
+        records = [
+            NodeRecord(
+                ip=ip_address("127.0.0.1"),
+                udp=self.rng.randrange(20_000, 60_000) if self.random_ports else self.port,
+                tcp=0,
+                # Real keys: entries whose key is no secp256k1 point are dropped when NEIGHBORS is decoded.
+                pubkey=pubkey_from_private(PrivateKey(self.rng.randbytes(32))),
+            )
+            for _ in range(4 * 16)
+        ]
+        for start in range(0, len(records), 16):
+            for packet in discv4.split_neighbors(records[start : start + 16], int(time.time()) + 20):
+                await self._send(packet, addr)
+
+
+@pytest.mark.parametrize("random_ports", [False, True], ids=["own-endpoint", "random-ports"])
+async def test_a_sybil_peer_on_loopback_is_bounded_and_the_crawl_ends_by_itself(tmp_path: Path, random_ports: bool) -> None:
+    path = tmp_path / "crawl.db"
+    db = open_database(path)
+    sybil = SybilPeer(random_ports=random_ports)
+    # Short timeouts and a wide crawl: the ids at random ports are dead and each costs two bond attempts.
+    options = CrawlOptions(
+        seeds=(), listen_host="127.0.0.1", dial=False, concurrency=512,
+        response_timeout=0.1, v5_response_timeout=0.1,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sybil.run)
+        options = replace(options, seeds=(sybil.local_node,))
+        with trio.fail_after(60):  # no --duration: the bound alone must end it
+            summary = await run_crawl(db, options, handle_signals=False)
+        nursery.cancel_scope.cancel()
+    db.close()
+    bound = 1 + (UNCONFIRMED_PER_SOURCE if random_ports else IDS_PER_ENDPOINT)
+    with sqlite3.connect(path) as conn:
+        (stored,) = conn.execute("SELECT count(*) FROM nodes").fetchone()
+        (stats_text,) = conn.execute("SELECT stats FROM crawls").fetchone()
+    assert 1 < stored <= bound
+    stats = json.loads(stats_text)
+    dropped = dict(summary.dropped)
+    assert dropped[("source" if random_ports else "endpoint")] > 0
+    assert stats["dropped_source" if random_ports else "dropped_endpoint"] == dropped["source" if random_ports else "endpoint"]

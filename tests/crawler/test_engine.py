@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import random
+import sys
+from array import array
 from ipaddress import ip_address
 
 import trio
-from memnet import MemoryNetwork
-from trio.testing import MockClock
-
 from ethcrawl.crawler.discovery import DiscoveryV4
-from ethcrawl.crawler.engine import CrawlConfig, Crawler
+from ethcrawl.crawler.engine import (
+    EDGE_PROTOCOL_BIT,
+    EDGE_PROTOCOL_BITS,
+    CrawlConfig,
+    Crawler,
+    _add_edge,
+)
 from ethcrawl.crawler.relay import relay_error
 from ethcrawl.crawler.targets import TargetTable
 from ethcrawl.db.records import EdgeSeen, NodeSeen
 from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
 from ethcrawl.wire.enode import Node
+from memnet import MemoryNetwork
+from trio.testing import MockClock
 
 WALL_EPOCH = 1_700_000_000.0
 
@@ -146,3 +154,20 @@ async def test_our_identities_and_self_listings_are_never_nodes_or_edges(autojum
     ours, old = (str(crawler_node.local_node.ip), crawler_node.port), (str(earlier.local_node.ip), earlier.port)
     assert any(src == ours for src, _, _ in net.sent)
     assert not [dst for src, dst, _ in net.sent if src == ours and dst == old]
+def test_edges_are_distinct_pairs_over_any_protocol_in_a_few_bytes_each() -> None:
+    returned = array("I")
+    assert _add_edge(returned, 7, EDGE_PROTOCOL_BIT["v4"]) == (True, True)
+    assert _add_edge(returned, 7, EDGE_PROTOCOL_BIT["v4"]) == (False, False)  # a re-visit or a late NEIGHBORS
+    assert _add_edge(returned, 7, EDGE_PROTOCOL_BIT["v5"]) == (False, True)  # same pair, new protocol
+    assert _add_edge(returned, 3, EDGE_PROTOCOL_BIT["v5"]) == (True, True)
+    assert [entry >> EDGE_PROTOCOL_BITS for entry in returned] == [3, 7]
+    # The memory claim in _add_edge's docstring: 1,000 answering nodes returning 100 peers each.
+    rng = random.Random(1)
+    arrays, edges = [], 0
+    for _ in range(1000):
+        peers = array("I")
+        for target in rng.sample(range(20_000), 100):
+            edges += _add_edge(peers, target, EDGE_PROTOCOL_BIT["v4"])[0]
+        arrays.append(peers)
+    assert edges == 100_000
+    assert sum(sys.getsizeof(a) for a in arrays) / edges < 5.0  # bytes per edge

@@ -157,7 +157,7 @@ async def test_v4_only_crawl_leaves_v5_alone(autojump_clock: MockClock) -> None:
 def state_for(enr: ENR | None, protocols: set[str]) -> _NodeState:
     key = generate_private_key()
     node = Node(pubkey=key.public_key.format(compressed=False)[1:], ip=None, udp=None, tcp=30303)
-    return _NodeState(node=node, source="neighbors", enr=enr, protocols=protocols)
+    return _NodeState(node=node, source="neighbors", index=0, enr=enr, protocols=protocols)
 
 
 def test_dial_filter_follows_the_record_layer() -> None:
