@@ -327,11 +327,11 @@ def _uncompressed_length(data: bytes) -> int:
     raise DecompressionError("snappy: truncated or over-long length header")
 
 
-def decompress(data: bytes) -> bytes:
-    """Undo :func:`compress`; refuses blocks claiming more than 16 MiB before inflating."""
+def decompress(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> bytes:
+    """Undo :func:`compress`; refuses blocks claiming more than ``max_size`` (16 MiB) before inflating."""
     size = _uncompressed_length(data)
-    if size > MAX_MESSAGE_SIZE:
-        raise DecompressionError(f"snappy: uncompressed size {size} exceeds {MAX_MESSAGE_SIZE}")
+    if size > max_size:
+        raise DecompressionError(f"snappy: uncompressed size {size} exceeds {max_size}")
     try:
         out = bytes(cramjam.snappy.decompress_raw(data))
     except cramjam.DecompressionError as exc:

@@ -306,7 +306,9 @@ class PeerSession:
         if not self._snappy:
             return payload
         try:
-            return decompress(payload)
+            # The frame limit bounds what a message may inflate to as well: before the Status a small frame
+            # could otherwise claim 16 MiB once decompressed.
+            return decompress(payload, max_size=self._conn.max_frame_size)
         except DecompressionError:
             # Some clients send their last words uncompressed even after v5
             # Hellos; a Disconnect is too useful to a crawler to drop for that.

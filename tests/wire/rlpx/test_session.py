@@ -335,6 +335,18 @@ def test_a_big_frame_between_hello_and_status_is_refused() -> None:
         alice.receive_data(bob.data_to_send()[:32])
 
 
+def test_a_small_frame_inflating_past_the_limit_before_status_is_refused() -> None:
+    """A frame under the limit whose snappy block inflates past it: refused on the block's size header."""
+    alice, bob = active_raw_pair()
+    inflated = bytes(BIG)  # zeros: snappy shrinks them to a few KiB, far below the frame limit
+    compressed = compress(inflated)
+    assert len(compressed) < s.HANDSHAKE_MAX_FRAME_SIZE // 8
+    bob.send(0x10, compressed)
+    with pytest.raises(DecompressionError, match=str(s.HANDSHAKE_MAX_FRAME_SIZE)):
+        alice.receive_data(bob.data_to_send())
+    assert alice.state is SessionState.ERROR
+
+
 def test_the_limit_lifts_with_the_status_even_within_one_read() -> None:
     alice, bob = active_raw_pair()
     code, payload = encode_eth(STATUS68)
