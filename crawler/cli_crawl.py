@@ -231,6 +231,8 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
         f"crawl {summary.crawl_id}: {summary.nodes} nodes ({summary.responded} answered, "
         f"{summary.with_enr} with ENR), {summary.edges} edges, {summary.dials} dials "
         f"({summary.dials_ok} ok, {summary.dials_failed} failed) in {duration:.1f} s",
+        # A terminal gets the line wrapped between words; a pipe or a file gets it whole, for the program reading it.
+        soft_wrap=not console.is_terminal,
     )
     sections: tuple[tuple[str, str, tuple[tuple[str, int, int | None], ...]], ...] = (
         ("discovery", "nodes", tuple((key, n, None) for key, n in summary.protocols)),

@@ -301,13 +301,25 @@ def test_end_of_crawl_summary_line_wraps_between_words_only(width: int) -> None:
         responded=4567, with_enr=3456, edges=18831, dials=999, dials_ok=812, dials_failed=187, outcomes=(),
         clients=(), networks=(),
     )
-    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=True)
     _print_summary(console, summary)
     lines = [line.rstrip() for line in console.file.getvalue().splitlines() if line.strip()]  # type: ignore[attr-defined]
     assert all(len(line) <= width for line in lines), lines
     words = " ".join(lines).split()
     for number in ("12345:", "10513", "(4567", "3456", "18831", "999", "(812", "187", "3617.2"):
         assert number in words, (number, lines)
+
+
+def test_end_of_crawl_summary_line_is_one_line_in_a_pipe() -> None:
+    started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    summary = CrawlSummary(
+        crawl_id=7, started_at=started, ended_at=started + timedelta(seconds=7.1), nodes=200, responded=200,
+        with_enr=194, edges=3735, dials=180, dials_ok=138, dials_failed=42, outcomes=(), clients=(), networks=(),
+    )
+    console = Console(width=80, file=io.StringIO(), color_system=None)  # not a terminal: a pipe or a file
+    _print_summary(console, summary)
+    first = console.file.getvalue().splitlines()[0]  # type: ignore[attr-defined]
+    assert first == "crawl 7: 200 nodes (200 answered, 194 with ENR), 3735 edges, 180 dials (138 ok, 42 failed) in 7.1 s"
 
 
 def test_summary_says_what_the_sybil_bound_dropped() -> None:
