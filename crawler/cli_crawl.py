@@ -122,7 +122,8 @@ def _node_key(path: str | None) -> PrivateKey | None:
 def _database_seeds(db_url: str) -> list[Node | ENR]:
     """Known nodes as seeds: their ENR where we have one, else their last endpoint."""
     try:
-        db = open_database(db_url)
+        # "The nodes I know" from a database that does not exist is a typo, not a new empty database.
+        db = open_database(db_url, create=False)
         try:
             with db.session() as session:
                 known = load_known_nodes(session)

@@ -35,6 +35,7 @@ from ethcrawl.crawler.crawl import CrawlProgress
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import DiscoveryV5
 from ethcrawl.crawler.engine import CrawlStats
+from ethcrawl.db.engine import open_database
 from ethcrawl.db.records import CrawlSummary
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enode import format_enode
@@ -370,11 +371,19 @@ def test_a_bootnode_without_a_udp_port_is_refused(tmp_path: Path, monkeypatch: p
 
 
 def test_from_db_on_an_empty_database_does_not_fall_back_to_mainnet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_database(tmp_path / "c.db").close()  # an ethcrawl database without a node
     # Sockets are patched out: if the refusal were missing, the crawl would fail on its first socket, never send.
     result = _crawl_in_process(tmp_path, monkeypatch, "--from-db")
     assert result.exit_code != 0
     assert "no nodes" in result.output and "--bootnode" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_from_db_on_a_missing_database_says_so_and_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _crawl_in_process(tmp_path, monkeypatch, "--from-db")
+    assert result.exit_code == 1, result.output
+    assert "no such file" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "c.db").exists()
 
 
 def _crawl_rows(path: Path) -> list[tuple[Any, ...]]:
