@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from ipaddress import ip_address, ip_network
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -25,6 +26,8 @@ from ethcrawl.wire.forkid import fork_hashes
 from .cli_common import CSV_COLUMNS, Row, database, db_option, emit_rows, format_option, iso, node_row, share
 
 __all__ = ["query_group", "NODE_TABLE_COLUMNS", "TOPOLOGY_COLUMNS"]
+
+T = TypeVar("T")
 
 # ``query nodes --format table``: the columns a person reads; csv and json carry every CSV column.
 NODE_TABLE_COLUMNS = (
@@ -48,14 +51,20 @@ crawl_option = click.option(
 client_option = click.option("--client", default=None, help="Only nodes whose latest Hello named this client (e.g. geth).")
 
 
-def _check_crawl(session: Any, crawl_id: int | None) -> None:
-    if crawl_id is not None and not has_crawl(session, crawl_id):
-        raise click.ClickException(f"the database holds no crawl {crawl_id}")
+def _share_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every share query takes: --db, --format, --crawl, --client."""
+    for option in (client_option, crawl_option, format_option, db_option):
+        command = option(command)
+    return command
 
 
-def _client(value: str | None) -> str | None:
-    """Client names are stored lower case (wire.clientid)."""
-    return None if value is None else value.lower()
+def _counted(db_url: str, crawl_id: int | None, client: str | None, count: Callable[..., T], **kwargs: Any) -> T:
+    """``count(session, crawl_id=..., client=..., **kwargs)`` on the database; one line if the crawl is unknown."""
+    with database(db_url) as db, db.session() as session:
+        if crawl_id is not None and not has_crawl(session, crawl_id):
+            raise click.ClickException(f"the database holds no crawl {crawl_id}")
+        # Client names are stored lower case (wire.clientid).
+        return count(session, crawl_id=crawl_id, client=None if client is None else client.lower(), **kwargs)
 
 
 def _hello_command(dimension: str, label: str) -> click.Command:
@@ -68,14 +77,9 @@ def _hello_command(dimension: str, label: str) -> click.Command:
         "'refused': of those, nodes whose attempt did not end ok (a Hello, then too-many-peers, not-eth, ...). "
         "'share': percent of the nodes counted.",
     )
-    @db_option
-    @format_option
-    @crawl_option
-    @client_option
+    @_share_options
     def command(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
-        with database(db_url) as db, db.session() as session:
-            _check_crawl(session, crawl_id)
-            counts = hello_counts(session, dimension, crawl_id=crawl_id, client=_client(client), by_client=by_client)
+        counts = _counted(db_url, crawl_id, client, partial(hello_counts, dimension=dimension), by_client=by_client)
         total = sum(c.nodes for c in counts)
         rows: list[Row] = [
             {"client": c.client, label: c.value, "nodes": c.nodes, "refused": c.refused, "share": share(c.nodes, total)}
@@ -91,47 +95,32 @@ for _dimension, _label in (("clients", "client"), ("versions", "version"), ("os"
 
 
 @query_group.command("outcomes")
-@db_option
-@format_option
-@crawl_option
-@client_option
+@_share_options
 def query_outcomes(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
     """Nodes by the outcome of their latest RLPx attempt ('share': percent of the nodes counted)."""
-    with database(db_url) as db, db.session() as session:
-        _check_crawl(session, crawl_id)
-        counts = outcome_counts(session, crawl_id=crawl_id, client=_client(client))
+    counts = _counted(db_url, crawl_id, client, outcome_counts)
     total = sum(n for _, n in counts)
     emit_rows(("outcome", "nodes", "share"), [{"outcome": o, "nodes": n, "share": share(n, total)} for o, n in counts], fmt)
 
 
 @query_group.command("networks")
-@db_option
-@format_option
-@crawl_option
-@client_option
+@_share_options
 def query_networks(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
     """Nodes by network and current fork, from each node's latest attempt that received a Status (EIP-2124)."""
-    with database(db_url) as db, db.session() as session:
-        _check_crawl(session, crawl_id)
-        counts = network_counts(session, crawl_id=crawl_id, client=_client(client))
+    counts = _counted(db_url, crawl_id, client, network_counts)
     total = sum(c.nodes for c in counts)
     rows: list[Row] = [{"network": c.network, "fork": c.fork, "nodes": c.nodes, "share": share(c.nodes, total)} for c in counts]
     emit_rows(("network", "fork", "nodes", "share"), rows, fmt)
 
 
 @query_group.command("forks")
-@db_option
-@format_option
-@crawl_option
-@client_option
+@_share_options
 def query_forks(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
     """Readiness for the next scheduled fork, per network (ready, stale, unknown-next), from each node's latest Status.
 
     'share': percent of the network's nodes counted.
     """
-    with database(db_url) as db, db.session() as session:
-        _check_crawl(session, crawl_id)
-        counts = fork_readiness(session, crawl_id=crawl_id, client=_client(client))
+    counts = _counted(db_url, crawl_id, client, fork_readiness)
     per_network: dict[str, int] = {}
     for network, _, n in counts:
         per_network[network] = per_network.get(network, 0) + n

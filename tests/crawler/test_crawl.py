@@ -65,11 +65,12 @@ async def dial_in(port: int, crawler_pubkey: bytes, key: PrivateKey | None = Non
                     return
 
 
-async def test_listening_crawl_records_inbound_peers(tmp_path: Path) -> None:
+async def _listening_crawl(db_path: Path, *keys: PrivateKey | None) -> None:
+    """A 4 s crawl with --listen whose one bootnode never answers; a peer dials in with each key (None: a fresh one)."""
     silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
     await silent.bind(("127.0.0.1", 0))
     bootnode = parse_enode(f"enode://{DiscoveryV4(generate_private_key()).pubkey.hex()}@127.0.0.1:{silent.getsockname()[1]}")
-    db = open_database(tmp_path / "crawl.db")
+    db = open_database(db_path)
     ready: list[DiscoveryNode] = []
     options = CrawlOptions(
         seeds=(bootnode,), duration=4, dial=False, listen_host="127.0.0.1", rlpx_listen=("127.0.0.1", 0), dial_timeout=1
@@ -81,9 +82,14 @@ async def test_listening_crawl_records_inbound_peers(tmp_path: Path) -> None:
                 await trio.sleep(0.01)
             discovery = ready[0].v4
             assert discovery.enr is not None and discovery.enr.tcp == discovery.tcp_port != discovery.port
-            await dial_in(discovery.tcp_port, discovery.pubkey)
+            for key in keys:
+                await dial_in(discovery.tcp_port, discovery.pubkey, key)
     silent.close()
     db.close()
+
+
+async def test_listening_crawl_records_inbound_peers(tmp_path: Path) -> None:
+    await _listening_crawl(tmp_path / "crawl.db", None)
     with sqlite3.connect(tmp_path / "crawl.db") as conn:
         rows = conn.execute(
             "SELECT direction, outcome, client_id, client_name, network_id, tcp_port FROM dial_attempts"
@@ -104,27 +110,11 @@ def _node_id(key: PrivateKey) -> bytes:
 
 async def test_inbound_peers_that_are_our_identities_are_not_recorded(tmp_path: Path) -> None:
     """Another ethcrawl on this database (here: an earlier --node-key identity) dials in: it is not a network node."""
-    silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
-    await silent.bind(("127.0.0.1", 0))
-    bootnode = parse_enode(f"enode://{DiscoveryV4(generate_private_key()).pubkey.hex()}@127.0.0.1:{silent.getsockname()[1]}")
+    earlier, stranger = generate_private_key(), generate_private_key()
     db = open_database(tmp_path / "crawl.db")
-    earlier = generate_private_key()
     claim_identity(db, node_key=earlier.secret, now=datetime.now(timezone.utc))
-    stranger = generate_private_key()
-    ready: list[DiscoveryNode] = []
-    options = CrawlOptions(
-        seeds=(bootnode,), duration=4, dial=False, listen_host="127.0.0.1", rlpx_listen=("127.0.0.1", 0), dial_timeout=1
-    )
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: run_crawl(db, options, on_ready=ready.append, handle_signals=False))
-        with trio.fail_after(10):
-            while not ready:
-                await trio.sleep(0.01)
-            discovery = ready[0].v4
-            await dial_in(discovery.tcp_port, discovery.pubkey, earlier)
-            await dial_in(discovery.tcp_port, discovery.pubkey, stranger)
-    silent.close()
     db.close()
+    await _listening_crawl(tmp_path / "crawl.db", earlier, stranger)
     dialed = {bytes(r[0]) for r in _rows(tmp_path / "crawl.db", "SELECT node_id FROM dial_attempts")}  # type: ignore[arg-type]
     stored = {bytes(r[0]) for r in _rows(tmp_path / "crawl.db", "SELECT node_id FROM nodes")}  # type: ignore[arg-type]
     assert dialed == {_node_id(stranger)}
