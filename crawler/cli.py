@@ -113,3 +113,8 @@ from .cli_query import query_group  # noqa: E402
 main.add_command(export_group)
 main.add_command(import_group)
 main.add_command(query_group)
+
+from .cli_dns import dns_group, key_group  # noqa: E402
+
+main.add_command(dns_group)
+main.add_command(key_group)
