@@ -58,7 +58,8 @@ async def test_a_default_crawl_walks_a_network_that_alternates_families(tmp_path
     path = tmp_path / "crawl.db"
     async with mixed_network() as nodes:
         seed = nodes[0] if seed_family == 4 else nodes[1]
-        assert seed.enr.endpoint()[0] is not None and seed.enr.endpoint()[0].version == seed_family  # type: ignore[union-attr]
+        seed_ip = seed.enr.endpoint()[0]
+        assert seed_ip is not None and seed_ip.version == seed_family
         db = open_database(path)
         options = CrawlOptions(seeds=(seed.enr,), dial=False)  # the default listen address
         with trio.fail_after(CRAWL_DEADLINE):
