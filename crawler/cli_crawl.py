@@ -35,6 +35,7 @@ from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
 from .keyfile import KeyFileError, read_key_file
 from .node import DiscoveryNode
+from .udp import DUAL_STACK_HOST
 
 __all__ = ["crawl_command", "ping_command"]
 
@@ -74,7 +75,7 @@ def _host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise click.BadParameter(f"{text!r} is not HOST:PORT")
-    host = host.strip("[]") or "0.0.0.0"
+    host = host.strip("[]") or DUAL_STACK_HOST  # ":30303" listens on every address of both families, as geth
     try:
         ip_address(host)
     except ValueError:
@@ -238,7 +239,7 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=32, show_default=True, help="Peers enumerated at once.")
 @click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=16, show_default=True, help="RLPx dials at once.")
 @click.option("--listen", "listen", default=None, metavar="HOST:PORT", help="Also accept inbound RLPx peers here and record them.")
-@click.option("--udp", "udp", default="0.0.0.0:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address.")
+@click.option("--udp", "udp", default="[::]:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address. [::] serves IPv4 and IPv6 peers on one port (IPv4 only, with a log line, where the machine has no IPv6); 0.0.0.0 or a specific address pins one family.")
 @click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx.")
 @click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json).")
 @click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=0.5, show_default=True, help="Discovery v4 response timeout (s).")

@@ -46,7 +46,7 @@ from .discovery_v5 import DiscoveryV5Config
 from .engine import CrawlConfig, Crawler, CrawlStats
 from .node import DiscoveryNode
 from .targets import TargetTable
-from .udp import UDPSocket, open_udp_socket
+from .udp import DUAL_STACK_HOST, UDPSocket, bind_socket, open_udp_socket, unmapped
 
 __all__ = ["CrawlOptions", "run_crawl", "dial_record", "CrawlProgress", "DISCOVERY_MODES"]
 
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 RECORD_BUFFER = 1024  # records in flight to the writer; back-pressure beyond that
 PROGRESS_INTERVAL = 1.0  # s
+TCP_BACKLOG = 0xFFFF  # inbound RLPx connections queued before accept: as many as the kernel allows (trio's default)
 # What ``--discovery`` may say: which DHTs are walked.  Our node serves both on its one port whatever is walked.
 DISCOVERY_MODES = ("v4", "v5", "both")
 
@@ -66,7 +67,7 @@ class CrawlOptions:
     concurrency: int = 32
     dial_concurrency: int = 16
     dial: bool = True
-    listen_host: str = "0.0.0.0"
+    listen_host: str = DUAL_STACK_HOST  # both families on one port; 0.0.0.0 or an address pins one
     listen_port: int = 0  # UDP discovery port (0 = any)
     rlpx_listen: tuple[str, int] | None = None
     response_timeout: float = DiscoveryConfig().response_timeout
@@ -183,7 +184,12 @@ async def run_crawl(
 
 @asynccontextmanager
 async def _bound_sockets(options: CrawlOptions) -> AsyncIterator[tuple[UDPSocket, list[trio.SocketListener]]]:
-    """The discovery UDP socket and the --listen TCP listeners, closed on the way out; OSError names the address."""
+    """The discovery UDP socket and the --listen TCP listeners, closed on the way out; OSError names the address.
+
+    ``::`` (the default) binds one dual-stack socket per protocol, IPv4 and
+    IPv6 on the same port (see :mod:`~ethcrawl.crawler.udp`), IPv4 only where
+    the machine has no IPv6.
+    """
     host, port = options.listen_host, options.listen_port
     try:
         udp = await open_udp_socket(host, port)
@@ -194,9 +200,17 @@ async def _bound_sockets(options: CrawlOptions) -> AsyncIterator[tuple[UDPSocket
         if options.rlpx_listen is not None:
             tcp_host, tcp_port = options.rlpx_listen
             try:
-                listeners = await trio.open_tcp_listeners(tcp_port, host=tcp_host)
+                # One socket, not trio.open_tcp_listeners(host=None)'s one per family: those would take
+                # two different ports for port 0, and our record names one.
+                sock = await bind_socket(trio.socket.SOCK_STREAM, tcp_host, tcp_port)
             except OSError as exc:
                 raise OSError(exc.errno, f"TCP {tcp_host}:{tcp_port} (--listen): {exc.strerror}") from exc
+            try:
+                sock.listen(TCP_BACKLOG)
+            except OSError as exc:
+                sock.close()
+                raise OSError(exc.errno, f"TCP {tcp_host}:{tcp_port} (--listen): {exc.strerror}") from exc
+            listeners = [trio.SocketListener(sock)]
         try:
             yield udp, listeners
         finally:
@@ -246,7 +260,7 @@ async def _crawl(
     # Our node serves both protocols on its one port whatever is walked, as go-ethereum does.
     node = DiscoveryNode(
         key,
-        host=options.listen_host,
+        host=udp.local_address[0],  # what was bound: 0.0.0.0 where :: fell back for want of IPv6
         port=options.listen_port,
         v4_config=DiscoveryConfig(response_timeout=options.response_timeout),
         v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
@@ -377,7 +391,7 @@ async def _serve_inbound(
     """Accept inbound RLPx peers and record their Hello and Status like a dial (not those that are us: ``excluded``)."""
 
     async def handle(stream: trio.SocketStream) -> None:
-        peer_ip = stream.socket.getpeername()[0]
+        peer_ip = unmapped(stream.socket.getpeername()[0])  # an IPv4 peer on the dual-stack listener is IPv4
         session = PeerSession(RLPxConnection.recipient(key), hello=local_hello(key, listen_port=port))
         result = await serve_session(stream, session, node_id=bytes(32), direction="inbound", config=config, wall_clock=wall_clock)
         if result.remote_pubkey is None:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from ipaddress import IPv4Address, ip_address
-from typing import Awaitable, Callable, Mapping
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Awaitable, Callable, Mapping, Sequence
 
 import trio
 
@@ -46,7 +46,7 @@ from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 from ethcrawl.wire.lru import LRU
 
-from .table import RoutingTable
+from .table import RoutingTable, unwrap_ipv4
 from .udp import Address, DatagramTransport, serve_datagrams
 
 __all__ = ["DiscoveryConfig", "DiscoveryV4", "DiscoveryStats", "LateNodes", "make_local_enr"]
@@ -275,12 +275,19 @@ class DiscoveryV4:
     def _expired(self, expiration: int) -> bool:
         return discv4.is_expired(expiration, self._wall_clock())
 
-    def _our_endpoint(self) -> Endpoint:
-        # ethereumjs pings back the address in our Ping's `from`, so it must be our real one:
-        # the one our record names once we know it (see set_local_enr), else the one we listen on.
+    def _our_endpoint(self, to: Address) -> Endpoint:
+        # ethereumjs pings back the address in our Ping's `from`, so it must be our real one, in the
+        # family the peer is reached by: the one our record names once we know it (see set_local_enr),
+        # else the one we listen on.
         enr = self.enr
-        if enr is not None and enr.ip is not None:
-            return endpoint_of(str(enr.ip), enr.udp or self.port, self.tcp_port)
+        if enr is not None:
+            if ":" in to[0]:
+                ip: IPv4Address | IPv6Address | None = enr.ip6
+                udp = enr.udp6 or enr.udp
+            else:
+                ip, udp = enr.ip, enr.udp
+            if ip is not None:
+                return endpoint_of(str(ip), udp or self.port, self.tcp_port)
         return endpoint_of(self.host, self.port, self.tcp_port)
 
     def set_local_enr(self, enr: ENR) -> None:
@@ -293,7 +300,7 @@ class DiscoveryV4:
     def _ping_packet(self, addr: Address) -> Ping:
         return Ping(
             version=4,
-            from_=self._our_endpoint(),
+            from_=self._our_endpoint(addr),
             to=endpoint_of(addr[0], addr[1], 0),
             expiration=self._expiration(),
             enr_seq=self._advertised_enr_seq(),
@@ -397,7 +404,7 @@ class DiscoveryV4:
         nodes: list[NodeRecord] = []
         for reply in replies:
             assert isinstance(reply.packet, Neighbors)
-            nodes.extend(reply.packet.nodes)
+            nodes.extend(_unmapped_records(reply.packet.nodes))
         return nodes
 
     async def request_enr(self, node: Node) -> ENR | None:
@@ -530,7 +537,7 @@ class DiscoveryV4:
         self._counts["late"] += 1
         sender = Node(pubkey=decoded.sender_pubkey, ip=ip_address(addr[0]), udp=addr[1], tcp=None)
         try:
-            self._late_send.send_nowait(LateNodes(sender=sender, nodes=neighbors.nodes))
+            self._late_send.send_nowait(LateNodes(sender=sender, nodes=_unmapped_records(neighbors.nodes)))
         except trio.WouldBlock:
             log.debug("late NEIGHBORS dropped: nobody is reading late_nodes")
 
@@ -557,23 +564,69 @@ class DiscoveryV4:
 
 
 def make_local_enr(
-    private_key: PrivateKey, host: str, udp: int, tcp: int, *, seq: int, extra: Mapping[str, object] | None = None
+    private_key: PrivateKey,
+    host: str,
+    udp: int,
+    tcp: int,
+    *,
+    seq: int,
+    extra: Mapping[str, object] | None = None,
+    learned: Sequence[tuple[str, int]] = (),
 ) -> ENR:
     """Our signed record: the one discovery v4 serves and discovery v5 hands over in handshakes.
 
     Both protocols build it from the same inputs, so they advertise the same
-    bytes.  An unspecified listen address (0.0.0.0, ::) is not an address
-    anyone can reach, so the record then carries ports only.  ``extra`` adds
-    entries such as an execution client's ``eth`` fork id.
+    bytes.  ``host:udp`` is where we listen.  An unspecified listen address
+    (0.0.0.0, or ``::`` which serves both families) is not an address anyone
+    can reach, so the record then carries ports only, until ``learned`` names
+    the (ip, udp) peers see us at, at most one per family.  Keys follow
+    go-ethereum's ``LocalNode``: ``ip``/``udp``/``tcp`` for IPv4 (and for the
+    ports of a dual-stack socket), ``ip6`` beside them, ``udp6`` only where its
+    port differs; a node on one IPv6 address keeps ``ip6``/``udp6``/``tcp6``.
+    ``extra`` adds entries such as an execution client's ``eth`` fork id.
     """
-    ip = ip_address(host)
+    listen = unwrap_ipv4(ip_address(host))
+    ip4: IPv4Address | None = None
+    ip6: IPv6Address | None = None
+    udp4: int | None = None
+    udp6: int | None = None
+    if listen.is_unspecified:
+        udp4 = udp
+        udp6 = udp if listen.version == 6 else None
+    elif isinstance(listen, IPv4Address):
+        ip4, udp4 = listen, udp
+    else:
+        ip6, udp6 = listen, udp
+    for text, port in learned:
+        ip = unwrap_ipv4(ip_address(text))
+        if isinstance(ip, IPv4Address):
+            ip4, udp4 = ip, port
+        else:
+            ip6, udp6 = ip, port
     pairs: dict[str, object] = {"id": "v4", "secp256k1": pubkey_from_private(private_key)}
-    v4 = isinstance(ip, IPv4Address)
-    if not ip.is_unspecified:
-        pairs["ip" if v4 else "ip6"] = ip
-    pairs.update({"udp" if v4 else "udp6": udp, "tcp" if v4 else "tcp6": tcp})
+    if ip4 is not None:
+        pairs["ip"] = ip4
+    if ip6 is not None:
+        pairs["ip6"] = ip6
+    if udp4 is not None:
+        pairs.update(udp=udp4, tcp=tcp)
+    if udp6 is not None and udp6 != udp4:
+        pairs["udp6"] = udp6
+        if udp4 is None:
+            pairs["tcp6"] = tcp
     pairs.update(extra or {})
     return ENR.create(private_key, seq=seq, pairs=pairs)
+
+
+def _unmapped_records(records: tuple[NodeRecord, ...]) -> tuple[NodeRecord, ...]:
+    """``records`` with IPv4-mapped addresses (a dual-stack peer's spelling) as IPv4: one spelling per address."""
+    if not any(_mapped(r.ip) for r in records):
+        return records  # the common case: nothing to copy
+    return tuple(replace(r, ip=mapped) if (mapped := _mapped(r.ip)) else r for r in records)
+
+
+def _mapped(ip: IPv4Address | IPv6Address | None) -> IPv4Address | None:
+    return ip.ipv4_mapped if isinstance(ip, IPv6Address) else None
 
 
 def _udp_addr(node: Node) -> Address:

@@ -129,6 +129,18 @@ def enr_address(enr: ENR) -> Address | None:
     return (str(ip), udp)
 
 
+def _record_addresses(enr: ENR) -> tuple[Address, ...]:
+    """Every UDP address a record names: ``ip``:``udp`` and ``ip6``:``udp6`` (``udp`` when absent, EIP-778)."""
+    addresses: list[Address] = []
+    ip4, ip6, udp = enr.ip, enr.ip6, enr.udp
+    if ip4 is not None and udp:
+        addresses.append((str(ip4), udp))
+    udp6 = enr.udp6 or udp
+    if ip6 is not None and udp6:
+        addresses.append((str(ip6.ipv4_mapped or ip6), udp6))
+    return tuple(addresses)
+
+
 def _peer(enr: ENR) -> V5Peer:
     node_id = enr.node_id
     assert node_id is not None  # callers only build peers from verified v4-scheme records
@@ -261,7 +273,9 @@ class DiscoveryV5:
     def _on_handshake(self, event: HandshakeCompleted) -> None:
         # Only a record that names the address the handshake came from is a
         # reachable node; anything else would let a peer plant others' endpoints.
-        if event.enr is not None and enr_address(event.enr) == event.addr:
+        # Either family counts: a dual-stack node may reach us over the one its
+        # record does not prefer.
+        if event.enr is not None and event.addr in _record_addresses(event.enr):
             self.table.add_verified(_peer(event.enr))
 
     async def _on_message(self, event: MessageReceived) -> None:

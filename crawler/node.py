@@ -8,7 +8,9 @@ all build their endpoints here.
 
 A node listening on an unspecified address (0.0.0.0, ::) learns the endpoint
 peers see it at from their PONGs (``endpoint.EndpointPredictor``) and then
-signs a new record naming it, served by both protocols.
+signs a new record naming it, served by both protocols.  On ``::`` (one
+dual-stack socket, see :mod:`~ethcrawl.crawler.udp`) that is per family: the
+record names ``ip`` once IPv4 peers agree, ``ip6`` once IPv6 peers do.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .udp import DatagramTransport, ProtocolDemux, serve_datagrams
 __all__ = ["DiscoveryNode"]
 
 log = logging.getLogger(__name__)
+
+LEARNED_VERSIONS = (4, 6)  # IP versions our endpoint is learned for, each on its own (geth endpoint4/endpoint6)
 
 
 class DiscoveryNode:
@@ -76,7 +80,8 @@ class DiscoveryNode:
         # Default: learn only when the listen address says nothing about where we are reachable.
         self.learn_endpoint = ip_address(host).is_unspecified if learn_endpoint is None else learn_endpoint
         self._predictor = EndpointPredictor()
-        self.advertised: tuple[str, int] | None = None  # the learned endpoint our record names, once known
+        # The learned endpoints our record names, by IP version (4, 6), once known.
+        self.advertised: dict[int, tuple[str, int]] = {}
         self._v4: DiscoveryV4 | None = None
         self._v5: DiscoveryV5 | None = None
         self._started = False
@@ -147,15 +152,21 @@ class DiscoveryNode:
     def _endpoint_statement(self, tcp_port: int, voter_ip: str, ip: str, port: int) -> None:
         now = trio.current_time()
         self._predictor.add(voter_ip, (ip, port), now)
-        predicted = self._predictor.predict(now)
-        if predicted is None or predicted == self.advertised:
+        learned = dict(self.advertised)
+        for version in LEARNED_VERSIONS:
+            predicted = self._predictor.predict(now, version)
+            if predicted is not None:
+                learned[version] = predicted
+        if learned == self.advertised:
             return
-        self.advertised = predicted
+        self.advertised = learned
         enr = make_local_enr(
-            self.private_key, predicted[0], predicted[1], tcp_port, seq=self.enr.seq + 1, extra=self._enr_extra
+            self.private_key, self.host, self.port, tcp_port, seq=self.enr.seq + 1, extra=self._enr_extra,
+            learned=[learned[v] for v in LEARNED_VERSIONS if v in learned],
         )
         if self._v4 is not None:
             self._v4.set_local_enr(enr)
         if self._v5 is not None:
             self._v5.set_local_enr(enr)
-        log.info("peers see us at %s:%d; our record now names it (seq %d)", predicted[0], predicted[1], enr.seq)
+        named = " ".join(f"{h}:{p}" if v == 4 else f"[{h}]:{p}" for v, (h, p) in sorted(learned.items()))
+        log.info("peers see us at %s; our record now names it (seq %d)", named, enr.seq)

@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, ip_network
 
 from ethcrawl.wire.enode import IPAddress
 
-from .table import is_lan
+from .table import is_lan, unwrap_ipv4
 
 __all__ = ["AddressLimits", "AddressBound", "DROP_RULES"]
 
@@ -69,6 +69,7 @@ class AddressBound:
         """Count a new node at ``ip:udp`` and return None, or return the rule (``DROP_RULES``) it breaks."""
         if ip is None:
             return None  # a record without an address: only the per-source budget applies
+        ip = unwrap_ipv4(ip)  # ::ffff:a.b.c.d is a.b.c.d: one address, one count, whichever spelling came
         endpoint = int(ip) << 17 | (ip.version == 6) << 16 | (udp or 0)
         if self._per_endpoint[endpoint] >= self.limits.ids_per_endpoint:
             return "endpoint"

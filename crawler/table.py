@@ -31,8 +31,10 @@ IP limits, like geth: at most 2 nodes from one /24 per bucket and 10 per /24 in
 the whole table, counted over entries and replacement lists alike.  As in
 geth, loopback and LAN addresses are exempt, so a devnet of many nodes on
 127.0.0.1 (or one 10.x subnet) still fills a table; and a node without an IP
-address is never added.  The /24 mask is applied to IPv6 too (geth's
-``DistinctNetSet{Subnet: 24}`` masks any address length the same way).
+address (or only the unspecified one) is never added.  The /24 mask is
+applied to IPv6 too (geth's ``DistinctNetSet{Subnet: 24}`` masks any address
+length the same way), and an IPv4-mapped address counts as the IPv4 address it
+wraps, so a dual-stack peer cannot double a subnet's share by spelling.
 """
 
 from __future__ import annotations
@@ -395,8 +397,8 @@ class RoutingTable(Generic[N]):
     # -- IP accounting ------------------------------------------------------
 
     def _claim_ip(self, bucket: _Bucket[N], ip: IPv4Address | IPv6Address | None) -> bool:
-        if ip is None:
-            return False  # like geth: a node we cannot reach does not belong in the table
+        if ip is None or ip.is_unspecified:
+            return False  # like geth's addIP: a node we cannot reach does not belong in the table
         if is_lan(ip):
             return True
         key = _subnet_key(ip)
@@ -407,7 +409,7 @@ class RoutingTable(Generic[N]):
         return True
 
     def _release_ip(self, bucket: _Bucket[N], ip: IPv4Address | IPv6Address | None) -> None:
-        if ip is None or is_lan(ip):
+        if ip is None or ip.is_unspecified or is_lan(ip):
             return
         key = _subnet_key(ip)
         self._ips.remove(key)

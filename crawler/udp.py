@@ -3,17 +3,40 @@
 Discovery code talks to a ``DatagramTransport`` only, so tests can run two
 nodes over an in-memory network under trio's MockClock (as go-ethereum's tests
 inject a ``UDPConn``), and the real socket's quirks are handled in one place.
+
+Both address families from one port: the default listen address ``::`` binds
+one dual-stack socket (IPV6_V6ONLY off, as go-ethereum listens on ``:30303``)
+rather than one socket per family, so the crawl keeps one transport, one port
+and one demultiplexer.  The kernel shows IPv4 peers on it as IPv4-mapped
+addresses (``::ffff:a.b.c.d``); :class:`UDPSocket` unwraps them on the way in
+and maps IPv4 destinations on the way out, so everything above it sees plain
+IPv4 and IPv6 text and compares, records and relays one spelling per address.
+Where the machine has no IPv6, ``::`` falls back to ``0.0.0.0`` with a log line.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+from ipaddress import ip_address
 from types import TracebackType
 from typing import Awaitable, Callable, Protocol
 
 import trio
 
-__all__ = ["Address", "DatagramTransport", "UDPSocket", "open_udp_socket", "serve_datagrams", "DatagramLane", "ProtocolDemux"]
+__all__ = [
+    "Address",
+    "DatagramTransport",
+    "UDPSocket",
+    "open_udp_socket",
+    "bind_socket",
+    "unmapped",
+    "serve_datagrams",
+    "DatagramLane",
+    "ProtocolDemux",
+    "DUAL_STACK_HOST",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +48,12 @@ MAX_DATAGRAM = 65535  # bytes; decoders enforce the protocol's own limits
 # handler; beyond that they are dropped and counted, never block the reader
 # (a flood aimed at one protocol must not starve the other).
 LANE_BUFFER = 4096
+DUAL_STACK_HOST = "::"  # the listen address that serves both families on one port
+IPV4_ANY = "0.0.0.0"  # where a dual-stack bind falls back to on a machine without IPv6
+# How the kernel spells an IPv4 peer on a dual-stack socket (RFC 4291 2.5.5.2, inet_ntop's form).
+MAPPED_PREFIX = "::ffff:"
+# A dual-stack socket cannot be had: no IPv6 in the kernel or on the machine, or no IPV6_V6ONLY control.
+NO_IPV6_ERRNOS = frozenset({errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.EADDRNOTAVAIL, errno.ENOPROTOOPT, errno.EINVAL})
 
 
 class DatagramTransport(Protocol):
@@ -35,20 +64,46 @@ class DatagramTransport(Protocol):
     async def recvfrom(self) -> tuple[bytes, Address]: ...
 
 
+def unmapped(host: str) -> str:
+    """``host`` as IPv4 text when it is an IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer)."""
+    if host.startswith(MAPPED_PREFIX) and "." in host:
+        return host[len(MAPPED_PREFIX) :]
+    return host
+
+
 class UDPSocket:
-    """A bound trio UDP socket with send errors logged rather than raised."""
+    """A bound trio UDP socket: send errors logged rather than raised, IPv4 peers in IPv4 spelling."""
 
     def __init__(self, sock: trio.socket.SocketType) -> None:
         self._sock = sock
         host, port = sock.getsockname()[:2]
         self.local_address: Address = (host, port)
+        self._ipv6 = sock.family == trio.socket.AF_INET6
+        #: Serves IPv4 peers as well as IPv6 ones (an AF_INET6 socket with IPV6_V6ONLY off).
+        self.dual_stack = self._ipv6 and not sock.getsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY)
+        self.unreachable = 0  # datagrams for a family this socket cannot send to, dropped
+
+    def reaches(self, host: str) -> bool:
+        """Whether a datagram to ``host`` (IP text) can leave this socket: its family is served."""
+        if ":" in host:
+            return self._ipv6
+        return self.dual_stack or not self._ipv6
 
     async def sendto(self, data: bytes, addr: Address) -> None:
+        host = addr[0]
+        if not self.reaches(host):
+            # Pinned to the other family (or no IPv6 here): no packet can go; the request simply times out.
+            self.unreachable += 1
+            log.debug("udp send skipped addr=%s:%d err=address family not served", host, addr[1])
+            return
+        if self._ipv6 and ":" not in host:
+            # Mapped by hand: trio would resolve a bare IPv4 text through getaddrinfo on every send.
+            addr = (MAPPED_PREFIX + host, addr[1])
         try:
             await self._sock.sendto(data, addr)
         except OSError as exc:
             # Unreachable or filtered destinations are routine in a crawl.
-            log.debug("udp send failed addr=%s:%d err=%s", addr[0], addr[1], exc)
+            log.debug("udp send failed addr=%s:%d err=%s", host, addr[1], exc)
 
     async def recvfrom(self) -> tuple[bytes, Address]:
         while True:
@@ -57,7 +112,7 @@ class UDPSocket:
             except ConnectionResetError:
                 # An ICMP port-unreachable for an earlier send surfaces here on some systems.
                 continue
-            return data, (addr[0], addr[1])
+            return data, (unmapped(addr[0]), addr[1])
 
     async def __aenter__(self) -> "UDPSocket":
         return self
@@ -125,18 +180,57 @@ class ProtocolDemux:
             (self.v4 if self._is_v4(data) else self.v5).deliver(data, addr)
 
 
-async def open_udp_socket(host: str, port: int) -> UDPSocket:
+async def bind_socket(kind: int, host: str, port: int) -> trio.socket.SocketType:
+    """A socket of ``kind`` (SOCK_DGRAM, SOCK_STREAM) bound to ``host:port``.
+
+    ``::`` binds one dual-stack socket serving IPv4 and IPv6 on the same port;
+    where that cannot be had (no IPv6 on the machine), it binds ``0.0.0.0``
+    instead and says so in the log.  Any other address pins its own family.
+    OSError for anything else (a port in use stays an error).
+    """
+    if _is_unspecified_v6(host):
+        try:
+            return await _bind(kind, host, port, dual_stack=True)
+        except OSError as exc:
+            if exc.errno not in NO_IPV6_ERRNOS:
+                raise
+            log.warning("no IPv6 here (%s): serving IPv4 only on %s:%d", exc.strerror or exc, IPV4_ANY, port)
+            host = IPV4_ANY
+    return await _bind(kind, host, port, dual_stack=False)
+
+
+def _is_unspecified_v6(host: str) -> bool:
+    try:
+        return ip_address(host) == ip_address(DUAL_STACK_HOST)
+    except ValueError:
+        return False
+
+
+async def _bind(kind: int, host: str, port: int, *, dual_stack: bool) -> trio.socket.SocketType:
+    if dual_stack and not socket.has_ipv6:
+        raise OSError(errno.EAFNOSUPPORT, "Python was built without IPv6")
     family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
-    sock = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+    sock = trio.socket.socket(family, kind)
     try:
-        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, RECEIVE_BUFFER)
-    except OSError:  # some kernels cap it; not fatal
-        log.debug("could not enlarge the UDP receive buffer")
-    try:
+        if family == trio.socket.AF_INET6:
+            # Explicit both ways: the kernel's default (net.ipv6.bindv6only) differs between systems.
+            sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+        if kind == trio.socket.SOCK_STREAM:
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)  # as trio's listeners: restart at once
         await sock.bind((host, port))
     except OSError:
         sock.close()
         raise
+    return sock
+
+
+async def open_udp_socket(host: str, port: int) -> UDPSocket:
+    """A UDP socket on ``host:port`` (``::``: both families, see :func:`bind_socket`)."""
+    sock = await bind_socket(trio.socket.SOCK_DGRAM, host, port)
+    try:
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, RECEIVE_BUFFER)
+    except OSError:  # some kernels cap it; not fatal
+        log.debug("could not enlarge the UDP receive buffer")
     return UDPSocket(sock)
 
 

@@ -29,20 +29,28 @@ class MemoryNetwork:
         self.endpoints[(host, port)] = endpoint
         return endpoint
 
+    def open_dual(self, v4: Address, v6: Address) -> "MemoryEndpoint":
+        """One endpoint at an IPv4 and an IPv6 address, as a dual-stack socket: it sends from the destination's family."""
+        endpoint = MemoryEndpoint(self, v4, ipv6_address=v6)
+        self.endpoints[v4] = self.endpoints[v6] = endpoint
+        return endpoint
+
 
 class MemoryEndpoint:
-    def __init__(self, network: MemoryNetwork, address: Address) -> None:
+    def __init__(self, network: MemoryNetwork, address: Address, ipv6_address: Address | None = None) -> None:
         self.network = network
         self.local_address = address
+        self._ipv6_address = ipv6_address
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, Address]](1024)
 
     async def sendto(self, data: bytes, addr: Address) -> None:
-        self.network.sent.append((self.local_address, addr, data))
+        source = self._ipv6_address if self._ipv6_address is not None and ":" in addr[0] else self.local_address
+        self.network.sent.append((source, addr, data))
         target = self.network.endpoints.get(addr)
-        if target is None or self.network.drop(data, self.local_address, addr):
+        if target is None or self.network.drop(data, source, addr):
             return
         try:
-            target._send.send_nowait((data, self.local_address))
+            target._send.send_nowait((data, source))
         except trio.WouldBlock:
             pass
 

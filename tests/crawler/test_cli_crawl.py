@@ -25,11 +25,13 @@ from click.testing import CliRunner
 from ethcrawl.crawler.cli import main as cli_main
 from ethcrawl.crawler.cli_crawl import (
     PROGRESS_WIDE,
+    _host_port,
     _node_key,
     _print_dropped,
     _print_summary,
     _progress_cells,
     _progress_table,
+    crawl_command,
 )
 from ethcrawl.crawler.crawl import CrawlProgress
 from ethcrawl.crawler.discovery import DiscoveryV4
@@ -418,3 +420,11 @@ def test_a_socket_that_cannot_be_bound_is_one_line_and_no_half_open_crawl(tmp_pa
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and "cannot" in errors[0], result.stderr
     assert all(ended is not None for _, ended in _crawl_rows(db)), "no crawl row may be left without ended_at"
+
+
+def test_the_default_udp_address_serves_both_families_and_an_empty_host_means_it_too() -> None:
+    (udp,) = [p for p in crawl_command.params if p.name == "udp"]
+    assert _host_port(str(udp.default)) == ("::", 0)  # one dual-stack socket (IPv4 only where there is no IPv6)
+    assert _host_port(":30303") == ("::", 30303)  # geth's spelling of "every address"
+    assert _host_port("0.0.0.0:30303") == ("0.0.0.0", 30303)  # pins IPv4
+    assert _host_port("[::1]:30303") == ("::1", 30303)

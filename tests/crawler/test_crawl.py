@@ -44,12 +44,12 @@ DEVNET_NODES = 30  # a devnet the crawl is known to find whole (tests/crawler/te
 CRAWL_DEADLINE = 60  # s, for any one crawl of it
 
 
-async def dial_in(port: int, crawler_pubkey: bytes, key: PrivateKey | None = None) -> None:
+async def dial_in(port: int, crawler_pubkey: bytes, key: PrivateKey | None = None, host: str = "127.0.0.1") -> None:
     """An inbound peer: handshake, Hello, Status; it leaves when the crawler disconnects."""
     key = key or generate_private_key()
     hello = Hello(protocol_version=5, client_id=CLIENT_ID, capabilities=(Capability(name="eth", version=68),), listen_port=30303, node_pubkey=pubkey_from_private(key))
     session = PeerSession(RLPxConnection.initiator(key, crawler_pubkey), hello=hello)
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    stream = await trio.open_tcp_stream(host, port)
     async with stream:
         sent_status = False
         while True:

@@ -9,11 +9,13 @@ learned.  Interop with an independent implementation is in tests/interop.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from ipaddress import ip_address
 from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
+from ipv6 import needs_ipv6
 
 from ethcrawl.crawler import dialer
 from ethcrawl.crawler.dialer import DialConfig, Outcome, dial, local_hello, serve_session
@@ -110,7 +112,9 @@ async def stale_head(stream: trio.SocketStream, session: PeerSession) -> None:
 
 @pytest.fixture
 async def peer(nursery: trio.Nursery) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
-    async def start(behaviour: Behaviour, caps: tuple[Capability, ...] = (Capability(name="eth", version=68),)) -> Node:
+    async def start(
+        behaviour: Behaviour, caps: tuple[Capability, ...] = (Capability(name="eth", version=68),), host: str | None = None
+    ) -> Node:
         key = generate_private_key()
 
         async def handler(stream: trio.SocketStream) -> None:
@@ -123,9 +127,9 @@ async def peer(nursery: trio.Nursery) -> AsyncIterator[Callable[..., Awaitable[N
             finally:
                 await stream.aclose()
 
-        listeners = await nursery.start(trio.serve_tcp, handler, 0)
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host=host))
         port = listeners[0].socket.getsockname()[1]
-        return Node(pubkey=pubkey_from_private(key), ip=ip_address("127.0.0.1"), udp=port, tcp=port)
+        return Node(pubkey=pubkey_from_private(key), ip=ip_address(host or "127.0.0.1"), udp=port, tcp=port)
 
     yield start
 
@@ -146,6 +150,14 @@ async def test_full_exchange(peer) -> None:  # type: ignore[no-untyped-def]
     assert result.status == STATUS
     assert result.head_number == 20_000_000
     assert result.synced is True
+
+
+@needs_ipv6
+async def test_an_ipv6_endpoint_is_dialed_over_ipv6(peer) -> None:  # type: ignore[no-untyped-def]
+    node = await peer(full_peer, host="::1")  # listening on IPv6 loopback only
+    result = await run_dial(node)
+    assert result.outcome is Outcome.OK, result.error
+    assert result.remote_pubkey == node.pubkey and result.synced is True
 
 
 async def test_stale_head_is_not_synced(peer) -> None:  # type: ignore[no-untyped-def]

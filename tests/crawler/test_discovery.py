@@ -14,7 +14,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from ethcrawl.crawler.discovery import DiscoveryConfig, DiscoveryV4
+from ethcrawl.crawler.discovery import DiscoveryConfig, DiscoveryV4, make_local_enr
 from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import generate_private_key, keccak256, pubkey_from_private
 from ethcrawl.wire.discv4 import Endpoint, FindNode, Neighbors, NodeRecord, Ping, Pong
@@ -284,3 +284,39 @@ async def test_pings_under_fresh_keys_do_not_grow_the_bookkeeping(
     assert len(bob._last_ping_received) == 32
     alice = await spawn()
     assert await alice.ping(bob.local_node) is not None  # still serving
+
+
+async def test_ipv4_mapped_neighbors_are_handed_on_as_ipv4(spawn: Spawn, autojump_clock: MockClock) -> None:
+    """A dual-stack peer may list a node as ::ffff:a.b.c.d: the crawl sees one spelling, a.b.c.d."""
+    alice, bob = await spawn(), await spawn()
+    listed = {
+        "::ffff:127.0.0.9": ip_address("127.0.0.9"),
+        "::1": ip_address("::1"),
+        "127.0.0.8": ip_address("127.0.0.8"),
+    }
+    for i, text in enumerate(listed):
+        bob.table.add_verified(Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address(text), udp=40000 + i, tcp=40000 + i))
+    assert await alice.bond(bob.local_node)
+    nodes = [n for n in await alice.find_node(bob.local_node, b"\x01" * 64) if n.pubkey != alice.pubkey]
+    assert sorted(map(str, (n.ip for n in nodes))) == sorted(map(str, listed.values()))
+
+
+LISTEN_CASES = [
+    # (listen host, learned, expected endpoint pairs): geth's LocalNode keys; a lone IPv6 address keeps ip6/udp6/tcp6.
+    ("127.0.0.1", [], {"ip": "127.0.0.1", "udp": 30303, "tcp": 30304}),
+    ("::1", [], {"ip6": "::1", "udp6": 30303, "tcp6": 30304}),
+    ("0.0.0.0", [], {"udp": 30303, "tcp": 30304}),
+    ("::", [], {"udp": 30303, "tcp": 30304}),  # dual-stack: the ports serve both families
+    ("::", [("198.51.100.1", 30303)], {"ip": "198.51.100.1", "udp": 30303, "tcp": 30304}),
+    ("::", [("2001:db8::1", 30303)], {"ip6": "2001:db8::1", "udp": 30303, "tcp": 30304}),
+    ("::", [("198.51.100.1", 1111), ("2001:db8::1", 30303)], {"ip": "198.51.100.1", "ip6": "2001:db8::1", "udp": 1111, "udp6": 30303, "tcp": 30304}),
+    ("::", [("::ffff:198.51.100.1", 30303)], {"ip": "198.51.100.1", "udp": 30303, "tcp": 30304}),
+    ("0.0.0.0", [("198.51.100.1", 2222)], {"ip": "198.51.100.1", "udp": 2222, "tcp": 30304}),
+]
+
+
+@pytest.mark.parametrize(("host", "learned", "expected"), LISTEN_CASES)
+def test_our_record_names_each_family_as_geth_does(host: str, learned: list[tuple[str, int]], expected: dict[str, object]) -> None:
+    enr = make_local_enr(generate_private_key(), host, 30303, 30304, seq=1, learned=learned)
+    pairs = {"ip": enr.ip, "ip6": enr.ip6, "udp": enr.udp, "udp6": enr.udp6, "tcp": enr.tcp, "tcp6": enr.tcp6}
+    assert {k: str(v) if k.startswith("ip") else v for k, v in pairs.items() if v is not None} == expected

@@ -9,8 +9,8 @@ import trio
 from memnet import MemoryNetwork
 from trio.testing import MockClock
 
-from ethcrawl.crawler.discovery import DiscoveryV4
-from ethcrawl.crawler.discovery_v5 import MAX_NODES_MESSAGES, NODES_RESULT_LIMIT, DiscoveryV5, DiscoveryV5Config, V5Peer
+from ethcrawl.crawler.discovery import DiscoveryV4, make_local_enr
+from ethcrawl.crawler.discovery_v5 import MAX_NODES_MESSAGES, NODES_RESULT_LIMIT, DiscoveryV5, DiscoveryV5Config, V5Peer, enr_address
 from ethcrawl.crawler.table import log_distance
 from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.wire.crypto import generate_private_key
@@ -289,4 +289,26 @@ async def test_find_node_does_not_relay_loopback_entries_to_a_public_requester(a
         assert await public.find_node(b.enr, (distance,)) == []
         nearby = await start_v5(net, nursery)
         assert local.to_rlp() in {r.to_rlp() for r in await nearby.find_node(b.enr, (distance,)) or ()}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_handshake_over_the_family_the_record_does_not_prefer_still_verifies(autojump_clock: MockClock) -> None:
+    """A dual-stack node names ip and ip6; reaching us over IPv6 from the ip6 its record names is from its own address."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a = await start_v5(net, nursery)
+        key = generate_private_key()
+        b = DiscoveryV5(key, host="::1", transport=net.open("::1"))
+        await nursery.start(b.run)
+        b.set_local_enr(make_local_enr(key, "::", b.port, b.port, seq=2, learned=[("127.0.0.5", b.port), ("::1", b.port)]))
+        assert enr_address(b.enr) == ("127.0.0.5", b.port)  # the record prefers IPv4 (a tie: both loopback)
+        assert await b.ping(a.enr) is not None
+        assert b.node_id in a.table
+        # A record naming neither address the handshake came from still does not get in.
+        c_key = generate_private_key()
+        c = DiscoveryV5(c_key, host="::1", transport=net.open("::1"))
+        await nursery.start(c.run)
+        c.set_local_enr(make_local_enr(c_key, "::", c.port, c.port, seq=2, learned=[("127.0.0.6", c.port), ("::1", c.port + 1)]))
+        assert await c.ping(a.enr) is not None
+        assert c.node_id not in a.table
         nursery.cancel_scope.cancel()

@@ -64,6 +64,10 @@ def test_every_spelling_of_an_ipv4_address_gets_the_same_answer(relayed: str, se
         ("fd00::1", PUBLIC_SENDER, LAN),  # unique-local
         ("::1", PUBLIC_SENDER, LOOPBACK),
         ("::1", "::1", None),
+        # Loopback is one host whatever the family (geth's IsLoopback): a mixed devnet is walked across families.
+        ("::1", "127.0.0.2", None),
+        ("127.0.0.2", "::1", None),
+        ("fd00::1", "10.0.0.1", None),  # LAN relayed by a LAN host of the other family
         ("::", PUBLIC_SENDER, UNSPECIFIED),
         ("::ffff:0.0.0.0", PUBLIC_SENDER, UNSPECIFIED),
         ("0.0.0.0", PUBLIC_SENDER, UNSPECIFIED),

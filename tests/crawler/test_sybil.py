@@ -23,6 +23,15 @@ def test_one_endpoint_is_one_node_everywhere_loopback_included() -> None:
     assert bound.admit(ip_address("127.0.0.1"), 30304) is None
 
 
+def test_a_mapped_address_counts_as_the_ipv4_address_it_wraps() -> None:
+    bound = AddressBound(AddressLimits(nodes_per_ip=2))
+    spellings = ("8.8.8.8", "::ffff:8.8.8.8", "8.8.8.8")
+    assert [bound.admit(ip_address(ip), port) for port, ip in enumerate(spellings, 40000)] == [None, None, "ip"]
+    assert [bound.admit(ip_address(ip), 30303) for ip in ("127.0.0.1", "::ffff:127.0.0.1", "127.0.0.1", "::ffff:127.0.0.1")] == [
+        None, None, None, "endpoint"
+    ]
+
+
 def test_ip_and_subnet_limits_spare_lan_and_loopback() -> None:
     bound = AddressBound(AddressLimits(nodes_per_ip=2, nodes_per_subnet=3))
     public = ip_address("203.0.113.7")

@@ -267,6 +267,22 @@ def test_node_without_ip_is_refused() -> None:
     assert len(table) == 0
 
 
+@pytest.mark.parametrize("ip", ["0.0.0.0", "::"])
+def test_node_at_the_unspecified_address_is_refused_like_geth(ip: str) -> None:
+    """geth's addIP: an unspecified address reaches nobody (and :: is no LAN address to be exempt)."""
+    table = new_table()
+    assert table.add_verified(FakeNode(node_id=b"\x80" + bytes(31), ip=ip_address(ip))) is AddResult.IP_LIMIT
+    assert len(table) == 0
+
+
+def test_a_mapped_address_shares_its_ipv4_subnet_count() -> None:
+    """::ffff:a.b.c.d is a.b.c.d: spelling an address in IPv6 does not double its /24's share."""
+    rng = random.Random(15)
+    table = new_table()
+    results = [table.add_seen(node_at(ZERO, 256, rng, ip)) for ip in ("8.8.8.1", "::ffff:8.8.8.2", "8.8.8.3")]
+    assert results == [AddResult.ADDED, AddResult.ADDED, AddResult.IP_LIMIT]
+
+
 def test_bump_to_a_full_subnet_keeps_the_old_endpoint() -> None:
     rng = random.Random(14)
     table = new_table()

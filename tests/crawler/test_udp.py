@@ -1,0 +1,123 @@
+"""The UDP socket discovery runs on: one dual-stack port by default, IPv4 in IPv4 spelling, a fallback without IPv6.
+
+Loopback only; each test binds port 0 and runs under a deadline.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+
+import pytest
+import trio
+
+from ethcrawl.crawler import udp
+from ethcrawl.crawler.udp import UDPSocket, bind_socket, open_udp_socket, unmapped
+from ipv6 import needs_ipv6
+
+DEADLINE = 5  # s per exchange on loopback
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("::ffff:127.0.0.1", "127.0.0.1"),  # how the kernel shows an IPv4 peer on a dual-stack socket
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+        ("2001:db8::ffff:1", "2001:db8::ffff:1"),
+        ("::", "::"),
+    ],
+)
+def test_only_ipv4_mapped_addresses_are_unwrapped(host: str, expected: str) -> None:
+    assert unmapped(host) == expected
+
+
+async def _plain(family: socket.AddressFamily, host: str) -> trio.socket.SocketType:
+    sock = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+    await sock.bind((host, 0))
+    return sock
+
+
+@needs_ipv6
+async def test_the_default_socket_serves_both_families_on_one_port_and_unwraps_ipv4_senders() -> None:
+    async with await open_udp_socket("::", 0) as ours:
+        assert ours.dual_stack
+        port = ours.local_address[1]
+        v4 = await _plain(socket.AF_INET, "127.0.0.1")
+        v6 = await _plain(socket.AF_INET6, "::1")
+        with v4, v6, trio.fail_after(DEADLINE):
+            await v4.sendto(b"from v4", ("127.0.0.1", port))
+            data, sender = await ours.recvfrom()
+            assert (data, sender) == (b"from v4", ("127.0.0.1", v4.getsockname()[1]))  # not ::ffff:127.0.0.1
+            await v6.sendto(b"from v6", ("::1", port))
+            data, sender = await ours.recvfrom()
+            assert (data, sender) == (b"from v6", ("::1", v6.getsockname()[1]))
+
+
+@needs_ipv6
+async def test_the_default_socket_sends_to_ipv4_and_ipv6_destinations() -> None:
+    async with await open_udp_socket("::", 0) as ours:
+        v4 = await _plain(socket.AF_INET, "127.0.0.1")
+        v6 = await _plain(socket.AF_INET6, "::1")
+        with v4, v6, trio.fail_after(DEADLINE):
+            await ours.sendto(b"to v4", ("127.0.0.1", v4.getsockname()[1]))  # IPv4 text, as the crawl holds it
+            data, sender = await v4.recvfrom(64)
+            assert (data, sender) == (b"to v4", ("127.0.0.1", ours.local_address[1]))
+            await ours.sendto(b"to v6", ("::1", v6.getsockname()[1]))
+            data, sender = await v6.recvfrom(64)
+            assert (data, sender[:2]) == (b"to v6", ("::1", ours.local_address[1]))
+        assert ours.unreachable == 0
+
+
+@needs_ipv6
+@pytest.mark.parametrize(("host", "other"), [("127.0.0.1", "::1"), ("::1", "127.0.0.1"), ("0.0.0.0", "::1")])
+async def test_a_pinned_socket_serves_its_own_family_only(host: str, other: str) -> None:
+    async with await open_udp_socket(host, 0) as ours:
+        assert not ours.dual_stack
+        assert not ours.reaches(other)
+        await ours.sendto(b"x", (other, 30303))  # dropped at once, counted, never raised
+        assert ours.unreachable == 1
+
+
+async def test_without_ipv6_the_default_falls_back_to_ipv4_with_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_socket = trio.socket.socket
+
+    def no_ipv6(family: int = socket.AF_INET, *args: object, **kwargs: object) -> trio.socket.SocketType:
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        return real_socket(family, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trio.socket, "socket", no_ipv6)
+    with caplog.at_level(logging.WARNING, logger=udp.__name__):
+        async with await open_udp_socket("::", 0) as ours:
+            assert ours.local_address[0] == "0.0.0.0" and not ours.dual_stack
+            assert ours.reaches("127.0.0.1") and not ours.reaches("::1")
+    assert "no IPv6 here" in caplog.text and "IPv4 only" in caplog.text
+
+
+async def test_a_python_without_ipv6_falls_back_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "has_ipv6", False)
+    sock = await bind_socket(trio.socket.SOCK_STREAM, "::", 0)
+    with sock:
+        assert sock.family == socket.AF_INET and sock.getsockname()[0] == "0.0.0.0"
+
+
+@needs_ipv6
+async def test_a_port_in_use_is_an_error_not_a_fallback() -> None:
+    async with await open_udp_socket("::", 0) as first:
+        with pytest.raises(OSError) as caught:
+            await open_udp_socket("::", first.local_address[1])
+        assert caught.value.errno == errno.EADDRINUSE
+
+
+@needs_ipv6
+async def test_the_dual_stack_flag_reads_the_socket_not_the_address() -> None:
+    """A socket on ::1 is IPv6 only whatever the kernel's default (net.ipv6.bindv6only) says."""
+    for host, dual in (("::", True), ("0:0::0", True), ("::1", False)):
+        sock = await bind_socket(trio.socket.SOCK_DGRAM, host, 0)
+        with sock:
+            assert UDPSocket(sock).dual_stack is dual
