@@ -33,6 +33,10 @@ __all__ = [
     "DecryptionFailed",
     "UnsolicitedReply",
     "RateLimited",
+    "DNSDiscError",
+    "MalformedEntry",
+    "HashMismatch",
+    "BadRootSignature",
 ]
 
 
@@ -118,3 +122,19 @@ class UnsolicitedReply(RemoteProtocolError):
 
 class RateLimited(RemoteProtocolError):
     """Raised when a peer asks for more work (challenges, handshakes) than the rate limit allows."""
+
+
+class DNSDiscError(RemoteProtocolError):
+    """Raised when an EIP-1459 node list (an ``enrtree`` entry, URL or tree) is unusable."""
+
+
+class MalformedEntry(DNSDiscError):
+    """Raised when an ``enrtree`` TXT entry or URL does not parse: prefix, base32/base64, record, size or fan-out."""
+
+
+class HashMismatch(DNSDiscError):
+    """Raised when an entry's text does not hash to the name it was fetched under."""
+
+
+class BadRootSignature(DNSDiscError, BadSignature):
+    """Raised when a tree root's signature does not verify against the key of its ``enrtree://`` URL."""
