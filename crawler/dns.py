@@ -32,18 +32,17 @@ import dns.resolver
 import trio
 
 from ethcrawl.wire.dnsdisc import (
-    BadSignature,
+    BadRootSignature,
     BranchEntry,
     DNSDiscError,
     ENREntry,
     HashMismatch,
     LinkEntry,
-    MalformedEntry,
     RootEntry,
-    entry_name,
     parse_entry,
     parse_root,
     parse_url,
+    verify_entry_hash,
 )
 from ethcrawl.wire.enr import ENR
 
@@ -224,9 +223,12 @@ class _Walk:
         roots = [text for text in texts if text.startswith("enrtree-root:")]
         if not roots:
             raise NoRoot(f"{link.domain}: no enrtree-root:v1 TXT record among {len(texts)}")
-        root = parse_root(roots[0])
+        try:
+            root = parse_root(roots[0])
+        except DNSDiscError as exc:
+            raise type(exc)(f"{link.domain}: {exc}") from exc
         if not root.verify(link.pubkey):
-            raise BadSignature(f"{link.domain}: the root's signature does not verify with the URL's key")
+            raise BadRootSignature(f"{link.domain}: the root's signature does not verify with the URL's key")
         if min_seq is not None and root.seq < min_seq:
             raise SeqWentBackwards(f"{link.domain}: root seq {root.seq} is below the {min_seq} synced before")
         return root
@@ -237,10 +239,13 @@ class _Walk:
         async with self.limiter:
             texts = await self.resolver.txt(fqdn)
         for text in texts:
-            if entry_name(text) == name.upper():
-                if len(text) > self.limits.max_entry_chars:
-                    raise TreeTooLarge(f"{fqdn}: entry of {len(text)} characters (at most {self.limits.max_entry_chars})")
-                return text
+            try:
+                verify_entry_hash(name, text)
+            except DNSDiscError:
+                continue  # another TXT record at the name (or a tampered one): only a matching text is the entry
+            if len(text) > self.limits.max_entry_chars:
+                raise TreeTooLarge(f"{fqdn}: entry of {len(text)} characters (at most {self.limits.max_entry_chars})")
+            return text
         raise HashMismatch(f"{fqdn}: no TXT record hashes to the name ({len(texts)} record(s) there)")
 
     async def level(self, domain: str, names: Sequence[str]) -> list[str]:
