@@ -39,11 +39,18 @@ class TXTServer:
     one name); any other name is NXDOMAIN.  ``records`` may be changed while serving (to tamper with a tree)."""
 
     def __init__(self, records: Mapping[str, str | list[str]], *, string_size: int = MAX_STRING) -> None:
-        self.records: dict[str, str | list[str]] = {k.rstrip(".").lower(): v for k, v in records.items()}
+        self._lock = threading.Lock()
+        self.records: dict[str, str | list[str]] = {}
+        self.replace(records)
         self.string_size = string_size
         self.queries: Counter[str] = Counter()
-        self._lock = threading.Lock()
         self._server = DNSServer(self, address="127.0.0.1", port=0, logger=_Quiet())
+
+    def replace(self, records: Mapping[str, str | list[str]]) -> None:
+        """Serve ``records`` from now on instead (names are case-insensitive, as in DNS)."""
+        with self._lock:
+            self.records.clear()
+            self.records.update((k.rstrip(".").lower(), v) for k, v in records.items())
 
     @property
     def address(self) -> tuple[str, int]:
