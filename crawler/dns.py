@@ -144,6 +144,8 @@ class DNSResolver:
                 raise LookupFailed(f"{name}: no answer within {self.timeout:g} s") from None
             except dns.exception.DNSException as exc:
                 raise LookupFailed(f"{name}: {exc}") from exc
+            except OSError as exc:  # no route to the server, no network at all
+                raise LookupFailed(f"{name}: {exc.strerror or exc}") from exc
         if scope.cancelled_caught:
             raise LookupFailed(f"{name}: no answer within {self.timeout:g} s")
         # A record longer than 255 bytes travels as several character-strings (a full branch is 365 characters);
