@@ -252,22 +252,21 @@ class _Walk:
 
     async def level(self, domain: str, names: Sequence[str]) -> list[str]:
         """The texts of ``names``, fetched at once (at most ``concurrency`` in flight); the first failure raises."""
-        results: list[str | Exception] = [""] * len(names)
+        texts = [""] * len(names)
+        failures: list[Exception] = []
 
-        async def fetch(index: int, name: str) -> None:
+        async def fetch(index: int, name: str, cancel_scope: trio.CancelScope) -> None:
             try:
-                results[index] = await self.entry(domain, name)
+                texts[index] = await self.entry(domain, name)
             except (DNSListError, DNSDiscError) as exc:
-                results[index] = exc
+                failures.append(exc)
+                cancel_scope.cancel()  # the tree is refused: the other lookups of the level are wasted
 
         async with trio.open_nursery() as nursery:
             for index, name in enumerate(names):
-                nursery.start_soon(fetch, index, name)
-        texts: list[str] = []
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-            texts.append(result)
+                nursery.start_soon(fetch, index, name, nursery.cancel_scope)
+        if failures:
+            raise failures[0]
         return texts
 
     async def subtree(self, domain: str, top: str, *, links: bool) -> list[ENR | LinkEntry]:
@@ -298,7 +297,7 @@ class _Walk:
                         seen.add(child.upper())
                         below.append(((*path, index), child))
                 elif isinstance(entry, wrong):
-                    self.dropped["link in the records subtree" if links is False else "record in the links subtree"] += 1
+                    self.dropped["record in the links subtree" if links else "link in the records subtree"] += 1
                 elif isinstance(entry, want):
                     leaves.append((path, entry.record if isinstance(entry, ENREntry) else entry))
                 else:
