@@ -113,7 +113,11 @@ from .cli_query import query_group  # noqa: E402
 main.add_command(export_group)
 main.add_command(import_group)
 main.add_command(query_group)
-from .cli_dns_sync import dns_group, sync_command  # noqa: E402
+
+from .cli_dns import dns_group, key_group  # noqa: E402
+
+main.add_command(dns_group)
+main.add_command(key_group)
+from .cli_dns_sync import sync_command  # noqa: E402
 
 dns_group.add_command(sync_command)
-main.add_command(dns_group)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import string
 import sys
 from datetime import datetime, timezone
 from functools import partial
@@ -38,6 +37,7 @@ from .dialer import DialConfig, dial
 from .dns import DNSListError, DNSResolver, SyncLimits, list_records
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
+from .keyfile import KeyFileError, read_key_file
 from .node import DiscoveryNode
 
 __all__ = ["crawl_command", "ping_command"]
@@ -45,11 +45,6 @@ __all__ = ["crawl_command", "ping_command"]
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "ethcrawl.db"
-# A --node-key file as go-ethereum's crypto.SaveECDSA (``devp2p key generate``) writes it: the 32-byte key in hex,
-# and at most two newline bytes after it, as crypto.LoadECDSA tolerates ("\n", "\r\n").
-NODE_KEY_HEX_CHARS = 64
-NODE_KEY_TRAILING_NEWLINES = 2
-_HEX_DIGITS = frozenset(string.hexdigits.encode())
 NODE_KEY_HELP = (
     "Run as the key in FILE (64 hex characters, as 'devp2p key generate' writes it) instead of the database's "
     "own identity; its node id is remembered in the database and never counted as a node."
@@ -136,21 +131,9 @@ def _node_key(path: str | None) -> PrivateKey | None:
     if path is None:
         return None
     try:
-        with open(path, "rb") as file:
-            data = file.read(NODE_KEY_HEX_CHARS + NODE_KEY_TRAILING_NEWLINES + 1)
-    except OSError as exc:
-        raise click.ClickException(f"--node-key {path}: cannot read it ({exc.strerror or exc})") from None
-    hex_part, tail = data[:NODE_KEY_HEX_CHARS], data[NODE_KEY_HEX_CHARS:]
-    if len(hex_part) < NODE_KEY_HEX_CHARS or not set(hex_part) <= _HEX_DIGITS:
-        why = "want 64 hex characters, as 'devp2p key generate' writes"
-    elif len(tail) > NODE_KEY_TRAILING_NEWLINES or tail.strip(b"\r\n"):
-        why = "unexpected bytes after the 64 hex characters (only a newline may follow)"
-    else:
-        try:
-            return PrivateKey(bytes.fromhex(hex_part.decode()))
-        except ValueError:
-            why = "not a valid secp256k1 private key (zero, or not below the curve order)"
-    raise click.ClickException(f"--node-key {path}: not a node key file: {why}")
+        return read_key_file(path)
+    except KeyFileError as exc:
+        raise click.ClickException(f"--node-key {path}: {exc}") from None
 
 
 def _database_seeds(db_url: str) -> list[Node | ENR]:

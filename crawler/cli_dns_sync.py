@@ -20,13 +20,11 @@ import trio
 
 from ethcrawl.wire.dnsdisc import DNSDiscError, parse_url
 
+from .cli_dns import INFO_FILE, JSON_INDENT, NODES_FILE, _rfc3339_nano, _write_file
 from .dns import LOOKUP_TIMEOUT, DNSListError, DNSResolver, SyncedTree, sync_tree
 
 __all__ = ["sync_command", "dns_server_option", "make_resolver", "write_tree_definition", "previous_seq"]
 
-NODES_FILE = "nodes.json"
-INFO_FILE = "enrtree-info.json"
-JSON_INDENT = 4  # spaces: go-ethereum's cmd/devp2p jsonIndent
 # A synced record has never been checked by us: geth writes Go's zero time.Time (its omitempty does not omit a
 # struct) for the three times of such a nodes.json entry, and leaves out the zero score.
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -61,16 +59,9 @@ def make_resolver(server: tuple[str, int] | None, timeout: float = LOOKUP_TIMEOU
         raise click.ClickException(str(exc)) from None
 
 
-def _go_time(when: datetime) -> str:
-    """Go's RFC3339Nano as time.Time marshals to JSON: UTC, fraction without trailing zeros."""
-    when = when.astimezone(timezone.utc)
-    fraction = f"{when.microsecond:06d}".rstrip("0")
-    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
-
-
 def _write(path: Path, data: Any) -> None:
     # geth writes json.MarshalIndent's bytes with no newline after them; so do we, for byte-equal files.
-    path.write_text(json.dumps(data, indent=JSON_INDENT))
+    _write_file(os.fspath(path), json.dumps(data, indent=JSON_INDENT))
 
 
 def write_tree_definition(directory: Path, tree: SyncedTree, *, now: datetime) -> None:
@@ -91,7 +82,7 @@ def write_tree_definition(directory: Path, tree: SyncedTree, *, now: datetime) -
         "seq": tree.root.seq,
         "signature": base64.urlsafe_b64encode(tree.root.signature).rstrip(b"=").decode(),
         "links": list(tree.links),
-        "lastModified": _go_time(now),
+        "lastModified": _rfc3339_nano(now),
     }
     directory.mkdir(parents=True, exist_ok=True)
     _write(directory / NODES_FILE, dict(sorted(nodes.items())))
@@ -156,9 +147,3 @@ def sync_command(url: str, directory: Path | None, dns_server: tuple[str, int] |
     for why, count in result.dropped:
         click.echo(f"{domain}: dropped {count} entries: {why}", err=True)
 
-
-# Stand-in until crawler/cli_dns.py (the `dns` group of the publishing commands) is merged; then cli.py registers
-# sync_command into that group and this goes.
-@click.group("dns")
-def dns_group() -> None:
-    """EIP-1459 DNS node lists."""

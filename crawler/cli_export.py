@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 import click
 from networkx import generate_graphml
 
-from ethcrawl.db.nodesjson import export_nodes_json, import_nodes_json
+from ethcrawl.db.nodesjson import NodeFilter, export_nodes_json, filter_nodes_json, import_nodes_json
 from ethcrawl.db.queries import NodeReport, edge_table, node_reports
 from ethcrawl.db.topology import build_graph
+from ethcrawl.wire.chains import chain_by_name
 
 from .cli_common import CSV_COLUMNS, as_text, database, db_option, emit_rows, node_row, output
+from .cli_query import _cidr  # the one CIDR option parser (query nodes --ip)
 
-__all__ = ["export_group", "import_group", "CSV_COLUMNS", "EDGE_CSV_COLUMNS", "GRAPHML_NODE_ATTRIBUTES"]
+__all__ = [
+    "export_group", "import_group", "read_json", "parse_duration", "CSV_COLUMNS", "EDGE_CSV_COLUMNS",
+    "GRAPHML_NODE_ATTRIBUTES", "FILTER_NETWORKS",
+]
 
 EDGE_CSV_COLUMNS = ("from_node", "to_node", "protocols")  # same rule: append only
 
@@ -45,6 +52,42 @@ def export_csv(db_url: str, out: str) -> None:
         emit_rows(CSV_COLUMNS, [node_row(r) for r in reports], "csv", handle)
 
 
+# The networks go-ethereum's `devp2p nodeset filter -eth-network` knows (cmd/devp2p/nodesetcmd.go).
+FILTER_NETWORKS = ("mainnet", "sepolia", "holesky", "hoodi")
+# Go's time.ParseDuration units, and days (list makers think in days; Go has none).
+_DURATION_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
+}  # fmt: skip
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h|d)")
+MAX_MIN_AGE = timedelta(days=100 * 365)  # beyond any node's life; bounds timedelta arithmetic
+
+
+def parse_duration(text: str) -> timedelta:
+    """Go's duration syntax ("72h", "1h30m", "90s"), plus "d" for days; ValueError otherwise."""
+    position, seconds = 0, 0.0
+    while position < len(text):
+        part = _DURATION_PART.match(text, position)
+        if part is None:
+            raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 7d")
+        seconds += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
+        position = part.end()
+    if not text or seconds > MAX_MIN_AGE.total_seconds():
+        raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 7d")
+    return timedelta(seconds=seconds)
+
+
+class Duration(click.ParamType[timedelta]):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @export_group.command("nodes-json")
 @db_option
 @click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
@@ -52,10 +95,30 @@ def export_csv(db_url: str, out: str) -> None:
     "--layer", type=click.Choice(["execution", "consensus", "other"]), default=None,
     help="Only records of this layer (e.g. execution for an EL node list; default: every record).",
 )
-def export_nodes(db_url: str, out: str, layer: str | None) -> None:
-    """go-ethereum's devp2p nodes.json (every node with an ENR)."""
+@click.option(
+    "--eth-network", type=click.Choice(FILTER_NETWORKS), default=None,
+    help="Only records whose eth entry's fork id is valid on this network (EIP-2124, as devp2p nodeset filter).",
+)
+@click.option("--min-age", type=Duration(), default=None, help="Only nodes answering for at least this long (e.g. 24h, 7d).")
+@click.option("--snap", is_flag=True, help="Only records with a snap entry.")
+@click.option("--ip", "ip_range", default=None, callback=_cidr, help="Only records whose IP is in this CIDR range.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Then keep the N best-scored nodes.")
+def export_nodes(
+    db_url: str, out: str, layer: str | None, eth_network: str | None, min_age: timedelta | None, snap: bool,
+    ip_range: IPv4Network | IPv6Network | None, limit: int | None,
+) -> None:
+    """go-ethereum's devp2p nodes.json (every node with an ENR), filtered as `devp2p nodeset filter` does.
+
+    All the filters given must hold; --limit then keeps the N nodes with the best score (ties: lowest node id).
+    """
+    chain = None
+    if eth_network is not None:
+        chain = chain_by_name(eth_network)
+        if chain is None:  # pragma: no cover - FILTER_NETWORKS are all in wire/data/chains.json (tested)
+            raise click.ClickException(f"no fork schedule known for {eth_network}")
+    criteria = NodeFilter(eth_network=chain, min_age=min_age, snap=snap, ip=ip_range, limit=limit)
     with database(db_url) as db, db.session() as session:
-        data = export_nodes_json(session, layer)
+        data = filter_nodes_json(export_nodes_json(session, layer), criteria)
     with output(out) as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
@@ -66,7 +129,7 @@ def import_group() -> None:
     """Merge node lists into the database."""
 
 
-def _read_json(path: str) -> Any:
+def read_json(path: str) -> Any:
     """A JSON file's value, or one clear line: unreadable, not UTF-8, not JSON, nested too deeply."""
     try:
         with open(path, "rb") as handle:
@@ -94,7 +157,7 @@ def import_nodes(db_url: str, path: str) -> None:
     Prints how many entries were new nodes, updated known ones, or left them unchanged.  A file that cannot be
     read as a JSON object leaves the database untouched.
     """
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise click.ClickException(f"{path}: expected a JSON object keyed by node id")
     with database(db_url, create=True) as db, db.session() as session, session.begin():

@@ -24,20 +24,26 @@ imported into a database without crawls comes back out with exactly its scores.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Mapping
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from ethcrawl.wire.chains import Chain
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
+from ethcrawl.wire.forkid import ForkId, validate
 
 from .errors import InvalidRecord
 from .models import Node, Sighting
 from .store import INT64_MAX, classification_columns, node_upsert
 
-__all__ = ["ImportStats", "import_nodes_json", "export_nodes_json", "format_time", "parse_time"]
+__all__ = [
+    "ImportStats", "NodeFilter", "import_nodes_json", "export_nodes_json", "filter_nodes_json", "format_time",
+    "parse_time",
+]
 
 BATCH = 500  # rows per upsert statement
 
@@ -192,3 +198,61 @@ def export_nodes_json(session: Session, layer: str | None = None) -> dict[str, d
             "lastCheck": format_time(node.last_seen),
         }
     return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeFilter:
+    """go-ethereum's ``devp2p nodeset filter`` criteria; a node must meet every one that is set.
+
+    ``eth_network``: the record's ``eth`` fork id passes EIP-2124 validation by a node of that
+    chain at genesis (geth's forkid.NewStaticFilter: any fork id of the chain's schedule).
+    ``min_age``: lastResponse - firstResponse at least this long.  ``snap``: the record has a
+    ``snap`` entry.  ``ip``: the record's address (IPv4 preferred, as geth's Node.IP) lies in it.
+    ``limit``: then keep the N best ``score`` (ties by node id, so the choice is reproducible).
+    """
+
+    eth_network: Chain | None = None
+    min_age: timedelta | None = None
+    snap: bool = False
+    ip: IPv4Network | IPv6Network | None = None
+    limit: int | None = None
+
+
+def _eth_fork_id(record: ENR) -> ForkId | None:
+    """The fork id of an ``eth`` entry shaped as geth decodes it ([[hash, next], ...]), else None."""
+    entry = record.get("eth")
+    if not isinstance(entry, list) or not entry:
+        return None
+    try:
+        return ForkId.from_rlp_item(entry[0])
+    except WireError:
+        return None
+
+
+def _passes(entry: Mapping[str, Any], criteria: NodeFilter) -> bool:
+    record = ENR.from_text(entry["record"], verify=False)
+    if criteria.eth_network is not None:
+        fork = _eth_fork_id(record)
+        if fork is None or not validate(criteria.eth_network, 0, 0, fork).ok:
+            return False
+    if criteria.min_age is not None:
+        first, last = parse_time(entry.get("firstResponse")), parse_time(entry.get("lastResponse"))
+        if first is None or last is None or last - first < criteria.min_age:
+            return False
+    if criteria.snap and not isinstance(record.get("snap"), list):
+        return False
+    if criteria.ip is not None:
+        address = record.ip or record.ip6
+        if address is None or address.version != criteria.ip.version or address not in criteria.ip:
+            return False
+    return True
+
+
+def filter_nodes_json(data: Mapping[str, Mapping[str, Any]], criteria: NodeFilter) -> dict[str, Any]:
+    """The entries of a nodes.json (as export_nodes_json gives it) that meet ``criteria``, in the input order."""
+    kept = {key: entry for key, entry in data.items() if _passes(entry, criteria)}
+    if criteria.limit is not None and criteria.limit < len(kept):
+        best = sorted(kept, key=lambda key: (-int(kept[key].get("score", 0)), key))[: criteria.limit]
+        chosen = set(best)
+        kept = {key: entry for key, entry in kept.items() if key in chosen}
+    return kept

@@ -312,6 +312,8 @@ def _parse_branch(text: str) -> BranchEntry:
 
 
 def _parse_enr(text: str) -> ENREntry:
+    if text.endswith("="):  # ENR.from_text allows padding; go-ethereum's leaf decoder does not
+        raise MalformedEntry("enr: leaf must be unpadded base64")
     try:
         record = ENR.from_text(text)
     except BadENR as exc:

@@ -259,3 +259,104 @@ def test_a_newer_schema_version_is_one_clear_line(crawl_db: tuple[Path, list[byt
         code, _out, err = run(*command, "--db", str(path))
         assert code == 1
         assert len(err.strip().splitlines()) == 1 and "999" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ nodes-json filters (devp2p nodeset filter)
+
+DNS_LISTS = {"holesky": 21, "sepolia": 250, "hoodi": 486}
+
+
+def _imported_list(tmp_path: Path, network: str) -> tuple[Path, dict[str, dict[str, object]]]:
+    source = fixture_path("data", "dnstrees", f"all.{network}.ethdisco.net@0002ab9", "nodes.json")
+    path = tmp_path / f"{network}.db"
+    code, _, err = run("import", "nodes-json", "--db", str(path), str(source))
+    assert code == 0, err
+    return path, json.loads(source.read_text())
+
+
+@pytest.mark.parametrize("network", sorted(DNS_LISTS))
+def test_eth_network_filter_keeps_a_published_list_whole_and_rejects_other_networks(tmp_path: Path, network: str) -> None:
+    """Each published all.<network> list came out of `devp2p nodeset filter -eth-network <network>`."""
+    path, listed = _imported_list(tmp_path, network)
+    for other in ("mainnet", "sepolia", "holesky", "hoodi"):
+        code, out, err = run("export", "nodes-json", "--db", str(path), "--eth-network", other)
+        assert code == 0, err
+        kept = json.loads(out)
+        if other == network:
+            assert sorted(kept) == sorted(listed) and len(kept) == DNS_LISTS[network]
+        else:
+            assert kept == {}
+
+
+def test_limit_keeps_the_best_scores(tmp_path: Path) -> None:
+    path, listed = _imported_list(tmp_path, "hoodi")
+    code, out, _ = run("export", "nodes-json", "--db", str(path), "--limit", "10")
+    assert code == 0
+    kept = json.loads(out)
+    best = sorted(listed, key=lambda key: (-int(listed[key]["score"]), key))[:10]  # type: ignore[call-overload]
+    assert sorted(kept) == sorted(best)
+    assert list(kept) == sorted(kept)  # still written in node id order
+
+
+def test_min_age_snap_and_ip_filters_match_the_file(tmp_path: Path) -> None:
+    from ethcrawl.db.nodesjson import parse_time
+    from ethcrawl.wire.enr import ENR
+
+    path, listed = _imported_list(tmp_path, "sepolia")
+
+    def age(entry: dict[str, object]) -> timedelta:
+        first, last = parse_time(entry["firstResponse"]), parse_time(entry["lastResponse"])
+        assert first is not None and last is not None
+        return last - first
+
+    code, out, _ = run("export", "nodes-json", "--db", str(path), "--min-age", "90d")
+    want = {key for key, entry in listed.items() if age(entry) >= timedelta(days=90)}
+    assert code == 0 and set(json.loads(out)) == want and 0 < len(want) < len(listed)
+    code, out, _ = run("export", "nodes-json", "--db", str(path), "--min-age", "2160h")  # Go's spelling of 90 days
+    assert set(json.loads(out)) == want
+
+    records = {key: ENR.from_text(str(entry["record"])) for key, entry in listed.items()}
+    code, out, _ = run("export", "nodes-json", "--db", str(path), "--snap")
+    assert code == 0 and set(json.loads(out)) == {k for k, r in records.items() if isinstance(r.get("snap"), list)}
+
+    some_key = sorted(records)[0]
+    address = records[some_key].ip
+    assert address is not None
+    code, out, _ = run("export", "nodes-json", "--db", str(path), "--ip", f"{address}/32")
+    assert code == 0 and set(json.loads(out)) == {k for k, r in records.items() if r.ip == address}
+    code, out, _ = run("export", "nodes-json", "--db", str(path), "--ip", "2001:db8::/32")
+    assert json.loads(out) == {}
+
+
+def test_filters_combine_then_limit(tmp_path: Path) -> None:
+    path, listed = _imported_list(tmp_path, "hoodi")
+    code, out, _ = run("export", "nodes-json", "--db", str(path), "--eth-network", "hoodi", "--snap", "--min-age", "30d", "--limit", "3")
+    assert code == 0
+    assert len(json.loads(out)) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--eth-network", "goerli"], "--eth-network"),
+        (["--min-age", "3x"], "not a duration"),
+        (["--min-age", ""], "not a duration"),
+        (["--ip", "300.0.0.0/8"], "IP network"),
+        (["--limit", "-1"], "--limit"),
+    ],
+)
+def test_bad_nodes_json_filters(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["export", "nodes-json", "--db", str(tmp_path / "x.db"), *args])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_parse_duration_is_gos_syntax() -> None:
+    from ethcrawl.crawler.cli_export import parse_duration
+
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    assert parse_duration("1.5h") == timedelta(minutes=90)
+    assert parse_duration("7d") == timedelta(days=7)
+    assert parse_duration("250ms") == timedelta(milliseconds=250)
+    for bad in ("", "5", "h", "1 h", "-1h", "1y", "99999999d"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)

@@ -120,3 +120,12 @@ def test_bad_arguments_are_usage_errors() -> None:
     assert run("dns", "sync", "enode://nothing")[0] == 2
     assert run("dns", "sync", EXAMPLE["url"], "--dns-server", "dns.example:53")[0] == 2
     assert run("dns", "sync", EXAMPLE["url"], "--dns-server", "127.0.0.1")[0] == 2
+
+
+def test_a_synced_directory_is_a_tree_definition_dns_to_txt_verifies(tmp_path: Path) -> None:
+    """sync then to-txt gives back the very TXT records served: records, links, seq and signature all kept."""
+    with serve_txt(EXAMPLE["txt"]) as server:
+        assert run("dns", "sync", EXAMPLE["url"], str(tmp_path / "list"), "--dns-server", server.spec)[0] == 0
+    code, _, stderr = run("dns", "to-txt", str(tmp_path / "list"), str(tmp_path / "txt.json"))
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "txt.json").read_text()) == EXAMPLE["txt"]
