@@ -343,14 +343,17 @@ async def sync_tree(
     walk = _Walk(resolver=resolver, limits=limits, limiter=trio.CapacityLimiter(limits.concurrency))
     trees: list[SyncedTree] = []
     failed: list[tuple[str, str]] = []
+    # Breadth first over links; each queued tree carries the domains of the links that led to it.
+    queue: list[tuple[tuple[str, ...], str]] = []
+    current: str | None = None  # the linked tree being synced
     with trio.move_on_after(limits.timeout) as scope:
         trees.append(await walk.tree(start, min_seq))
-        # Breadth first over links; each queued tree carries the domains of the links that led to it.
-        queue: list[tuple[tuple[str, ...], str]] = [((start.domain,), link) for link in trees[0].links] if follow_links else []
+        if follow_links:
+            queue = [((start.domain,), link) for link in trees[0].links]
         visited = {start.domain.lower(): start.pubkey}
         while queue:
-            path, link_url = queue.pop(0)
-            link = parse_url(link_url)
+            path, current = queue.pop(0)
+            link = parse_url(current)
             known = visited.get(link.domain.lower())
             if known is not None:
                 if known != link.pubkey:
@@ -361,20 +364,22 @@ async def sync_tree(
                     walk.dropped["link to a tree already synced"] += 1
                 continue
             if len(visited) >= limits.max_trees:
-                failed.append((link_url, f"not followed: more than {limits.max_trees} linked trees"))
+                failed.append((current, f"not followed: more than {limits.max_trees} linked trees"))
                 continue
             visited[link.domain.lower()] = link.pubkey
             try:
                 linked = await walk.tree(link, None)
             except (DNSListError, DNSDiscError) as exc:
-                failed.append((link_url, str(exc)))
+                failed.append((current, str(exc)))
                 continue
             trees.append(linked)
             queue.extend(((*path, link.domain), nested) for nested in linked.links)
+        current = None
     if scope.cancelled_caught:
         if not trees:
             raise SyncTimeout(f"{start.domain}: not synced within {limits.timeout:g} s ({walk.fetched} entries fetched)")
-        failed.append(("(remaining links)", f"not synced within {limits.timeout:g} s"))
+        late = ([current] if current is not None else []) + [link for _, link in queue]
+        failed.extend((link, f"not synced within {limits.timeout:g} s") for link in late)
     return SyncResult(
         trees=tuple(trees), failed=tuple(failed), dropped=tuple(sorted(walk.dropped.items())), fetched=walk.fetched
     )
@@ -384,7 +389,7 @@ async def list_records(
     resolver: TXTResolver, urls: Iterable[str], *, limits: SyncLimits = SyncLimits()
 ) -> tuple[list[ENR], list[str]]:
     """Crawl seeds from node lists: (the records of every list and of the lists they link to, one per node with
-    the highest seq; one line per list or link that failed).  The lists are resolved at once; one that fails is
+    the highest seq; one line per list or link that failed, and per kind of entry dropped).  The lists are resolved at once; one that fails is
     reported and the others go on.  The records are hints, not facts: the crawl visits them like any other seed."""
     results: dict[str, SyncResult] = {}
     problems: list[str] = []
@@ -404,4 +409,5 @@ async def list_records(
     for url in unique:
         if url in results:
             problems.extend(f"{link} (linked from {url}): {why}" for link, why in results[url].failed)
+            problems.extend(f"{url}: dropped {count} entries: {why}" for why, count in results[url].dropped)
     return merged.records(), problems

@@ -396,3 +396,40 @@ def test_the_bounds_hold_a_published_list() -> None:
     tree = make_tree([ENR.from_text(e["record"]) for e in nodes.values()], [], seq=1)
     assert len(tree.entries) * 10 < MAX_ENTRIES
     assert max(len(t) for t in tree.entries.values()) <= 512
+
+
+class SlowDomains(MemoryResolver):
+    """Answers at once, except for names under the slow domains."""
+
+    def __init__(self, records: Mapping[str, str], slow: tuple[str, ...]) -> None:
+        super().__init__(records)
+        self.slow = slow
+
+    async def txt(self, name: str) -> list[str]:
+        if name.endswith(self.slow):
+            await trio.sleep(1000)
+        return await super().txt(name)
+
+
+async def test_links_not_synced_in_time_are_each_reported(autojump_clock: trio.abc.Clock) -> None:
+    records = holesky_records()
+    a, b, c = key(1), key(2), key(3)
+    served = {
+        **signed_records(a, "a.test", records[:5], [url(b, "b.test"), url(c, "c.test")]),
+        **signed_records(b, "b.test", records[5:10]),
+        **signed_records(c, "c.test", records[10:]),
+    }
+    result = await sync_tree(SlowDomains(served, ("b.test",)), url(a, "a.test"), limits=SyncLimits(timeout=30))
+    assert [t.domain for t in result.trees] == ["a.test"]
+    assert result.failed == ((url(b, "b.test"), "not synced within 30 s"), (url(c, "c.test"), "not synced within 30 s"))
+
+
+async def test_list_records_reports_dropped_entries_of_a_list_it_used() -> None:
+    k = key(1)
+    good = holesky_records()[:2]
+    texts = [r.to_text() for r in good] + ["enr:!!!"]
+    served = hand_tree(k, "nodes.test", {entry_name(t): t for t in texts})
+    with serve_txt(served) as server, trio.fail_after(TEST_DEADLINE):
+        found, problems = await list_records(resolver(server), [url(k, "nodes.test")])
+    assert len(found) == 2
+    assert problems == [f"{url(k, 'nodes.test')}: dropped 1 entries: malformed entry"]
