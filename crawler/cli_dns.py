@@ -35,7 +35,8 @@ from .cli_export import read_json
 from .keyfile import KeyFileError, generate_key_file, read_key_file
 
 __all__ = [
-    "dns_group", "key_group", "TreeDefinition", "load_definition", "zone_text", "split_character_strings",
+    "dns_group", "key_group", "TreeDefinition", "load_definition", "write_tree_info", "zone_text",
+    "split_character_strings",
     "INFO_FILE", "NODES_FILE",
 ]  # fmt: skip
 
@@ -173,6 +174,21 @@ def _rfc3339_nano(moment: datetime) -> str:
     return text + "Z"
 
 
+def write_tree_info(directory: str, *, url: str, tree: Tree, now: datetime) -> None:
+    """Write DIRECTORY/enrtree-info.json for a signed ``tree`` as go-ethereum's writeTreeMetadata (sign and sync).
+
+    Fields in dnsMetaJSON's order, 4-space indent, no trailing newline.
+    """
+    info = {
+        "url": url,
+        "seq": tree.root.seq,
+        "signature": tree.root.text().rsplit(" sig=", 1)[1],
+        "links": tree.links(),
+        "lastModified": _rfc3339_nano(now),
+    }
+    _write_file(_info_path(directory), json.dumps(info, indent=JSON_INDENT))
+
+
 def _write_file(path: str, text: str) -> None:
     try:
         with open(path, "w", encoding="utf-8", newline="") as handle:
@@ -223,16 +239,7 @@ def dns_sign(directory: str, keyfile: str, domain: str | None, seq: int | None, 
     except WireError as exc:
         raise click.ClickException(f"--domain {domain!r}: {exc}") from None
     tree = _make_tree(definition, seq, max_children).signed(key)
-    signature = tree.root.text().rsplit(" sig=", 1)[1]
-    info = {
-        "url": url,
-        "seq": seq,
-        "signature": signature,
-        "links": tree.links(),
-        "lastModified": _rfc3339_nano(datetime.now(timezone.utc)),
-    }
-    # No trailing newline, as go-ethereum writes it.
-    _write_file(_info_path(directory), json.dumps(info, indent=JSON_INDENT))
+    write_tree_info(directory, url=url, tree=tree, now=datetime.now(timezone.utc))
     click.echo(url)
 
 

@@ -381,7 +381,10 @@ class Tree:
         return records
 
     def _walk(self, name: str, seen: set[str]) -> Iterator[Entry]:
-        """Leaves under ``name`` in tree order; names missing from ``entries`` are skipped."""
+        """Leaves under ``name`` in tree order; names missing from ``entries`` are skipped.
+
+        An entry that does not parse raises MalformedEntry: a tree from the wire is checked as it is fetched.
+        """
         stack = [name]
         while stack:
             current = stack.pop()

@@ -339,3 +339,19 @@ def test_export_needs_a_signed_list(tmp_path: Path, command: str, info: dict[str
 def test_commands_are_registered() -> None:
     code, out, _ = run("--help")
     assert code == 0 and " dns " in out and " key " in out
+
+
+@pytest.mark.parametrize(
+    ("micro", "text"), [(0, "2026-06-10T09:15:34Z"), (667844, "2026-06-10T09:15:34.667844Z"), (500000, "2026-06-10T09:15:34.5Z")]
+)
+def test_write_tree_info_times_as_go_marshals_them(tmp_path: Path, micro: int, text: str) -> None:
+    from datetime import datetime, timezone
+
+    from ethcrawl.crawler.cli_dns import write_tree_info
+    from ethcrawl.wire.dnsdisc import make_tree
+
+    tree = make_tree([], [], seq=3).signed(KEY)
+    url = "enrtree://" + EXAMPLE["url"].split("//")[1]
+    write_tree_info(str(tmp_path), url=url, tree=tree, now=datetime(2026, 6, 10, 9, 15, 34, micro, tzinfo=timezone.utc))
+    info = json.loads((tmp_path / "enrtree-info.json").read_text())
+    assert info["lastModified"] == text and info["seq"] == 3 and info["links"] == []
