@@ -7,7 +7,6 @@ The ``--dns-server`` option and its parser are shared with ``ethcrawl crawl`` (e
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from datetime import datetime, timezone
@@ -20,7 +19,7 @@ import trio
 
 from ethcrawl.wire.dnsdisc import DNSDiscError, parse_url
 
-from .cli_dns import INFO_FILE, JSON_INDENT, NODES_FILE, _rfc3339_nano, _write_file
+from .cli_dns import INFO_FILE, JSON_INDENT, NODES_FILE, _write_file, write_tree_info
 from .dns import LOOKUP_TIMEOUT, DNSListError, DNSResolver, SyncedTree, sync_tree
 
 __all__ = ["sync_command", "dns_server_option", "make_resolver", "write_tree_definition", "previous_seq"]
@@ -77,16 +76,9 @@ def write_tree_definition(directory: Path, tree: SyncedTree, *, now: datetime) -
         for record in tree.records
         if record.node_id is not None  # a leaf parsed as a v4 record always has one
     }
-    info = {
-        "url": tree.url,
-        "seq": tree.root.seq,
-        "signature": base64.urlsafe_b64encode(tree.root.signature).rstrip(b"=").decode(),
-        "links": list(tree.links),
-        "lastModified": _rfc3339_nano(now),
-    }
     directory.mkdir(parents=True, exist_ok=True)
     _write(directory / NODES_FILE, dict(sorted(nodes.items())))
-    _write(directory / INFO_FILE, info)
+    write_tree_info(os.fspath(directory), url=tree.url, tree=tree.as_tree(), now=now)
 
 
 def previous_seq(directory: Path, domain: str) -> int | None:

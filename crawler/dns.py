@@ -21,8 +21,9 @@ sockets: a lookup is cancelled with its cancel scope, and many run at once witho
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 import dns.asyncresolver
@@ -39,6 +40,7 @@ from ethcrawl.wire.dnsdisc import (
     HashMismatch,
     LinkEntry,
     RootEntry,
+    Tree,
     parse_entry,
     parse_root,
     parse_url,
@@ -167,13 +169,18 @@ class SyncLimits:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SyncedTree:
-    """One verified tree: its URL, signed root, records and links, each in tree order."""
+    """One verified tree: its URL, signed root, records and links, each in tree order, and the entries kept."""
 
     url: str
     domain: str
     root: RootEntry
+    entries: Mapping[str, str]  # name -> text of every branch and leaf kept (not those dropped)
     records: tuple[ENR, ...]
     links: tuple[str, ...]
+
+    def as_tree(self) -> Tree:
+        """As the codec's Tree (what ``dns sign`` builds, ``to-txt`` serves)."""
+        return Tree(self.root, self.entries)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,8 +276,11 @@ class _Walk:
             raise failures[0]
         return texts
 
-    async def subtree(self, domain: str, top: str, *, links: bool) -> list[ENR | LinkEntry]:
-        """The leaves under ``top`` in tree order (depth first, children in order), walked a level at a time."""
+    async def subtree(self, domain: str, top: str, entries: dict[str, str], *, links: bool) -> list[ENR | LinkEntry]:
+        """The leaves under ``top`` in tree order (depth first, children in order), walked a level at a time.
+
+        ``entries`` gets the text of every entry kept (branches and leaves of the right kind), by name.
+        """
         want, wrong = (LinkEntry, ENREntry) if links else (ENREntry, LinkEntry)
         leaves: list[tuple[tuple[int, ...], ENR | LinkEntry]] = []
         seen = {top.upper()}
@@ -289,6 +299,7 @@ class _Walk:
                     self.dropped["malformed entry"] += 1
                     continue
                 if isinstance(entry, BranchEntry):
+                    entries[name] = text
                     for index, child in enumerate(entry.children):
                         if child.upper() in seen:
                             # A name met twice is a loop inside the tree or a shared subtree: fetched once.
@@ -299,6 +310,7 @@ class _Walk:
                 elif isinstance(entry, wrong):
                     self.dropped["record in the links subtree" if links else "link in the records subtree"] += 1
                 elif isinstance(entry, want):
+                    entries[name] = text
                     leaves.append((path, entry.record if isinstance(entry, ENREntry) else entry))
                 else:
                     self.dropped["root entry inside a tree"] += 1
@@ -309,12 +321,14 @@ class _Walk:
 
     async def tree(self, link: LinkEntry, min_seq: int | None) -> SyncedTree:
         root = await self.root(link, min_seq)
-        link_leaves = await self.subtree(link.domain, root.link_root, links=True)
-        record_leaves = await self.subtree(link.domain, root.enr_root, links=False)
+        entries: dict[str, str] = {}
+        link_leaves = await self.subtree(link.domain, root.link_root, entries, links=True)
+        record_leaves = await self.subtree(link.domain, root.enr_root, entries, links=False)
         return SyncedTree(
             url=link.text(),
             domain=link.domain,
             root=root,
+            entries=MappingProxyType(entries),
             records=tuple(leaf for leaf in record_leaves if isinstance(leaf, ENR)),
             links=tuple(leaf.text() for leaf in link_leaves if isinstance(leaf, LinkEntry)),
         )

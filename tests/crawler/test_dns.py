@@ -89,6 +89,8 @@ async def test_example_tree_syncs_to_its_records_and_links(example: TXTServer) -
     # Every record is the published one, byte for byte.
     published = {r.node_id: r.to_text() for r in holesky_records()}
     assert {r.node_id: r.to_text() for r in tree.records} == published
+    # The entries kept are the tree: served again, they are the very TXT records.
+    assert tree.as_tree().txt_records("nodes.example.org") == EXAMPLE["txt"]
     # Every name was looked up once: the root and the 27 entries.
     assert result.fetched == len(EXAMPLE["txt"]) == sum(example.queries.values())
     assert result.dropped == () and result.failed == ()
@@ -245,6 +247,8 @@ async def test_malformed_entries_and_entries_in_the_wrong_subtree_are_dropped_an
         result = await sync_tree(resolver(server), url(k, "nodes.test"))
     assert [r.node_id for r in result.tree.records] == [r.node_id for r in good]
     assert result.tree.links == ()
+    # What was dropped is not kept: the kept entries read back as the codec's tree (dns sync writes it so).
+    assert result.tree.as_tree().records() == list(result.tree.records) and result.tree.as_tree().links() == []
     assert dict(result.dropped) == {
         "malformed entry": 2,
         "link in the records subtree": 1,
