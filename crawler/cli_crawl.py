@@ -24,19 +24,18 @@ from ethcrawl.db.identity import claim_identity
 from ethcrawl.db.records import CrawlSummary
 from ethcrawl.db.store import load_known_nodes
 from ethcrawl.wire.crypto import PrivateKey
+from ethcrawl.wire.dnsdisc import DNSDiscError, parse_url
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
-
-from ethcrawl.wire.dnsdisc import DNSDiscError, parse_url
 
 from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_dns_list, parse_seed, v5_bootnodes
 from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .dialer import DialConfig, dial
-from .dns import DNSListError, DNSResolver, SyncLimits, list_records
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
+from .dns import DNSListError, DNSResolver, SyncLimits, list_records
 from .keyfile import KeyFileError, read_key_file
 from .node import DiscoveryNode
 
@@ -265,7 +264,7 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 
 
 @click.command("crawl")
-@click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes (default mainnet when no --bootnode is given).")
+@click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes and DNS lists (default mainnet when no --bootnode is given).")
 @click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL, enr: record or enrtree:// DNS node list to start from (repeatable).")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
 @click.option("--duration", type=Seconds(0, MAX_DURATION, minimum_open=True), default=None, help="Stop after this many seconds (default: when done).")
