@@ -391,7 +391,9 @@ async def sync_tree(
         current = None
     if scope.cancelled_caught:
         if not trees:
-            raise SyncTimeout(f"{start.domain}: not synced within {limits.timeout:g} s ({walk.fetched} entries fetched)")
+            raise SyncTimeout(
+                f"{start.domain}: not synced within {limits.timeout:g} s ({walk.fetched} entries fetched)"
+            )
         late = ([current] if current is not None else []) + [link for _, link in queue]
         failed.extend((link, f"not synced within {limits.timeout:g} s") for link in late)
     return SyncResult(
@@ -403,8 +405,11 @@ async def list_records(
     resolver: TXTResolver, urls: Iterable[str], *, limits: SyncLimits = SyncLimits()
 ) -> tuple[list[ENR], list[str]]:
     """Crawl seeds from node lists: (the records of every list and of the lists they link to, one per node with
-    the highest seq; one line per list or link that failed, and per kind of entry dropped).  The lists are resolved at once; one that fails is
-    reported and the others go on.  The records are hints, not facts: the crawl visits them like any other seed."""
+    the highest seq; one line per list or link that failed, and per kind of entry dropped).
+
+    The lists are resolved at once; one that fails is reported and the others go on.  The records are hints, not
+    facts: the crawl visits them like any other seed.
+    """
     results: dict[str, SyncResult] = {}
     problems: list[str] = []
 

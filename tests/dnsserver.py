@@ -72,7 +72,8 @@ class TXTServer:
             reply.header.rcode = RCODE.NXDOMAIN
         elif request.q.qtype == QTYPE.TXT:
             for text in [found] if isinstance(found, str) else found:
-                reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT(split_strings(text, self.string_size)), ttl=TTL))
+                strings = TXT(split_strings(text, self.string_size))
+                reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=strings, ttl=TTL))
         return reply
 
     def start(self) -> None:

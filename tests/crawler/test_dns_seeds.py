@@ -79,7 +79,8 @@ def test_enrtree_seeds_that_all_fail_never_fall_back_to_the_public_bootnodes(tmp
     url = load_fixture_json(*HOLESKY, "enrtree-info.json")["url"]
     with serve_txt({}) as server:
         result = CliRunner().invoke(
-            main, ["crawl", "--bootnode", url, "--dns-server", server.spec, "--db", str(tmp_path / "c.db"), "--udp", "127.0.0.1:0"]
+            main,
+            ["crawl", "--bootnode", url, "--dns-server", server.spec, "--db", str(tmp_path / "c.db"), "--udp", "127.0.0.1:0"],
         )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
