@@ -1,4 +1,4 @@
-"""Built-in seeds per network: go-ethereum's discovery v4 bootnodes and discv5 ENRs.
+"""Built-in seeds per network: go-ethereum's discovery v4 bootnodes and discv5 ENRs, and its EIP-1459 DNS lists.
 
 The list ships as package data (``data/bootnodes.json``, go-ethereum's
 ``params/bootnodes.go``), so a crawl needs nothing outside the installed package.
@@ -14,7 +14,7 @@ from typing import Any
 from ethcrawl.wire.enode import Node, parse_enode
 from ethcrawl.wire.enr import ENR
 
-__all__ = ["NETWORKS", "bootnodes", "v5_bootnodes", "parse_seed", "SeedWithoutDiscovery"]
+__all__ = ["NETWORKS", "bootnodes", "v5_bootnodes", "dns_lists", "is_dns_list", "parse_seed", "SeedWithoutDiscovery"]
 
 NETWORKS = ("mainnet", "sepolia", "holesky", "hoodi")
 
@@ -36,6 +36,19 @@ def bootnodes(network: str) -> list[Node]:
 def v5_bootnodes() -> list[ENR]:
     """The discovery v5 bootnode records (shared by the consensus-layer networks)."""
     return [ENR.from_text(text) for text in _data()["v5"]]
+
+
+def dns_lists(network: str) -> list[str]:
+    """The ``enrtree://`` URLs of ``network``'s DNS node lists (go-ethereum's ``all.`` and ``snap.`` lists)."""
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; known: {', '.join(NETWORKS)}")
+    # Keyed "<list>.<network>" ("all.mainnet", "snap.mainnet").
+    return [url for name, url in _data()["dns_trees"].items() if name.rpartition(".")[2] == network]
+
+
+def is_dns_list(text: str) -> bool:
+    """Whether a seed names a DNS node list (resolved before a crawl) rather than one node."""
+    return text.strip().startswith("enrtree://")
 
 
 class SeedWithoutDiscovery(ValueError):

@@ -118,3 +118,6 @@ from .cli_dns import dns_group, key_group  # noqa: E402
 
 main.add_command(dns_group)
 main.add_command(key_group)
+from .cli_dns_sync import sync_command  # noqa: E402
+
+dns_group.add_command(sync_command)

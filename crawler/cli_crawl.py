@@ -24,15 +24,18 @@ from ethcrawl.db.identity import claim_identity
 from ethcrawl.db.records import CrawlSummary
 from ethcrawl.db.store import load_known_nodes
 from ethcrawl.wire.crypto import PrivateKey
+from ethcrawl.wire.dnsdisc import DNSDiscError, parse_url
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 
-from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, parse_seed, v5_bootnodes
+from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_dns_list, parse_seed, v5_bootnodes
+from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
+from .dns import DNSListError, DNSResolver, SyncLimits, list_records
 from .keyfile import KeyFileError, read_key_file
 from .node import DiscoveryNode
 from .udp import DUAL_STACK_HOST
@@ -49,6 +52,9 @@ NODE_KEY_HELP = (
 MAX_DURATION = 30 * 24 * 3600.0  # s: a month; a longer crawl is a typo, and trio deadlines need finite numbers
 MAX_TIMEOUT = 60.0  # s per discovery reply: far past any real round trip (geth waits 0.5 s)
 MIN_TIMEOUT = 0.05  # s: below a loopback round trip under load
+# s to resolve every DNS list seed before the crawl starts (all at once): a published list is a few thousand
+# lookups, seconds on a working resolver; a list not resolved by then is reported and the crawl starts without it.
+SEED_LISTS_TIMEOUT = 60.0
 
 
 class Seconds(click.ParamType[float]):
@@ -86,11 +92,38 @@ def _host_port(text: str) -> tuple[str, int]:
 def _seeds(values: tuple[str, ...]) -> list[Node | ENR]:
     seeds: list[Node | ENR] = []
     for value in values:
+        if is_dns_list(value):
+            try:
+                parse_url(value.strip())
+            except DNSDiscError as exc:
+                raise click.BadParameter(f"{value[:60]!r}: {exc}", param_hint="--bootnode") from None
+            continue  # resolved once the other input is checked (_list_seeds)
         try:
             seeds.append(parse_seed(value, crawlable=True))
         except (WireError, SeedWithoutDiscovery) as exc:
             raise click.BadParameter(f"{value[:60]!r}: {exc}", param_hint="--bootnode") from None
     return seeds
+
+
+def _list_seeds(urls: list[str], dns_server: tuple[str, int] | None) -> list[ENR]:
+    """The records of the enrtree:// lists, resolved before the crawl and bounded in time; a list that cannot be
+    resolved or verified is one line on stderr, and the crawl goes on with the other seeds."""
+    if not urls:
+        return []
+    try:
+        resolver = DNSResolver(dns_server)
+    except DNSListError as exc:
+        for url in urls:
+            click.echo(f"warning: DNS list {url}: {exc}", err=True)
+        return []
+    limits = SyncLimits(timeout=SEED_LISTS_TIMEOUT)
+    records, problems = trio.run(partial(list_records, resolver, urls, limits=limits))
+    for problem in problems:
+        click.echo(f"warning: DNS list {problem}", err=True)
+    # A listed record without a UDP endpoint can be dialled but not asked for neighbours: no crawl seed.
+    usable = [record for record in records if enr_address(record) is not None]
+    log.info("DNS lists: %d records (%d without a UDP endpoint left out)", len(usable), len(records) - len(usable))
+    return usable
 
 
 def _node_key(path: str | None) -> PrivateKey | None:
@@ -232,8 +265,8 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 
 
 @click.command("crawl")
-@click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes (default mainnet when no --bootnode is given).")
-@click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL or enr: record to start from (repeatable).")
+@click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes and DNS lists (default mainnet when no --bootnode is given).")
+@click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL, enr: record or enrtree:// DNS node list to start from (repeatable).")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
 @click.option("--duration", type=Seconds(0, MAX_DURATION, minimum_open=True), default=None, help="Stop after this many seconds (default: when done).")
 @click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=32, show_default=True, help="Peers enumerated at once.")
@@ -247,6 +280,7 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way.")
 @click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports).")
 @click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP)
+@dns_server_option
 def crawl_command(
     network: str | None,
     bootnode_urls: tuple[str, ...],
@@ -263,29 +297,36 @@ def crawl_command(
     discovery: str,
     dial_all: bool,
     node_key_file: str | None,
+    dns_server: tuple[str, int] | None,
 ) -> None:
     """Walk the discovery v4 and v5 DHTs, dial execution-layer nodes over RLPx, store everything in the database.
 
-    Seeds: every --bootnode (enode:// URLs are walked over v4; enr: records over v4 and v5), the database's nodes
-    with --from-db, and the built-in bootnodes of --network (go-ethereum's v4 list, and its v5 ENRs for v5).
+    Seeds: every --bootnode (enode:// URLs are walked over v4; enr: records over v4 and v5; enrtree:// DNS lists
+    are resolved before the crawl, their records visited like any enr: seed), the database's nodes with --from-db,
+    and the built-in seeds of --network (go-ethereum's v4 list and DNS lists, and its v5 ENRs for v5).
     """
     seeds = _seeds(bootnode_urls)
+    list_urls = [url.strip() for url in bootnode_urls if is_dns_list(url)]
     if from_db:
         known = _database_seeds(db_url)
-        if not known and not seeds and network is None:
+        if not known and not seeds and not list_urls and network is None:
             # "The nodes I know" must never turn into the public network's bootnodes.
             raise click.UsageError("--from-db: the database has no nodes to start from; give --bootnode (or --network)")
         seeds += known
-    if network is not None or not seeds:
+    if network is not None or not (seeds or list_urls):
         if discovery in ("v4", "both"):
             seeds += bootnodes(network or "mainnet")
         if discovery in ("v5", "both"):
             # go-ethereum ships one v5 list (the consensus-layer bootnodes) for every network.
             seeds += v5_bootnodes()
-    if discovery == "v5" and not any(isinstance(seed, ENR) for seed in seeds):
-        raise click.BadParameter("a v5 crawl needs at least one enr: seed (enode URLs carry no record)", param_hint="--bootnode")
+        list_urls += dns_lists(network or "mainnet")
     udp_host, udp_port = _host_port(udp)
     node_key = _node_key(node_key_file)
+    seeds += _list_seeds(list_urls, dns_server)
+    if not seeds:
+        raise click.ClickException("no seed to start from: the DNS lists gave no records (see the warnings above)")
+    if discovery == "v5" and not any(isinstance(seed, ENR) for seed in seeds):
+        raise click.BadParameter("a v5 crawl needs at least one enr: seed (enode URLs carry no record)", param_hint="--bootnode")
     options = CrawlOptions(
         seeds=tuple(seeds),
         network=network,
