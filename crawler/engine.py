@@ -408,6 +408,7 @@ class Crawler:
             if empty_in_a_row >= self.config.empty_answers_to_stop:
                 # The same 16 every time: a table of 16, or every target so far in one raw region.
                 if ranking.undecided:
+                    log.debug("identical full answers, one random target node=%s", state.node.node_id.hex()[:16])
                     ranking.settle_undecided(await self._find_node(discovery, state, random_target(), []) > 0)
                 break
         if not ranking.hashed:
