@@ -432,7 +432,10 @@ class Crawler:
                 break
 
     async def _find_node(self, discovery: DiscoveryV4, state: _NodeState, target: bytes, returned: list[Node]) -> int:
-        """One FindNode to ``state``; its answer recorded and its believable nodes put in ``returned``; how many were news."""
+        """One FindNode to ``state``, its answer recorded; its believable nodes go to ``returned``.
+
+        How many of them were news from this peer.
+        """
         if self.config.peer_pacing:
             await trio.sleep(self.config.peer_pacing)
         records = await discovery.find_node(state.node, target)

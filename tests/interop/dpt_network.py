@@ -218,7 +218,12 @@ async def open_dpt_network(
                     fanout=event["fanout"],
                     base_port=base,
                     stale=tuple(
-                        Node(pubkey=bytes.fromhex(item["pubkey"]), ip=IPv4Address(LOOPBACK), udp=item["udp"], tcp=item["udp"])
+                        Node(
+                            pubkey=bytes.fromhex(item["pubkey"]),
+                            ip=IPv4Address(LOOPBACK),
+                            udp=item["udp"],
+                            tcp=item["udp"],
+                        )
                         for item in event.get("stale", ())
                     ),
                 )
