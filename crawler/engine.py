@@ -5,7 +5,11 @@ it runs and the node can be asked in:
 
 * **v4** (any node with a UDP endpoint): bond, ask for the ENR (EIP-868), then
   enumerate the node's routing table bucket by bucket with FindNode targets
-  chosen to land in each bucket (``targets.TargetTable``);
+  chosen to land in each bucket (``targets.TargetTable``), or, for a peer whose
+  answers show it does not rank by ``keccak256(target)`` (``targets.RankingCheck``:
+  @ethereumjs/devp2p ranks by the raw target), region by region of the raw
+  target space (``targets.RegionWalk``), then random targets until they bring
+  nothing new;
 * **v5** (any node whose ENR we hold: a v5 session needs the record's key):
   PING, then FINDNODE by log distance from 256 downward, which reads the
   peer's table one bucket (or a few) per request, until a run of distances
@@ -49,7 +53,7 @@ from .discovery import DiscoveryV4
 from .discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
 from .relay import relay_error
 from .sybil import DROP_RULES, AddressBound, AddressLimits
-from .targets import TargetTable
+from .targets import RankingCheck, RegionWalk, TargetTable, random_target
 
 __all__ = ["CrawlConfig", "Crawler", "CrawlStats", "Dialer"]
 
@@ -64,6 +68,13 @@ BOND_RETRY_BACKOFF = 1.0  # s, before the second bond attempt
 # Stop walking down a peer's buckets after this many answers in a row that
 # taught us nothing: the lower buckets of a table are almost always empty.
 EMPTY_ANSWERS_TO_STOP = 2
+# A peer that does not rank by keccak256(target) is read region by region of the raw target space
+# (targets.RegionWalk), then with random targets until this many answers in a row bring nothing new: a
+# sample for a peer ranking some third way, three requests more for one the regions read whole.
+RANDOM_EMPTY_ANSWERS_TO_STOP = 3
+# Requests to such a peer in all: the regions read a table of M entries in ~2M/16 requests, so this reads
+# ~500 (an ethereumjs table holds a few hundred), four times what a geth table's bucket walk may take.
+UNHASHED_TARGETS_MAX = 68
 PEER_PACING = 0.0  # s between two requests to the same peer (one request at a time already)
 # v5 FINDNODE: distances per request once answers stop filling a request.  geth
 # and chainsafe return at most 16 records per request whatever is asked, so
@@ -97,6 +108,8 @@ class CrawlConfig:
     bond_attempts: int = BOND_ATTEMPTS
     bond_retry_backoff: float = BOND_RETRY_BACKOFF
     empty_answers_to_stop: int = EMPTY_ANSWERS_TO_STOP
+    random_empty_answers_to_stop: int = RANDOM_EMPTY_ANSWERS_TO_STOP
+    unhashed_targets_max: int = UNHASHED_TARGETS_MAX
     peer_pacing: float = PEER_PACING
     v5_distances_per_request: int = V5_DISTANCES_PER_REQUEST
     v5_empty_distances_to_stop: int = V5_EMPTY_DISTANCES_TO_STOP
@@ -122,6 +135,8 @@ class CrawlStats:
     answered_v5: int = 0
     # Relayed nodes refused by the sybil bound, per rule (sybil.DROP_RULES), and in all.
     dropped_by_rule: tuple[tuple[str, int], ...] = ()
+    # v4 peers whose answers did not follow keccak256(target), read by raw-target regions instead.
+    unhashed_peers: int = 0
 
     @property
     def dropped(self) -> int:
@@ -192,6 +207,7 @@ class Crawler:
         self._relay_rejected = 0
         self._bound = AddressBound(config.address_limits)
         self._dropped: Counter[str] = Counter()
+        self._unhashed_peers = 0
         self._wakeup = trio.Event()
 
     # ------------------------------------------------------------------ public
@@ -210,6 +226,7 @@ class Crawler:
             answered_v4=sum(1 for s in self._nodes.values() if "v4" in s.protocols),
             answered_v5=sum(1 for s in self._nodes.values() if "v5" in s.protocols),
             dropped_by_rule=tuple((rule, self._dropped[rule]) for rule in DROP_RULES),
+            unhashed_peers=self._unhashed_peers,
         )
 
     async def run(self, seeds: list[Node | ENR]) -> CrawlStats:
@@ -374,16 +391,55 @@ class Crawler:
         await self._enumerate(discovery, state)
 
     async def _enumerate(self, discovery: DiscoveryV4, state: _NodeState) -> None:
-        """FindNode into each bucket of the peer, nearest-populated first, until answers dry up."""
+        """FindNode into each bucket of the peer, nearest-populated first, until answers dry up.
+
+        The buckets are go-ethereum's, keyed by keccak256(target).  A peer whose answers show it ranks
+        by something else is read by raw-target regions instead, from the answer that shows it.
+        """
+        ranking = RankingCheck()
         empty_in_a_row = 0
-        for _distance, target in self.targets.targets_for_peer(state.node.node_id):
-            if self.config.peer_pacing:
-                await trio.sleep(self.config.peer_pacing)
-            records = await discovery.find_node(state.node, target)
-            new = await self._take_neighbors(state, records)
+        for _distance, target in self.targets.iter_targets_for_peer(state.node.node_id):
+            returned: list[Node] = []
+            new = await self._find_node(discovery, state, target, returned)
+            ranking.observe(target, [node.node_id for node in returned])
+            if not ranking.hashed:
+                break
             empty_in_a_row = 0 if new else empty_in_a_row + 1
             if empty_in_a_row >= self.config.empty_answers_to_stop:
+                # The same 16 every time: a table of 16, or every target so far in one raw region.
+                if ranking.undecided:
+                    log.debug("identical full answers, one random target node=%s", state.node.node_id.hex()[:16])
+                    ranking.settle_undecided(await self._find_node(discovery, state, random_target(), []) > 0)
                 break
+        if not ranking.hashed:
+            self._unhashed_peers += 1
+            log.debug("answers ignore keccak256(target), raw regions node=%s", state.node.node_id.hex()[:16])
+            await self._enumerate_unhashed(discovery, state)
+
+    async def _enumerate_unhashed(self, discovery: DiscoveryV4, state: _NodeState) -> None:
+        """Read a peer region by region of the raw target space, then by random targets until they dry up."""
+        walk = RegionWalk()
+        empty_in_a_row = 0
+        for _ in range(self.config.unhashed_targets_max):
+            reading_regions = walk.regions_open > 0
+            returned: list[Node] = []
+            new = await self._find_node(discovery, state, walk.next_target(), returned)
+            walk.observe(node.pubkey for node in returned)
+            if reading_regions:
+                continue
+            empty_in_a_row = 0 if new else empty_in_a_row + 1
+            if empty_in_a_row >= self.config.random_empty_answers_to_stop:
+                break
+
+    async def _find_node(self, discovery: DiscoveryV4, state: _NodeState, target: bytes, returned: list[Node]) -> int:
+        """One FindNode to ``state``, its answer recorded; its believable nodes go to ``returned``.
+
+        How many of them were news from this peer.
+        """
+        if self.config.peer_pacing:
+            await trio.sleep(self.config.peer_pacing)
+        records = await discovery.find_node(state.node, target)
+        return await self._take_neighbors(state, records, returned)
 
     async def _visit_v5(self, state: _NodeState) -> None:
         v5 = self.discovery_v5
@@ -451,13 +507,23 @@ class Crawler:
             new_from_peer += await self._take_relayed(state, node, source="nodes", protocol="v5", enr=record)
         return new_from_peer
 
-    async def _take_neighbors(self, state: _NodeState, records: list[NodeRecord] | tuple[NodeRecord, ...]) -> int:
-        """Record edges for ``records`` returned by ``state``; return how many were news from it."""
+    async def _take_neighbors(
+        self,
+        state: _NodeState,
+        records: list[NodeRecord] | tuple[NodeRecord, ...],
+        returned: list[Node] | None = None,
+    ) -> int:
+        """Record edges for ``records`` returned by ``state``; return how many were news from it.
+
+        ``returned`` collects the believable records as nodes (their ids hashed once, here).
+        """
         new_from_peer = 0
         for record in records:
             if not self._believable(state, record.ip, record.udp):
                 continue
             node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
+            if returned is not None:
+                returned.append(node)
             new_from_peer += await self._take_relayed(state, node, source="neighbors", protocol="v4")
         return new_from_peer
 

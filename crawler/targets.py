@@ -31,39 +31,58 @@ The order we ask in, :data:`CRAWL_DISTANCES`, is 256, 255, ..., 241, 240: half
 of a random network sits at distance 256 from any peer, a quarter at 255, and
 so on, so the first answers are the fullest.
 
+Random in the raw space too.  Not every implementation hashes the target:
+@ethereumjs/devp2p ranks its table by XOR distance to the raw 64 bytes.  A
+target that is a small number (as this table's inputs once were) is "near
+zero" there, so every such request got the same answer, the 16 lowest keys of
+the table, and a settled ethereumjs network was found 21/30.  So each target is
+a *random-looking preimage*: ``target_input(i) = keccak256(0x00 || i) ||
+keccak256(0x01 || i)`` (``i`` as 4 big-endian bytes), uniform over the 64-byte
+space wherever it is compared, whose own keccak256 still lands in the wanted
+bucket.  For peers that rank by the raw target, :class:`RankingCheck` notices
+and the engine reads them with a :class:`RegionWalk` instead (see engine._enumerate).
+
 Where the inputs come from.  We need, for each of the 65536 prefixes, one input
-whose hash starts with it.  Searching for them takes ~707k keccak256 calls (a
-coupon collector over 65536 prefixes): about 2.7 s in CPython on the machine
-this was written on.  Instead of paying that at every start (or keeping a cache
-file in the user's home that can go stale, be half-written or be missing), we
-commit the answer: for each prefix the smallest counter ``i`` such that
-``keccak256(i as a 64-byte big-endian number)`` starts with it, 4 bytes per
-prefix, 256 KiB (``data/findnode_targets.bin``).  It is deterministic, so a
-reviewer can regenerate it bit for bit (``python tools/gen_findnode_targets.py
+whose hash starts with it.  Searching for them takes ~680k candidates (a coupon
+collector over 65536 prefixes) of three keccak256 calls each: about 12 s of CPU in
+CPython.  Drawing fresh random preimages per crawl costs the same search (2**k
+hashes for a bucket k bits deep, 2**16 for the deepest, per peer or per pool),
+so instead of paying that at every start (or keeping a cache file in the user's
+home that can go stale, be half-written or be missing), we commit the answer:
+for each prefix the smallest counter ``i`` whose ``target_input(i)`` hashes to
+it, 4 bytes per prefix, 256 KiB (``data/findnode_targets.bin``) -- 16 times
+smaller than storing the 64-byte preimages themselves.  It is deterministic, so
+a reviewer can regenerate it bit for bit (``python tools/gen_findnode_targets.py
 --check``); loading it is one file read and one keccak over it (about 1 ms);
-and the tests re-hash every entry.  If the file is missing (an install without
-the package data) :meth:`TargetTable.default` regenerates it in memory, with a
-warning.
+expanding a counter into its target is two keccak256 calls (~10 us), done only
+for the buckets a walk actually asks; and the tests re-hash every entry.  If
+the file is missing (an install without the package data)
+:meth:`TargetTable.default` regenerates it in memory, with a warning.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+from collections import deque
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from ethcrawl.wire.crypto import keccak256
 from ethcrawl.wire.errors import LocalProtocolError
 
-from .table import BUCKET_MIN_DISTANCE, HASH_BITS, ID_LENGTH
+from .table import BUCKET_MIN_DISTANCE, BUCKET_SIZE, HASH_BITS, ID_LENGTH
 
 __all__ = [
     "TargetTable",
     "CorruptTargetTable",
+    "RankingCheck",
+    "RegionWalk",
     "targets_for_peer",
     "generate_counters",
     "target_input",
+    "random_target",
     "hash_prefix",
     "PREFIX_BITS",
     "TARGET_LENGTH",
@@ -80,14 +99,14 @@ TARGET_LENGTH = 64  # bytes: a FINDNODE target is a raw public key's size
 # The top 16 bits of a hash fix its log distance to a peer down to 241, below
 # which geth's table has a single bucket; so 16 bits reach every bucket.
 PREFIX_BITS = HASH_BITS - BUCKET_MIN_DISTANCE - 1  # 16
-COUNTER_BYTES = 4  # per prefix in the data file; the largest counter is 706,614
+COUNTER_BYTES = 4  # per prefix in the data file; the largest counter is 676,321
 BUCKET0_DISTANCE = BUCKET_MIN_DISTANCE + 1  # 240: the label for geth's merged bucket 0
 # Most populated buckets first: distance 256 holds half of a random network.
 CRAWL_DISTANCES: tuple[int, ...] = tuple(range(HASH_BITS, BUCKET0_DISTANCE - 1, -1))
 DATA_FILE = Path(__file__).resolve().parent / "data" / "findnode_targets.bin"
 # keccak256 of DATA_FILE, so a truncated or altered copy is refused at load time.
 DATA_FILE_KECCAK = bytes.fromhex(
-    "62ce0249a9327270ccf7c224b5be4607367bd06a062e457c09d45f62d42497b6"
+    "9d3562fad9e834d1ba731e5d40fe746c741548bf015b3df32bdfc5a6c4dda878"
 )
 
 
@@ -95,9 +114,34 @@ class CorruptTargetTable(ValueError):
     """Raised when a target table's bytes are the wrong size or do not hash as committed."""
 
 
+# The two halves of a target: distinct inputs, so the halves are independent hashes.
+_HALF_TAGS = (b"\x00", b"\x01")
+# A full answer: what a table with more entries than this returns, so it says which entries ranked first.
+FULL_ANSWER = BUCKET_SIZE
+# Answers that break the hashed model (see RankingCheck) before a peer is treated as not hashing the target.
+# One could be churn (an entry dropped between two requests); an implementation that ranks by anything
+# else breaks it in most full answers, so the second one comes a request or two later.
+MISFITS_TO_SWITCH = 2
+
+
 def target_input(counter: int) -> bytes:
-    """The 64-byte FINDNODE target for ``counter``: the counter as a big-endian number."""
-    return counter.to_bytes(TARGET_LENGTH, "big")
+    """The 64-byte FINDNODE target for ``counter``: random-looking, derived from it by keccak256."""
+    seed = counter.to_bytes(COUNTER_BYTES, "big")
+    return b"".join(keccak256(tag + seed) for tag in _HALF_TAGS)
+
+
+TARGET_BITS = TARGET_LENGTH * 8  # 512
+# Times a region whose answer came back empty (lost, or the peer did not answer) is asked again.
+REGION_RETRIES = 1
+
+
+def random_target(prefix: int = 0, prefix_bits: int = 0) -> bytes:
+    """A fresh random 64-byte FINDNODE target, whose top ``prefix_bits`` bits are ``prefix``."""
+    if not 0 <= prefix_bits <= TARGET_BITS or not 0 <= prefix < 1 << prefix_bits:
+        raise LocalProtocolError(f"prefix must be a {prefix_bits}-bit number (0..{TARGET_BITS} bits), got {prefix}")
+    low_bits = TARGET_BITS - prefix_bits
+    low = int.from_bytes(os.urandom(TARGET_LENGTH), "big") & ((1 << low_bits) - 1)
+    return (prefix << low_bits | low).to_bytes(TARGET_LENGTH, "big")
 
 
 def hash_prefix(hash_: bytes, bits: int = PREFIX_BITS) -> int:
@@ -109,7 +153,7 @@ def generate_counters(prefix_bits: int = PREFIX_BITS) -> list[int]:
     """For each ``prefix_bits``-bit prefix, the smallest counter whose target hashes to it.
 
     Deterministic: the data file is exactly ``generate_counters()`` packed as
-    big-endian ``COUNTER_BYTES``-byte numbers.  ~707k hashes for 16 bits.
+    big-endian ``COUNTER_BYTES``-byte numbers.  ~680k candidates for 16 bits.
     """
     if not 1 <= prefix_bits <= PREFIX_BITS:
         raise LocalProtocolError(f"prefix_bits must be 1..{PREFIX_BITS}, got {prefix_bits}")
@@ -148,7 +192,7 @@ class TargetTable:
 
     @classmethod
     def generate(cls) -> TargetTable:
-        """Search all prefixes now (~707k hashes, seconds): what the data file holds."""
+        """Search all prefixes now (~680k candidates, ~12 s): what the data file holds."""
         return cls.from_counters(generate_counters())
 
     @classmethod
@@ -209,15 +253,82 @@ class TargetTable:
 
         Distances <= 240 all name bucket 0: they are reported as 240 and asked once.
         """
-        pairs: list[tuple[int, bytes]] = []
+        return list(self.iter_targets_for_peer(peer_id, distances))
+
+    def iter_targets_for_peer(
+        self, peer_id: bytes, distances: Iterable[int] = CRAWL_DISTANCES
+    ) -> Iterator[tuple[int, bytes]]:
+        """:meth:`targets_for_peer`, one pair at a time: a walk that stops early expands no more targets."""
         asked: set[int] = set()
         for distance in distances:
             target = self.target_for_distance(peer_id, distance)
             label = max(distance, BUCKET0_DISTANCE)
             if label not in asked:
                 asked.add(label)
-                pairs.append((label, target))
-        return pairs
+                yield label, target
+
+
+class RankingCheck:
+    """Does one peer rank its FINDNODE answers by ``keccak256(target)``, as go-ethereum does?
+
+    Fed every answer of a walk (:meth:`observe`).  What the hashed model
+    predicts, and what it is checked on: a full answer (16 entries: the peer's
+    table holds more) is the 16 entries of the table closest to
+    ``keccak256(target)``.  So no entry the peer returned before (it is in the
+    table) and left out now may be closer to that hash than the farthest one it
+    returned now.  A peer that ranks by something else -- @ethereumjs/devp2p by
+    the raw target -- breaks this in most full answers once it has shown more
+    than 16 entries, and so does a peer whose answers do not change with the
+    target at all.  (The same answer to two targets is not by itself a misfit:
+    a table of 17 gives many targets the same 16, leaving out the entry
+    farthest from all of them.)  Answers that are not full carry the whole
+    table under any ranking, so they only add to what is known.
+    After :data:`MISFITS_TO_SWITCH` misfits, :attr:`hashed` is False.
+
+    One case gives no evidence at all: full answers that never showed more
+    than 16 entries in all (:attr:`undecided`).  That is a table of exactly 16
+    under any ranking, or a bigger one whose raw ranking put every target so
+    far in the same region: one random target tells them apart (the engine asks
+    it before giving up on the peer).
+    """
+
+    __slots__ = ("_known", "misfits", "_full_answers")
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, int] = {}  # node id -> as a number, every id the peer returned
+        self.misfits = 0
+        self._full_answers = 0
+
+    @property
+    def hashed(self) -> bool:
+        return self.misfits < MISFITS_TO_SWITCH
+
+    @property
+    def undecided(self) -> bool:
+        """Several full answers, but never more than one answer's worth of entries: no evidence either way."""
+        return self._full_answers >= 2 and len(self._known) <= FULL_ANSWER
+
+    def settle_undecided(self, random_answer_was_news: bool) -> None:
+        """The answer to one random target, asked while :attr:`undecided`: news means the table holds more
+        than the 16 every hashed target got, so the peer does not rank by keccak256(target)."""
+        if random_answer_was_news:
+            self.misfits = max(self.misfits, MISFITS_TO_SWITCH)
+
+    def observe(self, target: bytes, returned_ids: Iterable[bytes]) -> None:
+        """Check one answer (the node ids it named) to FINDNODE ``target`` against the hashed model."""
+        answer = frozenset(returned_ids)
+        if len(answer) >= FULL_ANSWER:
+            self._full_answers += 1
+            if self._misfits_hashed_ranking(target, answer):
+                self.misfits += 1
+        for node_id in answer:
+            if node_id not in self._known:
+                self._known[node_id] = int.from_bytes(node_id, "big")
+
+    def _misfits_hashed_ranking(self, target: bytes, answer: frozenset[bytes]) -> bool:
+        hashed = int.from_bytes(keccak256(target), "big")
+        farthest = max(int.from_bytes(node_id, "big") ^ hashed for node_id in answer)
+        return any(number ^ hashed < farthest for node_id, number in self._known.items() if node_id not in answer)
 
 
 @functools.cache
@@ -230,3 +341,59 @@ def targets_for_peer(
 ) -> list[tuple[int, bytes]]:
     """:meth:`TargetTable.targets_for_peer` on the committed table (loaded once)."""
     return _default_table().targets_for_peer(peer_id, distances)
+
+
+class RegionWalk:
+    """Targets that read a whole table ranked by XOR distance to the raw 64-byte target (@ethereumjs/devp2p).
+
+    Such a peer's keys are its entries' public keys.  A *region* is every key
+    with a given bit prefix; a target inside it (the prefix, then random bits)
+    is closer to every key of the region than to any key outside.  So an answer
+    with fewer than 16 keys of the region holds the whole region, and a full one
+    may have left some out: then each half of the region is asked, breadth
+    first.  Reading a table of M keys takes about 2M/16 requests, whatever the
+    ranking's luck; a random target alone would only sample it.  An empty answer
+    (lost, or no answer at all: a non-empty table never answers empty) is asked
+    again :data:`REGION_RETRIES` times.  Once no region is open,
+    :meth:`next_target` hands out plain random targets (the caller decides when
+    those stop bringing anything: a peer ranking some other way still gets
+    sampled).
+
+    Use: ``target = walk.next_target()``, ask it, ``walk.observe(pubkeys)``.
+    """
+
+    __slots__ = ("_open", "_asking")
+
+    def __init__(self) -> None:
+        # (prefix, prefix bits, retries left) of each region still to ask.
+        self._open: deque[tuple[int, int, int]] = deque([(0, 0, REGION_RETRIES)])
+        self._asking: tuple[int, int, int] | None = None
+
+    @property
+    def regions_open(self) -> int:
+        return len(self._open) + (self._asking is not None)
+
+    def next_target(self) -> bytes:
+        """The next region's target, or a plain random one once every region is read."""
+        if not self._open:
+            self._asking = None
+            return random_target()
+        self._asking = self._open.popleft()
+        prefix, bits, _ = self._asking
+        return random_target(prefix, bits)
+
+    def observe(self, returned_pubkeys: Iterable[bytes]) -> None:
+        """The public keys the peer returned for the last :meth:`next_target`."""
+        region, self._asking = self._asking, None
+        if region is None:
+            return
+        prefix, bits, retries = region
+        keys = set(returned_pubkeys)
+        if not keys:
+            if retries:
+                self._open.append((prefix, bits, retries - 1))
+            return
+        low_bits = TARGET_BITS - bits
+        inside = sum(1 for key in keys if int.from_bytes(key, "big") >> low_bits == prefix)
+        if inside >= FULL_ANSWER and bits < TARGET_BITS:
+            self._open.extend(((prefix << 1, bits + 1, REGION_RETRIES), (prefix << 1 | 1, bits + 1, REGION_RETRIES)))

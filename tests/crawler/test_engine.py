@@ -9,6 +9,7 @@ from ipaddress import ip_address
 
 import trio
 from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.table import BUCKET_SIZE
 from ethcrawl.crawler.engine import (
     EDGE_PROTOCOL_BIT,
     EDGE_PROTOCOL_BITS,
@@ -19,7 +20,9 @@ from ethcrawl.crawler.engine import (
 from ethcrawl.crawler.relay import relay_error
 from ethcrawl.crawler.targets import TargetTable
 from ethcrawl.db.records import EdgeSeen, NodeSeen
+from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
+from ethcrawl.wire.discv4 import Decoded, FindNode, NodeRecord
 from ethcrawl.wire.enode import Node
 from memnet import MemoryNetwork
 from trio.testing import MockClock
@@ -171,3 +174,91 @@ def test_edges_are_distinct_pairs_over_any_protocol_in_a_few_bytes_each() -> Non
         arrays.append(peers)
     assert edges == 100_000
     assert sum(sys.getsizeof(a) for a in arrays) / edges < 5.0  # bytes per edge
+
+
+# -- issue 12: peers that do not rank by keccak256(target) -----------------------------------------
+
+
+class RawRankingDiscovery(DiscoveryV4):
+    """Answers FINDNODE as @ethereumjs/devp2p: the 16 entries whose public keys are closest to the raw target.
+
+    Its entries are a plain list (``known``), as its k-bucket holds them; no bond is required.
+    """
+
+    known: list[Node]
+
+    # The first this many FINDNODEs are answered as if their targets were 0 (as if all fell in one region).
+    same_answers = 0
+
+    async def _on_findnode(self, decoded: Decoded, addr: tuple[str, int]) -> None:
+        request = decoded.packet
+        assert isinstance(request, FindNode)
+        point = int.from_bytes(request.target, "big")
+        if self.same_answers > 0:
+            self.same_answers -= 1
+            point = 0
+        nearest = sorted(self.known, key=lambda n: int.from_bytes(n.pubkey, "big") ^ point)[:BUCKET_SIZE]
+        records = [NodeRecord(ip=n.ip, udp=n.udp or 0, tcp=n.tcp or 0, pubkey=n.pubkey) for n in nearest]
+        for packet in discv4.split_neighbors(records, self._expiration()):
+            await self._send(packet, addr)
+
+
+def findnodes_to(net: MemoryNetwork, node: DiscoveryV4) -> int:
+    address = (str(node.local_node.ip), node.port)
+    return sum(1 for _, dst, data in net.sent if dst == address and data[97] == FindNode.packet_type)
+
+
+async def test_a_peer_ranking_by_the_raw_target_is_read_by_regions(autojump_clock: MockClock) -> None:
+    """One ethereumjs-like peer knowing 60 leaves, one geth-like peer (crawler/table.py) knowing 60 others.
+
+    The bucket walk alone sees a random part of the ethereumjs-like table (with the old counter targets: the
+    same 16 lowest keys in every answer); once its answers show they ignore keccak256(target), it is read
+    region by region of the raw target space, then by random targets until they bring nothing new. The
+    geth-like peer stays on the bucket walk.
+    """
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        leaves = []
+        for _ in range(120):
+            leaf = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+            await nursery.start(leaf.run)
+            leaves.append(leaf)
+        raw = RawRankingDiscovery(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+        raw.known = [leaf.local_node for leaf in leaves[:60]]
+        geth = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+        for hub in (raw, geth):
+            await nursery.start(hub.run)
+        for leaf in leaves[60:]:
+            geth.table.add_verified(leaf.local_node)
+        geth_table = {n.node_id for n in geth.table}  # before the crawl: the crawler itself joins it
+        records, crawler = await crawl(net, [raw.local_node, geth.local_node])
+        nursery.cancel_scope.cancel()
+    found = {r.node_id for r in records if isinstance(r, NodeSeen)}
+    missing = {leaf.node_id for leaf in leaves[:60]} - found
+    assert not missing, f"{len(missing)} of the raw-ranking hub's 60 entries not found"
+    assert geth_table <= found
+    assert crawler.statistics().unhashed_peers == 1  # the raw-ranking hub only (the leaves answer nothing)
+    assert findnodes_to(net, geth) <= 17  # at most one per bucket
+    # Read whole, and cheaply: a few bucket targets, ~2 x 60/16 regions, 3 random targets that bring nothing.
+    assert findnodes_to(net, raw) <= 30
+
+
+async def test_a_raw_ranking_peer_whose_first_answers_are_all_alike_is_probed_once(autojump_clock: MockClock) -> None:
+    """Three identical full answers: a table of 16, or every target so far in one raw region. One random
+    target tells them apart; here it brings news, so the peer is read by regions and found whole."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        leaves = []
+        for _ in range(40):
+            leaf = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+            await nursery.start(leaf.run)
+            leaves.append(leaf)
+        raw = RawRankingDiscovery(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+        raw.known = [leaf.local_node for leaf in leaves]
+        raw.same_answers = 3  # the walk's first three targets; its stop rule fires on the third
+        await nursery.start(raw.run)
+        records, crawler = await crawl(net, [raw.local_node])
+        nursery.cancel_scope.cancel()
+    found = {r.node_id for r in records if isinstance(r, NodeSeen)}
+    assert {leaf.node_id for leaf in leaves} <= found
+    assert crawler.statistics().unhashed_peers == 1

@@ -10,6 +10,12 @@ is the eth Status every node sends. The process also takes commands: ``await net
 counters of pings, FINDNODEs, connections and Status messages), ``await net.ping_from(i, node)`` and
 ``await net.find_node_from(i, node, target)`` (node i as a discv4 client of ``node``).
 
+Dirt (see js/dpt_network.mjs): ``stale=K, stale_pool=M`` (K dead entries per table from M identities on ports
+where nothing listens; ``net.stale``), ``latency_ms=(lo, hi)`` (a per-node delay on every datagram it receives),
+``loss=p`` (each datagram in and out dropped with probability p), ``settle_seconds=s`` (the library's own
+discovery runs that long before the network reports ready, so tables are full and no longer a tree;
+``node.table`` is what each table holds then).
+
 The ``dpt_network`` fixture (import ``dpt_network_fixture`` into a test module to use it) is the same
 context manager with the ``js`` launcher already bound: ``async with dpt_network(20) as net:``.
 """
@@ -61,6 +67,8 @@ class NetworkNode:
     node: Node
     client_id: str
     children: tuple[int, ...]
+    table: tuple[bytes, ...] = ()  # public keys in its table when the network reported ready
+    delay_ms: int = 0  # its delay on every datagram it receives
 
     @property
     def node_id(self) -> bytes:
@@ -83,6 +91,8 @@ def _parse_manifest_node(item: dict[str, Any]) -> NetworkNode:
         node=node,
         client_id=item["client_id"],
         children=tuple(item["children"]),
+        table=tuple(bytes.fromhex(pubkey) for pubkey in item.get("table", ())),
+        delay_ms=item.get("delay_ms", 0),
     )
 
 
@@ -95,6 +105,7 @@ class DptNetwork:
     status: dict[str, Any]
     fanout: int
     base_port: int
+    stale: tuple[Node, ...] = ()  # the stale pool: identities nothing answers for
 
     @property
     def bootnode(self) -> NetworkNode:
@@ -179,17 +190,24 @@ async def open_dpt_network(
     ping_back: bool = True,
     trace: bool = False,
     network: str = "mainnet",
+    stale: int = 0,
+    stale_pool: int = 0,
+    latency_ms: tuple[int, int] = (0, 0),
+    loss: float = 0.0,
+    settle_seconds: float = 0.0,
 ) -> AsyncIterator[DptNetwork]:
     """Start ``n`` ethereumjs nodes and yield once all listen; they are stopped when the block ends."""
     for attempt in range(START_ATTEMPTS):
-        base = free_port_range(n)
+        base = free_port_range(n + stale_pool)  # the stale pool's ports must stay silent too
         args = ["--nodes", str(n), "--base-port", str(base), "--fanout", str(fanout)]
         args += ["--max-seconds", str(max_seconds), "--network", network]
         args += ["--ping-back", "1" if ping_back else "0", "--trace", "1" if trace else "0"]
+        args += ["--stale", str(stale), "--stale-pool", str(stale_pool), "--loss", str(loss)]
+        args += ["--latency-ms", f"{latency_ms[0]}-{latency_ms[1]}", "--settle-seconds", str(settle_seconds)]
         if seed is not None:
             args += ["--seed", seed]
         async with js(SCRIPT, *args) as process:
-            event = await process.next_event(timeout=READY_TIMEOUT)
+            event = await process.next_event(timeout=READY_TIMEOUT + settle_seconds)
             if event is not None and event["event"] == "ready":
                 nodes = tuple(_parse_manifest_node(item) for item in event["nodes"])
                 assert [node.index for node in nodes] == list(range(n))
@@ -199,6 +217,15 @@ async def open_dpt_network(
                     status=event["status"],
                     fanout=event["fanout"],
                     base_port=base,
+                    stale=tuple(
+                        Node(
+                            pubkey=bytes.fromhex(item["pubkey"]),
+                            ip=IPv4Address(LOOPBACK),
+                            udp=item["udp"],
+                            tcp=item["udp"],
+                        )
+                        for item in event.get("stale", ())
+                    ),
                 )
                 return
             taken = event is not None and "could not listen" in str(event.get("message"))

@@ -2,6 +2,7 @@
 //
 //   node dpt_network.mjs --nodes N --base-port P [--fanout K] [--max-seconds S] [--network mainnet]
 //                        [--seed TEXT] [--ping-back 1] [--trace 0]
+//                        [--stale K --stale-pool M] [--latency-ms LO-HI] [--loss P] [--settle-seconds S]
 //
 // Node i listens on 127.0.0.1, UDP (discv4) and TCP (RLPx) port P+i, with its own key and a distinct client
 // id. Tables are seeded as a tree: node k knows only nodes K*k+1 .. K*k+K, so the whole network is found
@@ -11,11 +12,24 @@
 // to its table; here the ping-back is kept (it is what a crawler meets on the wire) and the table add is
 // not (so the topology stays as built). --ping-back 0 turns the ping-back off.
 //
+// Dirt, as a crawler meets it on the real network (all off by default):
+//   --stale K        every node's table also holds K stale entries, drawn from a pool of --stale-pool M
+//                    identities (real keys) on ports P+N .. P+N+M-1 of 127.0.0.1, where nothing listens: they
+//                    appear in answers and never answer a PING.
+//   --latency-ms LO-HI  every node delays each datagram it receives by its own delay, drawn once per node
+//                    uniformly in LO..HI ms, plus up to 10% jitter per datagram (the RTT a crawler sees).
+//   --loss P         every datagram a node receives, and every one it sends, is dropped with probability P.
+//   --settle-seconds S  after the tree is seeded, run the library's own discovery (each node bootstraps from
+//                    its parent; neighbour lookups and table refresh on, refresh every SETTLE_REFRESH_MS) for
+//                    S s, then turn it off and report ready: tables look like those of a network that has run
+//                    a while (many entries, both ways), not like a young tree. "children" still names the
+//                    seeded tree; "table" in the manifest lists what each table holds when ready.
+//
 // stdout, one JSON object per line:
 //   {"event":"ready","nodes":[{"index","enode","node_id","pubkey","client_id","udp","tcp","children"}],
 //    "status":{...},"fanout":K}                           once every socket is listening
 //   {"event":"stats","nodes":[{"index","pings_in","pingers","findnodes_in","neighbours_sent",
-//    "ping_backs","connections","hellos","status_sent","status_received","disconnects"}]}
+//    "ping_backs","connections","hellos","status_sent","status_received","disconnects","settle_errors"}]}
 //   {"event":"pong","node":i,"ok":true|false,"to":enode,"from":pubkey}  answer to a "ping" command
 //   {"event":"neighbours","node":i,"from":pubkey,"packets":n,"nodes":[{"pubkey","address","udp","tcp"}]}
 // Peers are named by their 64-byte public key in hex, as the library (and an enode URL) does; only the
@@ -59,6 +73,12 @@ const MAX_PINGERS_LISTED = 64 // distinct pinger public keys kept per node for t
 const MAX_RLPX_PEERS = 16 // per node: a crawler dials each once; tests may dial a few more
 const DEFAULT_FINDNODE_WAIT_MS = 800 // ms: the answer comes in ~ms on loopback; a second packet soon after
 const MAX_FINDNODE_WAIT_MS = 5000
+const MAX_STALE_POOL = 1000 // stale identities: one key each, derived at start
+const JITTER_SHARE = 0.1 // per-datagram jitter, as a share of the node's delay
+// ms: the library refreshes a tenth of its table per tick, tick = interval / 10; 60 s by default, far too slow
+// for a test that settles for seconds.
+const SETTLE_REFRESH_MS = 1000
+const SETTLE_TAIL_MS = 5000 // ms after settling during which the library's own errors (late ping timeouts) are only counted
 
 const opts = parseArgs(process.argv.slice(2), {
   nodes: '',
@@ -69,6 +89,11 @@ const opts = parseArgs(process.argv.slice(2), {
   seed: '',
   'ping-back': '1',
   trace: '0',
+  stale: '0',
+  'stale-pool': '0',
+  'latency-ms': '0-0',
+  loss: '0',
+  'settle-seconds': '0',
 })
 const count = Number(opts.nodes)
 const basePort = Number(opts['base-port'])
@@ -79,6 +104,29 @@ if (!Number.isInteger(basePort) || basePort < 1024 || basePort + count > 65536)
 if (!Number.isInteger(fanout) || fanout < 1 || fanout > MAX_FANOUT) fail(`--fanout must be 1..${MAX_FANOUT}`)
 const pingBack = opts['ping-back'] !== '0'
 const trace = opts.trace !== '0'
+const staleCount = Number(opts.stale)
+const stalePool = Number(opts['stale-pool'])
+if (!Number.isInteger(stalePool) || stalePool < 0 || stalePool > MAX_STALE_POOL || basePort + count + stalePool > 65536)
+  fail(`--stale-pool must be 0..${MAX_STALE_POOL} and leave room for its ports`)
+if (!Number.isInteger(staleCount) || staleCount < 0 || staleCount > stalePool)
+  fail('--stale must be 0..--stale-pool')
+const latencyMatch = /^(\d+)-(\d+)$/.exec(opts['latency-ms'])
+if (latencyMatch === null || Number(latencyMatch[1]) > Number(latencyMatch[2])) fail('--latency-ms must be LO-HI, LO <= HI')
+const [latencyLow, latencyHigh] = [Number(latencyMatch[1]), Number(latencyMatch[2])]
+const loss = Number(opts.loss)
+if (!(loss >= 0 && loss < 1)) fail('--loss must be in [0, 1)')
+const settleSeconds = Number(opts['settle-seconds'])
+if (!(settleSeconds >= 0)) fail('--settle-seconds must be >= 0')
+
+// Deterministic dirt for a given --seed (mulberry32): which stale entries, which delays, which losses.
+let rngState = [...(opts.seed || 'dirt')].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 2654435761) >>> 0, 1)
+function random() {
+  rngState = (rngState + 0x6d2b79f5) >>> 0
+  let t = rngState
+  t = Math.imul(t ^ (t >>> 15), t | 1)
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
 
 const { common, status } = chainSettings({
   chain: opts.network,
@@ -121,6 +169,7 @@ function newCounters() {
     status_sent: 0,
     status_received: 0,
     disconnects: 0,
+    settle_errors: 0,
   }
 }
 
@@ -147,6 +196,7 @@ for (let index = 0; index < count; index++) {
     pubkey,
     id: pk2id(secp256k1.getPublicKey(privateKey, false)),
     clientId: `ethereumjs-devnet/v10.0.0-node${index}/${runtime}`,
+    delayMs: latencyLow + random() * (latencyHigh - latencyLow),
     counters: newCounters(),
     // Waiters for NEIGHBORS from a given node id (findnode command).
     neighbourWaiters: new Map(),
@@ -155,15 +205,39 @@ for (let index = 0; index < count; index++) {
   })
 }
 
+// The stale pool: real identities at ports nothing listens on.
+const staleEntries = []
+for (let j = 0; j < stalePool; j++) {
+  const key = keccak256(utf8ToBytes(`${opts.seed || 'dirt'}:stale:${j}`))
+  staleEntries.push({ id: pk2id(secp256k1.getPublicKey(key, false)), address: LOOPBACK, udpPort: basePort + count + j, tcpPort: basePort + count + j })
+}
+
+function isMember(peer) {
+  return peer.address === LOOPBACK && peer.udpPort >= basePort && peer.udpPort < basePort + count + stalePool
+}
+
 function observeDiscovery(node) {
   const server = node.dpt._server
   const handle = server._handler
-  server._handler = function (msg, rinfo) {
+  const deliver = function (msg, rinfo) {
     const type = msg.length >= HEADER_SIZE ? msg[HEADER_SIZE - 1] : -1
     if (type === PING_TYPE) node.counters.pings_in++
     if (type === FINDNODE_TYPE) node.counters.findnodes_in++
     if (type === NEIGHBOURS_TYPE && node.neighbourWaiters.size > 0) collectNeighbours(node, msg)
-    return handle.call(this, msg, rinfo)
+    return handle.call(server, msg, rinfo)
+  }
+  server._handler = function (msg, rinfo) {
+    if (loss > 0 && random() < loss) return
+    if (node.delayMs <= 0) return deliver(msg, rinfo)
+    setTimeout(() => deliver(msg, rinfo), node.delayMs * (1 + JITTER_SHARE * random()))
+  }
+  if (loss > 0) {
+    const socket = server._socket
+    const sendDatagram = socket.send
+    socket.send = function (...args) {
+      if (random() < loss) return
+      return sendDatagram.apply(socket, args)
+    }
   }
   // Outgoing packets carry the recipient's id: who pinged us (our Pong) and what we served (NEIGHBORS).
   const send = server._send
@@ -185,6 +259,9 @@ function observeDiscovery(node) {
     server.events.on('peers', (peers) => {
       if (node.neighbourWaiters.size > 0) return
       for (const peer of peers) {
+        // Never among the network's own nodes (or stale ports): once they ping each other (--settle-seconds),
+        // two nodes that do not hold each other would ping each other back forever.
+        if (isMember(peer)) continue
         node.counters.ping_backs++
         server.ping(peer).catch(() => {})
       }
@@ -242,7 +319,9 @@ function startNode(node) {
       endpoint: { address: LOOPBACK, udpPort: node.port, tcpPort: node.port },
       // Loopback only: the DPT would otherwise point Node's resolver at 8.8.8.8.
       dnsAddr: LOOPBACK,
-      shouldFindNeighbours: false,
+      // Settling runs the library's own discovery; it is turned off again before the network reports ready.
+      shouldFindNeighbours: settleSeconds > 0,
+      refreshInterval: SETTLE_REFRESH_MS,
       shouldGetDnsPeers: false,
       common,
     })
@@ -250,6 +329,8 @@ function startNode(node) {
     node.dpt.events.on('error', (err) => {
       const message = String(err?.message ?? err)
       if (waiting > 0) reject(new Error(`udp ${node.port}: ${message}`))
+      // While settling over a lossy network, pings time out and peers get banned: the library's normal life.
+      else if (settling) node.counters.settle_errors++
       else emit('error', { node: node.index, where: 'dpt', message })
     })
     observeDiscovery(node)
@@ -297,7 +378,34 @@ function seedTables() {
     if (have !== children(node.index).length) {
       fail(`node ${node.index}: table holds ${have} nodes, expected ${children(node.index).length}`)
     }
+    // Stale entries: a random draw per node from the shared pool, as the same dead records haunt many tables.
+    const pool = [...staleEntries]
+    for (let j = 0; j < staleCount; j++) {
+      const [entry] = pool.splice(Math.floor(random() * pool.length), 1)
+      node.dpt._kbucket.add({ ...entry })
+    }
   }
+}
+
+let settling = false
+
+/** Run the library's discovery for settleSeconds (each node bootstraps from its parent), then stop it. */
+async function settle() {
+  if (settleSeconds <= 0) return
+  settling = true
+  for (const node of nodes.slice(1)) {
+    const parent = nodes[Math.floor((node.index - 1) / fanout)]
+    node.dpt.bootstrap({ address: LOOPBACK, udpPort: parent.port, tcpPort: parent.port }).catch(() => {})
+  }
+  await new Promise((resolve) => setTimeout(resolve, settleSeconds * 1000))
+  // From here on the tables only change through the crawler's own pings being answered.
+  for (const node of nodes) {
+    node.dpt._shouldFindNeighbours = false
+    // The library queues every peer a NEIGHBORS named, to be pinged and added 200 ms apart: thousands after a
+    // settle, whose signing would keep this process too busy to answer the crawler in time. Drop them.
+    node.dpt.addPeer = async (peer) => peer
+  }
+  setTimeout(() => (settling = false), SETTLE_TAIL_MS)
 }
 
 // ---------------------------------------------------------------------------------------------- commands
@@ -396,9 +504,11 @@ try {
   fail(`could not listen: ${err.message}`)
 }
 seedTables()
+await settle()
 emit('ready', {
   fanout,
   startup_ms: Date.now() - started,
+  stale: staleEntries.map((entry) => ({ pubkey: bytesToUnprefixedHex(entry.id), udp: entry.udpPort })),
   status: expectedStatus(),
   nodes: nodes.map((node) => ({
     index: node.index,
@@ -409,5 +519,7 @@ emit('ready', {
     udp: node.port,
     tcp: node.port,
     children: children(node.index),
+    table: node.dpt.getPeers().map((peer) => bytesToUnprefixedHex(peer.id)),
+    delay_ms: Math.round(node.delayMs),
   })),
 })
