@@ -313,10 +313,10 @@ async def _crawl(
                         await trio.sleep_forever()
                     nursery.cancel_scope.cancel()
             if crawler is not None:
-                _log_statistics(node, crawler)
+                _log_statistics(node, crawler, udp)
             if crawl_scope.cancelled_caught:
                 log.info("crawl stopped early (duration or signal); saving what was learned")
-            stats = _stored_stats(crawler.statistics()) if crawler is not None else {}
+            stats = _stored_stats(crawler.statistics(), udp) if crawler is not None else {}
             await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock()), stats=stats))
         # The channel is closed: the writer drains what it holds and returns.
 
@@ -335,14 +335,22 @@ def _report(
         on_progress(CrawlProgress(elapsed, crawler.statistics(), counter.ok, counter.failed))
 
 
-def _stored_stats(stats: CrawlStats) -> dict[str, int]:
-    """The engine's counters no other table holds, for the crawl row's ``stats`` column."""
+def _stored_stats(stats: CrawlStats, udp: UDPSocket) -> dict[str, int]:
+    """The counters no other table holds, for the crawl row's ``stats`` column.
+
+    ``kernel_drops``: datagrams the kernel dropped because the socket's receive buffer was full (where the platform
+    tells), the sign that answers came faster than the crawl read them.
+    """
     stored = {DROPPED_PREFIX + rule: count for rule, count in stats.dropped_by_rule}
     stored["relay_rejected"] = stats.relay_rejected
+    stored["receive_buffer"] = udp.receive_buffer
+    drops = udp.kernel_drops()
+    if drops is not None:
+        stored["kernel_drops"] = drops
     return stored
 
 
-def _log_statistics(node: DiscoveryNode, crawler: Crawler) -> None:
+def _log_statistics(node: DiscoveryNode, crawler: Crawler, udp: UDPSocket) -> None:
     """One "crawl stats" line, key=value, so benchmarks and operators can read the crawl's work off the log."""
     v5, lanes = node.v5, node.demux
     assert v5 is not None and lanes is not None  # the crawl's node always serves both
@@ -352,11 +360,11 @@ def _log_statistics(node: DiscoveryNode, crawler: Crawler) -> None:
         "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
         "responded=%d edges=%d dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
         "v5_rate_limited=%d v5_timeouts=%d v5_bad_records=%d v5_handshakes=%d answered_v4=%d answered_v5=%d "
-        "lane_overflow=%d unhashed_peers=%d",
+        "lane_overflow=%d unhashed_peers=%d receive_buffer=%d kernel_drops=%s",
         d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
         c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
         d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
-        c.answered_v5, overflow, c.unhashed_peers,
+        c.answered_v5, overflow, c.unhashed_peers, udp.receive_buffer, udp.kernel_drops(),
     )
 
 

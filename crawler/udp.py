@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from ipaddress import ip_address
+from pathlib import Path
 from types import TracebackType
 from typing import Awaitable, Callable, Protocol
 
@@ -32,6 +34,7 @@ __all__ = [
     "open_udp_socket",
     "bind_socket",
     "unmapped",
+    "kernel_udp_drops",
     "serve_datagrams",
     "DatagramLane",
     "ProtocolDemux",
@@ -42,7 +45,9 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
-RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes, SO_RCVBUF: bursts of NEIGHBORS during a crawl
+RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes, SO_RCVBUF: bursts of NEIGHBORS during a crawl (Nebula: >= 1 MiB)
+# Linux's per-socket UDP tables; their last column counts datagrams dropped for a full receive buffer.
+PROC_UDP_TABLES = (Path("/proc/net/udp"), Path("/proc/net/udp6"))
 MAX_DATAGRAM = 65535  # bytes; decoders enforce the protocol's own limits
 # Datagrams queued per protocol between the socket reader and the protocol's
 # handler; beyond that they are dropped and counted, never block the reader
@@ -82,6 +87,18 @@ class UDPSocket:
         #: Serves IPv4 peers as well as IPv6 ones (an AF_INET6 socket with IPV6_V6ONLY off).
         self.dual_stack = self._ipv6 and not sock.getsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY)
         self.unreachable = 0  # datagrams for a family this socket cannot send to, dropped
+
+    @property
+    def receive_buffer(self) -> int:
+        """The kernel's receive buffer for this socket, in bytes (Linux reports twice what was granted)."""
+        return int(self._sock.getsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF))
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped for this socket (its receive buffer was full), or None where unknown.
+
+        Linux counts them per socket in /proc/net/udp{,6} (the last column, found by the socket's inode).
+        """
+        return kernel_udp_drops(os.fstat(self._sock.fileno()).st_ino)
 
     def reaches(self, host: str) -> bool:
         """Whether a datagram to ``host`` (IP text) can leave this socket: its family is served."""
@@ -225,13 +242,48 @@ async def _bind(kind: int, host: str, port: int, *, dual_stack: bool) -> trio.so
 
 
 async def open_udp_socket(host: str, port: int) -> UDPSocket:
-    """A UDP socket on ``host:port`` (``::``: both families, see :func:`bind_socket`)."""
+    """A UDP socket on ``host:port`` (``::``: both families, see :func:`bind_socket`), its receive buffer enlarged."""
     sock = await bind_socket(trio.socket.SOCK_DGRAM, host, port)
-    try:
-        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, RECEIVE_BUFFER)
-    except OSError:  # some kernels cap it; not fatal
-        log.debug("could not enlarge the UDP receive buffer")
+    _enlarge_receive_buffer(sock)
     return UDPSocket(sock)
+
+
+def _enlarge_receive_buffer(sock: trio.socket.SocketType, size: int = RECEIVE_BUFFER) -> None:
+    """Ask for ``size`` bytes; past the kernel's cap (net.core.rmem_max), force it where we may (root on Linux).
+
+    Linux grants SO_RCVBUF only up to rmem_max (often 208 KiB), too small for a crawl's bursts of answers;
+    SO_RCVBUFFORCE ignores the cap but needs CAP_NET_ADMIN.  Whatever is granted is logged.
+    """
+    for option in (trio.socket.SO_RCVBUF, getattr(socket, "SO_RCVBUFFORCE", None)):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(trio.socket.SOL_SOCKET, option, size)
+        except OSError:  # not permitted, or no such option here
+            continue
+        if sock.getsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF) >= size:
+            break
+    granted = sock.getsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF)
+    if granted < size:
+        log.info(
+            "udp receive buffer is %d bytes, less than the %d asked (raise net.core.rmem_max to avoid drops)",
+            granted, size,
+        )
+
+
+def kernel_udp_drops(inode: int, tables: tuple[Path, ...] = PROC_UDP_TABLES) -> int | None:
+    """The kernel's drop count for the UDP socket with ``inode``, from /proc/net/udp{,6}; None where unreadable."""
+    for table in tables:
+        try:
+            lines = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            if len(fields) >= 13 and fields[9] == str(inode):
+                return int(fields[-1])
+    return None
 
 
 async def serve_datagrams(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,12 @@ async def test_display_summary_queries_csv_and_graphml_agree_with_each_other_and
     }
     assert abs(sum(q["share"] for q in queried) - 100) < 0.5
     assert Counter(r["client_name"] for r in csv_rows if r["client_name"]) == want_nodes
+
+    # The crawl row keeps what no other table holds: the socket's receive buffer and the kernel's drops on it.
+    with sqlite3.connect(path) as conn:
+        (stats_text,) = conn.execute("SELECT stats FROM crawls WHERE id = ?", (summary.crawl_id,)).fetchone()
+    stats = json.loads(stats_text)
+    assert stats["receive_buffer"] > 0 and isinstance(stats["kernel_drops"], int)
 
     # What a person sees: the summary tables and the last live line say the same numbers.
     printed = io.StringIO()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from pathlib import Path
 
 import pytest
 import trio
@@ -121,3 +122,47 @@ async def test_the_dual_stack_flag_reads_the_socket_not_the_address() -> None:
         sock = await bind_socket(trio.socket.SOCK_DGRAM, host, 0)
         with sock:
             assert UDPSocket(sock).dual_stack is dual
+
+
+# ---------------------------------------------------------------- receive buffer and kernel drops
+
+PROC_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+
+
+def test_kernel_drops_are_read_by_inode_from_either_table(tmp_path: Path) -> None:
+    v4, v6 = tmp_path / "udp", tmp_path / "udp6"
+    v4.write_text(PROC_HEADER + " 1: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000 0 0 4242 2 0000000000000000 0\n")
+    v6.write_text(
+        PROC_HEADER + " 3: 00000000000000000000000000000000:7530 00000000000000000000000000000000:0000 07 "
+        "00000000:00000000 00:00000000 00000000 0 0 9001 2 0000000000000000 17\n"
+    )
+    assert udp.kernel_udp_drops(4242, (v4, v6)) == 0
+    assert udp.kernel_udp_drops(9001, (v4, v6)) == 17
+    assert udp.kernel_udp_drops(1, (v4, v6)) is None  # not our socket
+    assert udp.kernel_udp_drops(9001, (tmp_path / "missing",)) is None  # no such table: unknown, not zero
+
+
+async def test_a_full_receive_buffer_shows_as_kernel_drops() -> None:
+    sock = await open_udp_socket("127.0.0.1", 0)
+    if sock.kernel_drops() is None:
+        pytest.fail("/proc/net/udp is unreadable: the kernel's drop counter cannot be read on this machine")
+    sock._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # tiny, so a burst overflows it
+    sender = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    async with sock:
+        with sender:
+            for _ in range(500):  # never read: the kernel must drop most of them
+                await sender.sendto(bytes(1000), sock.local_address)
+        with trio.fail_after(5):
+            while not sock.kernel_drops():
+                await trio.sleep(0.01)
+        assert sock.kernel_drops() > 0  # type: ignore[operator]
+
+
+async def test_the_receive_buffer_is_enlarged_or_the_shortfall_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ethcrawl.crawler.udp")
+    sock = await open_udp_socket("127.0.0.1", 0)
+    async with sock:
+        granted = sock.receive_buffer
+    short = [r for r in caplog.records if "receive buffer is" in r.getMessage()]
+    # Linux grants at most net.core.rmem_max unless we may force it (root): either way we know and say.
+    assert granted >= udp.RECEIVE_BUFFER or short, granted
