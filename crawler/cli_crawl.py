@@ -162,6 +162,18 @@ PROGRESS_WIDE = 110
 PROGRESS_GAP = "  "  # between two cells of the live display
 
 
+def _duration(seconds: float | None) -> str:
+    """A short human duration ("45s", "3m12s", "2h05m"); "?" when unknown."""
+    if seconds is None:
+        return "?"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 def _progress_cells(p: CrawlProgress, *, short: bool) -> list[str]:
     """The live display's cells (rich markup), each kept whole on one line."""
     s = p.crawl
@@ -169,6 +181,9 @@ def _progress_cells(p: CrawlProgress, *, short: bool) -> list[str]:
     if short:
         return [
             f"[bold]{p.elapsed:.0f}s[/]",
+            f"done [bold]{p.share_done:.0%}[/]",
+            f"{p.rate:.0f}/s",
+            f"left ~{_duration(p.remaining_s)}",
             f"found [bold]{s.discovered}[/]",
             f"queue {s.queued}",
             f"busy {s.in_flight}",
@@ -179,6 +194,9 @@ def _progress_cells(p: CrawlProgress, *, short: bool) -> list[str]:
         ]
     return [
         f"[bold]{p.elapsed:6.0f}s[/]",
+        f"done [bold]{p.done}/{s.discovered} ({p.share_done:.0%})[/]",
+        f"{p.rate:.0f} visits/s",
+        f"left ~{_duration(p.remaining_s)}",
         f"discovered [bold]{s.discovered}[/]",
         f"queued {s.queued}",
         f"in flight {s.in_flight}",

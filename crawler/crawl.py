@@ -18,6 +18,7 @@ before ``run_crawl`` returns: nothing learned is lost.
 from __future__ import annotations
 
 import logging
+from collections import deque
 import signal
 import time
 from contextlib import asynccontextmanager
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 
 RECORD_BUFFER = 1024  # records in flight to the writer; back-pressure beyond that
 PROGRESS_INTERVAL = 1.0  # s
+# The live rate looks this far back: long enough to smooth bursts of answers, short enough to follow a crawl that
+# slows down as its frontier turns into dead records waiting out their timeouts.
+RATE_WINDOW = 10.0  # s
 TCP_BACKLOG = 0xFFFF  # inbound RLPx connections queued before accept: as many as the kernel allows (trio's default)
 # What ``--discovery`` may say: which DHTs are walked.  Our node serves both on its one port whatever is walked.
 DISCOVERY_MODES = ("v4", "v5", "both")
@@ -100,6 +104,37 @@ class CrawlProgress:
     crawl: CrawlStats
     dials_ok: int
     dials_failed: int
+    rate: float = 0.0  # node visits finished per second, over the last RATE_WINDOW seconds
+
+    @property
+    def done(self) -> int:
+        """Nodes whose visit has finished."""
+        return self.crawl.visited - self.crawl.in_flight
+
+    @property
+    def share_done(self) -> float:
+        """Finished visits as a share (0-1) of the nodes known so far: a floor, since walks still find nodes."""
+        return self.done / self.crawl.discovered if self.crawl.discovered else 0.0
+
+    @property
+    def remaining_s(self) -> float | None:
+        """Seconds left at the current rate for the nodes known so far; None until a rate is measured."""
+        return (self.crawl.discovered - self.done) / self.rate if self.rate > 0 else None
+
+
+class _RateMeter:
+    """Finished visits per second over a sliding window of progress samples (drift-free: the samples' own times)."""
+
+    def __init__(self, window: float = RATE_WINDOW) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def sample(self, now: float, done: int) -> float:
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
+            self._samples.popleft()
+        then, done_then = self._samples[0]
+        return (done - done_then) / (now - then) if now > then else 0.0
 
 
 def _utc(ts: float) -> datetime:
@@ -303,7 +338,7 @@ async def _crawl(
                     )
                     if on_ready is not None:
                         on_ready(node)
-                    report = partial(_report, on_progress, crawler, counter, started)
+                    report = partial(_report, on_progress, crawler, counter, started, _RateMeter())
                     if on_progress is not None:
                         nursery.start_soon(_progress_loop, report)
                     await crawler.run(list(options.seeds))
@@ -328,11 +363,17 @@ async def _crawl(
 
 
 def _report(
-    on_progress: Callable[[CrawlProgress], None] | None, crawler: Crawler, counter: _DialCounter, started: float
+    on_progress: Callable[[CrawlProgress], None] | None,
+    crawler: Crawler,
+    counter: _DialCounter,
+    started: float,
+    meter: _RateMeter,
 ) -> None:
     if on_progress is not None:
-        elapsed = trio.current_time() - started
-        on_progress(CrawlProgress(elapsed, crawler.statistics(), counter.ok, counter.failed))
+        now = trio.current_time()
+        stats = crawler.statistics()
+        rate = meter.sample(now, stats.visited - stats.in_flight)
+        on_progress(CrawlProgress(now - started, stats, counter.ok, counter.failed, rate))
 
 
 def _stored_stats(stats: CrawlStats, udp: UDPSocket) -> dict[str, int]:

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from ethcrawl.crawler.cli import main as cli_main
 from ethcrawl.crawler.cli_crawl import (
     PROGRESS_WIDE,
+    _duration,
     _host_port,
     _node_key,
     _print_dropped,
@@ -274,6 +275,25 @@ PROGRESS = CrawlProgress(
     dials_ok=812,
     dials_failed=187,
 )
+
+
+def test_the_live_display_says_how_far_the_crawl_is_how_fast_and_what_is_left() -> None:
+    progress = replace(PROGRESS, rate=250.0)
+    # 8123 visits started, 32 in flight: 8091 done of 10513 known (77%); 2422 left at 250/s: about 10 s.
+    assert progress.done == 8091 and round(progress.share_done, 2) == 0.77 and progress.remaining_s == 2422 / 250
+    for width in (60, 160):
+        words = " ".join(_render(_progress_table(progress), width)).split()
+        assert "77%" in words or "(77%)" in words, words
+        assert "~10s" in words and ("250/s" in words or "250" in words), words
+    # No rate yet (the first second): the estimate is unknown, not zero or infinite.
+    assert PROGRESS.remaining_s is None and "~?" in " ".join(_render(_progress_table(PROGRESS), 160))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(None, "?"), (0.4, "0s"), (45, "45s"), (192, "3m12s"), (7500, "2h05m")]
+)
+def test_durations_read_short(seconds: float | None, text: str) -> None:
+    assert _duration(seconds) == text
 
 
 def _render(renderable: object, width: int, **print_options: Any) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from ethcrawl.crawler.crawl import CrawlOptions, CrawlProgress, run_crawl
+from ethcrawl.crawler.crawl import CrawlOptions, CrawlProgress, _RateMeter, run_crawl
 from ethcrawl.crawler.devnet import open_devnet
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.engine import UNCONFIRMED_PER_SOURCE
@@ -249,3 +249,14 @@ async def test_a_sybil_peer_on_loopback_is_bounded_and_the_crawl_ends_by_itself(
     dropped = dict(summary.dropped)
     assert dropped[("source" if random_ports else "endpoint")] > 0
     assert stats["dropped_source" if random_ports else "dropped_endpoint"] == dropped["source" if random_ports else "endpoint"]
+
+
+def test_the_visit_rate_follows_the_last_window_of_samples() -> None:
+    meter = _RateMeter(window=10.0)
+    assert meter.sample(0.0, 0) == 0.0  # one sample: no rate yet
+    for t in range(1, 11):
+        rate = meter.sample(float(t), 100 * t)  # 100 visits a second for 10 s
+    assert rate == 100.0
+    for t in range(11, 31):
+        rate = meter.sample(float(t), 1000 + 10 * (t - 10))  # then 10 a second
+    assert rate == pytest.approx(10.0)  # the fast start has left the window
