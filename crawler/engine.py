@@ -51,6 +51,7 @@ from ethcrawl.wire.errors import BadENR
 
 from .discovery import DiscoveryV4
 from .discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
+from .frontier import RETURNS_THAT_COUNT, SEED_PRIORITY, Frontier
 from .relay import relay_error
 from .sybil import DROP_RULES, AddressBound, AddressLimits
 from .targets import RankingCheck, RegionWalk, TargetTable, random_target
@@ -161,6 +162,7 @@ class _NodeState:
     # seeds), and how many nodes this one introduced that nobody confirmed yet.
     introducer: _NodeState | None = None
     unconfirmed: int = 0
+    returned_by: int = 0  # distinct peers that returned this node: the frontier's measure of "likely alive"
 
 
 class Crawler:
@@ -198,7 +200,7 @@ class Crawler:
         self.dialer = dialer
         self._wall_clock = wall_clock
         self._nodes: dict[bytes, _NodeState] = {}
-        self._frontier: deque[_NodeState] = deque()
+        self._frontier: Frontier[_NodeState] = Frontier()
         self._dial_queue: deque[_NodeState] = deque()
         self._in_flight = 0
         self._dials_in_flight = 0
@@ -243,7 +245,7 @@ class Crawler:
                 await self._learn(node, source="bootnode", enr=seed if isinstance(seed, ENR) else None)
             while True:
                 while self._frontier and self._in_flight < self.config.concurrency:
-                    state = self._frontier.popleft()
+                    state = self._frontier.pop()
                     self._in_flight += 1
                     nursery.start_soon(self._visit_guarded, state)
                 while self._dial_queue and self._dials_in_flight < self.config.dial_concurrency:
@@ -273,7 +275,7 @@ class Crawler:
         if state is None:
             state = _NodeState(node=node, source=source, index=len(self._nodes), enr=enr)
             self._nodes[node.node_id] = state
-            self._frontier.append(state)
+            self._frontier.push(state, _priority(state))
             self._wakeup.set()
             await self._emit_node(state)
         elif enr is not None and (state.enr is None or enr.seq > state.enr.seq):
@@ -281,7 +283,7 @@ class Crawler:
             await self._emit_node(state)
             if state.visited and self._wants_v5(state):
                 # Known before only without a record: now it can be asked over v5 too.
-                self._frontier.append(state)
+                self._frontier.push(state, _priority(state))
                 self._wakeup.set()
         return state
 
@@ -408,8 +410,9 @@ class Crawler:
             if empty_in_a_row >= self.config.empty_answers_to_stop:
                 # The same 16 every time: a table of 16, or every target so far in one raw region.
                 if ranking.undecided:
-                    log.debug("identical full answers, one random target node=%s", state.node.node_id.hex()[:16])
-                    ranking.settle_undecided(await self._find_node(discovery, state, random_target(), []) > 0)
+                    log.debug("identical full answers, one probe target node=%s", state.node.node_id.hex()[:16])
+                    probe = _other_half_target(returned)
+                    ranking.settle_undecided(await self._find_node(discovery, state, probe, []) > 0)
                 break
         if not ranking.hashed:
             self._unhashed_peers += 1
@@ -553,6 +556,10 @@ class Crawler:
         self._note_introduction(state, target, known is None)
         new_pair, new_over_protocol = _add_edge(state.returned, target.index, EDGE_PROTOCOL_BIT[protocol])
         self._edges += new_pair
+        if new_pair:
+            target.returned_by += 1
+            if known is not None and self._frontier.waiting(target):
+                self._frontier.push(target, _priority(target))  # one more peer knows it: more likely alive
         if not new_over_protocol:
             return 0
         await self._emit(
@@ -628,6 +635,22 @@ def _add_edge(returned: array[int], target: int, protocol_bit: int) -> tuple[boo
         return False, not old & protocol_bit
     returned.insert(at, key | protocol_bit)
     return True, True
+
+
+def _other_half_target(answer: list[Node]) -> bytes:
+    """A random target in the other half of the raw 64-byte space from where ``answer``'s keys lie.
+
+    A peer ranking by XOR distance to the raw target (ethereumjs) answers with keys sharing the target
+    region's top bit first; so if its table holds more than the 16 it gave, a target in the other half
+    must bring some of them.  A peer ranking by keccak256(target) sees just another random target.
+    """
+    upper = sum(node.pubkey[0] >> 7 for node in answer)
+    return random_target(prefix=0 if 2 * upper > len(answer) else 1, prefix_bits=1)
+
+
+def _priority(state: _NodeState) -> int:
+    """Visit order (``frontier``): seeds first, then nodes by how many distinct peers returned them (capped)."""
+    return SEED_PRIORITY if state.source == "bootnode" else min(state.returned_by, RETURNS_THAT_COUNT)
 
 
 def _looks_like_execution(state: _NodeState) -> bool:
