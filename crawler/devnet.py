@@ -54,7 +54,7 @@ from .devnet_chain import ChainHead, chain_head, converse
 from .devnet_clients import NIMBUS, choose_client
 from .devnet_dirt import DeadEntry, dead_entries, dead_manifest_entry, dirt_summary, run_schedule
 from .devnet_profile import IDEAL, DeadRecord, DirtConfig, NodeEvents, Role, plan_dead_records, plan_events
-from .devnet_tables import connect_all, plan_tables, reachable
+from .devnet_tables import add_holders, connect_all, plan_tables, reachable
 from .discovery import DiscoveryConfig, DiscoveryV4, make_local_enr
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from .node import DiscoveryNode
@@ -87,6 +87,9 @@ FD_HEADROOM = 256  # descriptors left for the rest of the process
 KEY_DOMAIN = b"ethcrawl-devnet-key"
 # With dead records (127.1.x.x and up, devnet_profile), live nodes must stay below them.
 LIVE_ADDRESSES_DIRTY = "127.0.0.0/16"
+# Among mostly dead records a live node may sit in one live table only; real ones sit in their
+# neighbours' tables.  Each live node is put in at least this many live tables.
+DIRTY_HOLDERS = 3
 
 
 class Kind(str, enum.Enum):
@@ -270,6 +273,8 @@ def plan_devnet(config: DevnetConfig) -> DevnetPlan:
     leavers = {i for i, e in enumerate(events) if e.leave_at is not None}
     stay = set(range(config.nodes)) - leavers if leavers else None
     connect_all(tables, ids, protocols, rng, forwarders=stay, subnets=subnets)
+    if records:
+        add_holders(tables, ids, protocols, rng, DIRTY_HOLDERS, forwarders=stay, subnets=subnets)
     others = sorted(name for name in CHAINS if name != config.network)
     first = ip_address(config.host)
     specs = []

@@ -22,7 +22,7 @@ from collections.abc import Collection, Sequence
 
 from .table import BUCKET_IP_LIMIT, TABLE_IP_LIMIT
 
-__all__ = ["BUCKET_SIZE", "TABLE_CLOSEST", "TABLE_FAR", "connect_all", "fill", "plan_tables", "reachable"]
+__all__ = ["BUCKET_SIZE", "TABLE_CLOSEST", "TABLE_FAR", "add_holders", "connect_all", "fill", "plan_tables", "reachable"]
 
 TABLE_CLOSEST = 16  # nearest nodes by XOR distance in each table (discv4's bucket size k)
 TABLE_FAR = 3  # random other nodes in each table: the sparse far buckets of a real table
@@ -142,3 +142,30 @@ def connect_all(
                 else:  # every try hit a full bucket: the bootnode takes it anyway
                     if j not in tables[0]:
                         tables[0].append(j)
+
+
+def add_holders(
+    tables: list[list[int]],
+    ids: list[int],
+    protocols: Protocols,
+    rng: random.Random,
+    minimum: int,
+    forwarders: Collection[int] | None = None,
+    subnets: Subnets | None = None,
+) -> None:
+    """Put every owner in at least ``minimum`` forwarders' tables (where buckets leave room).
+
+    In a network of mostly dead records a live node can end up in one live
+    table only, and one lost packet then hides it.  Real live nodes sit in the
+    tables of all their near neighbours; a few holders each is closer to that.
+    """
+    stay = set(range(len(tables)) if forwarders is None else forwarders)
+    holders = Counter(j for i in stay for j in tables[i])
+    hubs = sorted(stay)
+    for j in sorted(stay):
+        for _ in range(CONNECT_TRIES):
+            if holders[j] >= minimum:
+                break
+            i = hubs[rng.randrange(len(hubs))]
+            if i != j and j not in tables[i] and _usable(protocols, i, j, None) and j in fill(i, tables[i], [j], ids, subnets):
+                holders[j] += 1
