@@ -366,7 +366,9 @@ class Crawler:
         enr = await discovery.request_enr(node) if discovery.speaks_eip868(node) else None
         if enr is not None and (state.enr is None or enr.seq >= state.enr.seq):
             state.enr = enr
-            if enr.tcp and node.tcp is None:
+            # Its own newest record outranks a NEIGHBORS entry, which may be old: a node that moved its
+            # RLPx port is dialed where it listens now (the address stays the one that answered).
+            if enr.tcp and enr.tcp != node.tcp and enr.ip in (None, node.ip):
                 state.node = node = Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
         await self._emit_node(state)
         # With the record in hand, v5 can start alongside the v4 enumeration.
