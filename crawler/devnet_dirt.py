@@ -40,7 +40,7 @@ from .session_stream import SessionStream
 if TYPE_CHECKING:
     from .devnet import Devnet, DevnetNode, DevnetPlan
 
-__all__ = ["DeadEntry", "dead_entries", "dead_manifest_entry", "dirt_summary", "run_schedule"]
+__all__ = ["DeadEntry", "dead_entries", "dead_manifest_entry", "dial_out", "dirt_summary", "nat_client_id", "run_schedule"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,14 @@ def dead_manifest_entry(entry: DeadEntry, findable: bool) -> dict[str, Any]:
         "twin": record.twin,  # stale-old-key: the live node at this address now
         "cluster": record.cluster,  # sybil: its cluster
         "dials_out_at": record.dial_out_at,  # NAT'd: when it dials the --dial-out target, if one is given
+        # NAT'd nodes are alive: the client id their Hello says when they dial out.
+        "client_id": nat_client_id(record) if record.role is Role.NAT else None,
     }
+
+
+def nat_client_id(record: DeadRecord) -> str:
+    """The client id a NAT'd node's Hello says (the same every run of the seed)."""
+    return choose_client(random.Random(record.private_key))[1]
 
 
 def dirt_summary(plan: DevnetPlan) -> str:
