@@ -268,7 +268,8 @@ def plan_devnet(config: DevnetConfig) -> DevnetPlan:
     records, events = _plan_dirt(config, kinds)
     ids += [int.from_bytes(r.node_id, "big") for r in records]
     protocols = [PROTOCOLS[k] for k in kinds] + [PROTOCOLS[Kind.NORMAL]] * len(records)
-    subnets = [None] * config.nodes + [r.subnet for r in records] if config.dirt.ip_limits else None
+    live_subnets: list[int | None] = [None] * config.nodes  # loopback: exempt, as in geth
+    subnets = live_subnets + [r.subnet for r in records] if config.dirt.ip_limits else None
     tables = plan_tables(ids, config.nodes, rng, subnets)
     leavers = {i for i, e in enumerate(events) if e.leave_at is not None}
     stay = set(range(config.nodes)) - leavers if leavers else None

@@ -121,7 +121,7 @@ class DirtConfig:
             raise ValueError(f"unknown knobs: {', '.join(sorted(unknown))}")
         current = {name: getattr(self, name) for name in known}
         current.update({k: v for k, v in changes.items() if v is not None})
-        return DirtConfig(**current)  # type: ignore[arg-type]
+        return DirtConfig(**current)
 
 
 IDEAL = DirtConfig()
@@ -216,19 +216,19 @@ def plan_dead_records(
     old_keys = min(_count(dirt.old_key_share, stale), len(live_index), stale)
     twins = rng.sample(list(live_index), old_keys)
     plan: list[tuple[Role, str, int, int | None, int | None]] = []  # role, host, port, twin, cluster
-    plan += [(Role.STALE_OLD_KEY, hosts[twin], 0, twin, None) for twin in twins]
+    plan += [(Role.STALE_OLD_KEY, hosts[t], 0, t, None) for t in twins]
     plan += [(Role.STALE, _dead_host(rng), _dead_port(rng), None, None) for _ in range(stale - old_keys)]
     plan += [(Role.NAT, _dead_host(rng), _dead_port(rng), None, None) for _ in range(nat)]
-    for cluster in range(dirt.sybil_clusters):
-        host = f"127.{SYBIL_OCTET}.{cluster % 256}.1"
-        port = _dead_port(rng)
+    for c in range(dirt.sybil_clusters):
+        address = f"127.{SYBIL_OCTET}.{c % 256}.1"
+        shared = _dead_port(rng)
         for _ in range(dirt.sybil_size):
             # Even clusters: every id on one endpoint; odd ones: one IP, a port each.
-            plan.append((Role.SYBIL, host, port if cluster % 2 == 0 else rng.randint(MIN_PORT, 65535), None, cluster))
+            plan.append((Role.SYBIL, address, shared if c % 2 == 0 else rng.randint(MIN_PORT, 65535), None, c))
     dialers = set(rng.sample(range(nat), _count(dirt.nat_dial_share, nat))) if nat else set()
     records = []
     nat_seen = 0
-    for offset, (role, host, port, twin, cluster) in enumerate(plan):
+    for offset, (role, host, record_port, twin, cluster) in enumerate(plan):
         key = _key(seed, offset)
         pubkey = pubkey_from_private(key)
         dial_out_at = None
@@ -239,7 +239,7 @@ def plan_dead_records(
         records.append(
             DeadRecord(
                 index=live + offset, private_key=key.secret, pubkey=pubkey, node_id=node_id_from_pubkey(pubkey),
-                host=host, port=port, role=role, twin=twin, cluster=cluster, dial_out_at=dial_out_at,
+                host=host, port=record_port, role=role, twin=twin, cluster=cluster, dial_out_at=dial_out_at,
             )
         )
     return records
