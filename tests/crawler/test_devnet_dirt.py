@@ -10,7 +10,9 @@ and record the nodes that left with what their dial said.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import sys
 from collections import Counter
 from ipaddress import ip_address
 from pathlib import Path
@@ -31,6 +33,7 @@ from ethcrawl.wire.enode import Node, parse_enode
 from ethcrawl.wire.rlpx.connection import RLPxConnection
 from ethcrawl.wire.rlpx.session import PeerSession
 
+ETHCRAWL = str(Path(sys.executable).with_name("ethcrawl"))
 FAST = MAINNET.overridden(rtt_min=0.001, rtt_max=0.020)  # the mainnet profile, on a LAN's round trips
 CRAWL_DEADLINE = 90  # s
 FAST_DIAL = DialConfig(connect_timeout=2, handshake_timeout=2, status_timeout=2, header_timeout=2)
@@ -182,3 +185,32 @@ async def test_crawl_of_a_dirty_devnet(tmp_path: Path) -> None:
     assert leavers
     for i in leavers:
         assert seen[i][0] is False and [outcome for outcome, _, _ in dials[i]] == ["refused"]
+
+
+async def test_cli_devnet_profile_mainnet(tmp_path: Path) -> None:
+    manifest_path = tmp_path / "devnet.json"
+    done = await trio.run_process(
+        [ETHCRAWL, "devnet", "--nodes", "20", "--seed", "4", "--profile", "mainnet", "--rtt-min", "1", "--rtt-max", "5",
+         "--loss", "0.05",
+         "--duration", "2", "--manifest", str(manifest_path)],
+        capture_stdout=True, capture_stderr=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    summary = done.stdout.decode().splitlines()[-1]
+    assert summary.startswith("devnet: 20 nodes") and "dead records" in summary and "loss 5%" in summary
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["dirt"]["loss"] == 0.05 and manifest["dirt"]["rtt_max"] == 0.005
+    assert manifest["dirt"]["stale_share"] == MAINNET.stale_share  # the profile, where no flag overrides it
+    assert {r["role"] for r in manifest["records"]} == {role.value for role in Role} - {Role.LIVE.value}
+    assert all(n["role"] == "live" and n["findable"] for n in manifest["nodes"])
+
+
+async def test_cli_devnet_refuses_bad_dirt_in_one_line() -> None:
+    for args in (["--loss", "2"], ["--profile", "mainnet", "--host", "127.5.0.1"], ["--dial-out", "enode://nonsense"],
+                 ["--profile", "mainnet", "--stale-share", "0.95"]):
+        done = await trio.run_process(
+            [ETHCRAWL, "devnet", "--nodes", "3", "--duration", "5", *args], capture_stdout=True, capture_stderr=True,
+            check=False,
+        )
+        err = done.stderr.decode()
+        assert done.returncode == 2 and "Error:" in err and "Traceback" not in err, (args, err)
