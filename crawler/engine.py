@@ -299,7 +299,7 @@ class Crawler:
     async def _dial_guarded(self, state: _NodeState) -> None:
         assert self.dialer is not None
         try:
-            await self.dialer(state.node, state.enr)
+            await self.dialer(_dial_target(state), state.enr)
         except Exception:
             log.exception("dial failed node=%s", state.node.node_id.hex()[:16])
         finally:
@@ -366,9 +366,7 @@ class Crawler:
         enr = await discovery.request_enr(node) if discovery.speaks_eip868(node) else None
         if enr is not None and (state.enr is None or enr.seq >= state.enr.seq):
             state.enr = enr
-            # Its own newest record outranks a NEIGHBORS entry, which may be old: a node that moved its
-            # RLPx port is dialed where it listens now (the address stays the one that answered).
-            if enr.tcp and enr.tcp != node.tcp and enr.ip in (None, node.ip):
+            if enr.tcp and node.tcp is None:
                 state.node = node = Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
         await self._emit_node(state)
         # With the record in hand, v5 can start alongside the v4 enumeration.
@@ -564,6 +562,15 @@ def _add_edge(returned: array[int], target: int, protocol_bit: int) -> tuple[boo
         return False, not old & protocol_bit
     returned.insert(at, key | protocol_bit)
     return True, True
+
+
+def _dial_target(state: _NodeState) -> Node:
+    """Where to dial: the RLPx port of the node's newest record (signed by the node; a NEIGHBORS entry may be
+    old, and a node that moved its port is refused at the old one), at the address we know it by."""
+    node, enr = state.node, state.enr
+    if enr is not None and enr.tcp and enr.tcp != node.tcp and enr.ip in (None, node.ip):
+        return Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
+    return node
 
 
 def _looks_like_execution(state: _NodeState) -> bool:
