@@ -13,11 +13,15 @@ fit in one process on one core; nodes spread over 127.0.0.1, 127.0.0.2, ...
 (``NODES_PER_ADDRESS`` each) so ports do not run out.
 
 Everything about the network comes from ``--seed``: keys, client ids, which
-nodes are awkward, and the routing tables.  A table holds the node's
-``TABLE_CLOSEST`` nearest nodes by XOR distance plus ``TABLE_FAR`` random
-others (as a Kademlia table fills: dense near, sparse far), so no node knows
-everyone and only a walk finds the whole network; the plan adds links, if
-needed, until every node is reachable from the bootnode.
+nodes are awkward, and the routing tables (``devnet_tables``: Kademlia-shaped,
+so no node knows everyone and only a walk finds the whole network; the plan
+adds links, if needed, until every node is reachable from the bootnode).
+
+``DevnetConfig.dirt`` (``devnet_profile``; ``--profile mainnet``) makes the
+network as dirty as the real one: dead records in the tables (stale, old keys,
+NAT'd, sybils; no sockets), per-node latency and loss (``lossy``), and nodes
+that join, leave and change their records while it runs (``devnet_dirt``).
+The default, ``ideal``, plans exactly what the devnet always planned.
 
 The split: :func:`plan_devnet` is pure (config in, :class:`DevnetPlan` out,
 no sockets); :func:`run_devnet` binds and serves it; :func:`open_devnet` wraps
@@ -31,7 +35,7 @@ import logging
 import random
 import resource
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -41,8 +45,7 @@ from typing import Any
 import trio
 from ethcrawl.wire.chains import CHAINS
 from ethcrawl.wire.classify import CONSENSUS_NETWORKS, fork_digests
-from ethcrawl.wire.crypto import PrivateKey, keccak256, node_id_from_pubkey, pubkey_from_private
-from ethcrawl.wire.discv4 import NodeRecord
+from ethcrawl.wire.crypto import PrivateKey, node_id_from_pubkey, pubkey_from_private
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
@@ -53,13 +56,22 @@ from ethcrawl.wire.rlpx.session import PeerSession
 from .devnet_chain import ChainHead, chain_head, converse
 from .devnet_clients import NIMBUS, choose_client
 from .devnet_dirt import DeadEntry, dead_entries, dead_manifest_entry, dirt_summary, run_schedule
-from .devnet_profile import IDEAL, DeadRecord, DirtConfig, NodeEvents, Role, plan_dead_records, plan_events
+from .devnet_profile import (
+    IDEAL,
+    DeadRecord,
+    DirtConfig,
+    NodeEvents,
+    Role,
+    derive_key,
+    plan_dead_records,
+    plan_events,
+)
 from .devnet_tables import add_holders, connect_all, plan_tables, reachable
 from .discovery import DiscoveryConfig, DiscoveryV4, make_local_enr
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from .node import DiscoveryNode
-from .session_stream import SessionStream
 from .lossy import DelayLine, LinkProfile, LossyTransport
+from .session_stream import SessionStream
 from .udp import DatagramTransport, UDPSocket, open_udp_socket
 
 __all__ = [
@@ -235,13 +247,7 @@ class DevnetPlan:
 
 
 def _private_key(seed: int, index: int) -> PrivateKey:
-    counter = 0
-    while True:
-        secret = keccak256(KEY_DOMAIN + seed.to_bytes(8, "big", signed=True) + index.to_bytes(4, "big") + bytes([counter]))
-        try:
-            return PrivateKey(secret)
-        except ValueError:  # zero or >= the curve order: astronomically rare
-            counter += 1
+    return derive_key(KEY_DOMAIN, seed, index)
 
 
 def _kinds(config: DevnetConfig, rng: random.Random) -> list[Kind]:
@@ -310,7 +316,10 @@ def plan_devnet(config: DevnetConfig) -> DevnetPlan:
 
 
 def _plan_dirt(config: DevnetConfig, kinds: list[Kind]) -> tuple[list[DeadRecord], list[NodeEvents]]:
-    """The dead records and per-node events of ``config.dirt``, from an RNG of their own (ideal plans stay as they were)."""
+    """The dead records and per-node events of ``config.dirt``.
+
+    From an RNG of their own: the ideal profile plans what it always planned.
+    """
     if config.dirt == IDEAL:
         return [], [NodeEvents()] * config.nodes
     rng = random.Random(f"ethcrawl-devnet-dirt-{config.seed}")
@@ -468,7 +477,9 @@ class DevnetNode:
         old_scope.cancel()
         await old_listener.aclose()
         self._serve_listener(listener)
-        enr = make_local_enr(self._key, self.spec.host, self.port, port, seq=self.enr.seq + 1, extra=self._record_entries())
+        enr = make_local_enr(
+            self._key, self.spec.host, self.port, port, seq=self.enr.seq + 1, extra=self._record_entries()
+        )
         v4 = self.discovery
         if v4 is not None:
             v4.tcp_port = port
@@ -664,7 +675,8 @@ async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devne
                     net.introduce(node, j)
         await nursery.start(run_schedule, net, heads[config.network])
         log.info(
-            "devnet up nodes=%d records=%d network=%s seed=%d", len(nodes), len(plan.records), config.network, config.seed
+            "devnet up nodes=%d records=%d network=%s seed=%d",
+            len(nodes), len(plan.records), config.network, config.seed,
         )
         task_status.started(net)
 

@@ -79,7 +79,9 @@ def chain_head(name: str, now: float) -> ChainHead:
     return ChainHead(chain=chain, header=header, td=TOTAL_DIFFICULTY.get(name, 0))
 
 
-async def converse(pump: SessionStream, head: ChainHead, *, too_many_peers: bool = False, status_delay: float = 0.0) -> None:
+async def converse(
+    pump: SessionStream, head: ChainHead, *, too_many_peers: bool = False, status_delay: float = 0.0
+) -> None:
     """Our side of one RLPx session after the handshake: Hello, Status, header answers, until the peer leaves."""
     session = pump.session
     while True:  # until the peer's Hello

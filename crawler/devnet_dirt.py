@@ -40,7 +40,9 @@ from .session_stream import SessionStream
 if TYPE_CHECKING:
     from .devnet import Devnet, DevnetNode, DevnetPlan
 
-__all__ = ["DeadEntry", "dead_entries", "dead_manifest_entry", "dial_out", "dirt_summary", "nat_client_id", "run_schedule"]
+__all__ = [
+    "DeadEntry", "dead_entries", "dead_manifest_entry", "dial_out", "dirt_summary", "nat_client_id", "run_schedule",
+]
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,9 @@ def dirt_summary(plan: DevnetPlan) -> str:
     )
 
 
-async def run_schedule(net: Devnet, head: ChainHead, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def run_schedule(
+    net: Devnet, head: ChainHead, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Carry out the plan's joins, leaves, record changes and dial-outs at their times; returns when all are done."""
     start = trio.current_time()
     plan = net.plan
@@ -151,7 +155,8 @@ async def run_schedule(net: Devnet, head: ChainHead, *, task_status: trio.TaskSt
 def _listenerless_ports(net: Devnet, node: DevnetNode) -> frozenset[int]:
     from .devnet import WITHOUT_RLPX_LISTENER  # the devnet imports us: import its constant late
 
-    return frozenset(n.port for n in net.nodes if n.spec.host == node.spec.host and n.spec.kind in WITHOUT_RLPX_LISTENER)
+    host = node.spec.host
+    return frozenset(n.port for n in net.nodes if n.spec.host == host and n.spec.kind in WITHOUT_RLPX_LISTENER)
 
 
 async def dial_out(record: DeadRecord, target: Node, head: ChainHead) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "DirtConfig",
     "NodeEvents",
     "Role",
+    "derive_key",
     "draw_rtt",
     "plan_dead_records",
     "plan_events",
@@ -177,10 +178,12 @@ class NodeEvents:
     enr_change_at: float | None = None  # it moves its TCP port and bumps its record's seq then
 
 
-def _key(seed: int, index: int) -> PrivateKey:
+def derive_key(domain: bytes, seed: int, index: int) -> PrivateKey:
+    """The devnet's key number ``index`` for ``seed`` in ``domain`` (live nodes and dead records have one each)."""
     counter = 0
     while True:
-        secret = keccak256(KEY_DOMAIN + seed.to_bytes(8, "big", signed=True) + index.to_bytes(4, "big") + bytes([counter]))
+        seeded = domain + seed.to_bytes(8, "big", signed=True) + index.to_bytes(4, "big")
+        secret = keccak256(seeded + bytes([counter]))
         try:
             return PrivateKey(secret)
         except ValueError:  # zero or >= the curve order: astronomically rare
@@ -229,7 +232,7 @@ def plan_dead_records(
     records = []
     nat_seen = 0
     for offset, (role, host, record_port, twin, cluster) in enumerate(plan):
-        key = _key(seed, offset)
+        key = derive_key(KEY_DOMAIN, seed, offset)
         pubkey = pubkey_from_private(key)
         dial_out_at = None
         if role is Role.NAT:
@@ -253,7 +256,9 @@ def draw_rtt(dirt: DirtConfig, rng: random.Random) -> float:
     return float(low * (dirt.rtt_max / low) ** (rng.random() ** RTT_SKEW))
 
 
-def plan_events(dirt: DirtConfig, live: int, eligible: Sequence[int], changers: Sequence[int], rng: random.Random) -> list[NodeEvents]:
+def plan_events(
+    dirt: DirtConfig, live: int, eligible: Sequence[int], changers: Sequence[int], rng: random.Random
+) -> list[NodeEvents]:
     """Per live node: its round trip, and whether and when it joins, leaves or changes its record.
 
     ``eligible`` may join or leave (never the bootnode); ``changers`` may change
@@ -271,6 +276,8 @@ def plan_events(dirt: DirtConfig, live: int, eligible: Sequence[int], changers: 
         return rng.uniform(0.0, dirt.churn_window) if i in chosen else None
 
     return [
-        NodeEvents(rtt=rtts[i], join_at=when(joiners, i), leave_at=when(leavers, i), enr_change_at=when(enr_changers, i))
+        NodeEvents(
+            rtt=rtts[i], join_at=when(joiners, i), leave_at=when(leavers, i), enr_change_at=when(enr_changers, i)
+        )
         for i in range(live)
     ]

@@ -22,7 +22,9 @@ from collections.abc import Collection, Sequence
 
 from .table import BUCKET_IP_LIMIT, TABLE_IP_LIMIT
 
-__all__ = ["BUCKET_SIZE", "TABLE_CLOSEST", "TABLE_FAR", "add_holders", "connect_all", "fill", "plan_tables", "reachable"]
+__all__ = [
+    "BUCKET_SIZE", "TABLE_CLOSEST", "TABLE_FAR", "add_holders", "connect_all", "fill", "plan_tables", "reachable",
+]
 
 TABLE_CLOSEST = 16  # nearest nodes by XOR distance in each table (discv4's bucket size k)
 TABLE_FAR = 3  # random other nodes in each table: the sparse far buckets of a real table
@@ -167,5 +169,7 @@ def add_holders(
             if holders[j] >= minimum:
                 break
             i = hubs[rng.randrange(len(hubs))]
-            if i != j and j not in tables[i] and _usable(protocols, i, j, None) and j in fill(i, tables[i], [j], ids, subnets):
+            if i == j or j in tables[i] or not _usable(protocols, i, j, None):
+                continue
+            if j in fill(i, tables[i], [j], ids, subnets):
                 holders[j] += 1

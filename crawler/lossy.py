@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 import random
 from dataclasses import dataclass
 
@@ -26,8 +25,6 @@ import trio
 from .udp import Address, DatagramTransport
 
 __all__ = ["DelayLine", "LinkProfile", "LossyTransport"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
