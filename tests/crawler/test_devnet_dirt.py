@@ -161,13 +161,15 @@ async def test_crawl_of_a_dirty_devnet(tmp_path: Path) -> None:
     assert set(seen) <= set(live) | set(dead)  # nothing made up
     # Every live node a walk can reach is found, and every one that stayed answered.
     staying = {i for i, n in live.items() if n["leaves_at"] is None}
-    assert {i for i in staying if live[i]["findable"]} <= set(seen)
-    assert sum(seen[i][0] for i in staying) >= len(staying) - 1  # a node's both bonds lost at 2 %: rare, not never
+    missed = [live[i]["index"] for i in staying if live[i]["findable"] and i not in seen]
+    assert not missed, missed
+    silent = [(live[i]["index"], live[i]["kind"]) for i in staying if not seen[i][0]]
+    assert len(silent) <= 1, silent  # a node's every bond lost at 2 %: rare, not never
     # Dead records: found through live tables, never answering, dialed at most once.
     found_dead = set(dead) & set(seen)
-    assert len(found_dead) > 0.8 * sum(r["findable"] for r in dead.values())
+    assert len(found_dead) > 0.8 * sum(r["findable"] for r in dead.values()), len(found_dead)
     assert not any(seen[i][0] for i in found_dead)
-    assert all(len(dials.get(i, [])) <= 1 for i in found_dead)
+    assert all(len(dials.get(i, [])) <= 1 for i in found_dead), [dials[i] for i in found_dead if len(dials.get(i, [])) > 1]
     nat = [i for i in found_dead if dead[i]["role"] == Role.NAT.value]
     assert nat  # seen, never answered (the assertion above)
     # Sybils: one endpoint yields at most the crawler's bound of ids.
@@ -178,13 +180,17 @@ async def test_crawl_of_a_dirty_devnet(tmp_path: Path) -> None:
     movers = [i for i, n in live.items() if n["enr_changes_at"] is not None]
     assert movers
     for i in movers:
-        assert seen[i][1] == 2
-        assert [(outcome, client_id) for outcome, _, client_id in dials[i]] == [("ok", live[i]["client_id"])]
+        assert seen[i][1] == 2, seen[i]
+        assert [(outcome, client_id) for outcome, _, client_id in dials[i]] == [("ok", live[i]["client_id"])], (
+            live[i]["tcp"], dials[i]
+        )
     # The nodes that left: found through the tables that still hold them, silent, their dial refused.
     leavers = [i for i in live if live[i]["leaves_at"] is not None]
     assert leavers
     for i in leavers:
-        assert seen[i][0] is False and [outcome for outcome, _, _ in dials[i]] == ["refused"]
+        assert i in seen and seen[i][0] is False and [outcome for outcome, _, _ in dials[i]] == ["refused"], (
+            seen.get(i), dials.get(i)
+        )
 
 
 async def test_cli_devnet_profile_mainnet(tmp_path: Path) -> None:
