@@ -13,11 +13,15 @@ fit in one process on one core; nodes spread over 127.0.0.1, 127.0.0.2, ...
 (``NODES_PER_ADDRESS`` each) so ports do not run out.
 
 Everything about the network comes from ``--seed``: keys, client ids, which
-nodes are awkward, and the routing tables.  A table holds the node's
-``TABLE_CLOSEST`` nearest nodes by XOR distance plus ``TABLE_FAR`` random
-others (as a Kademlia table fills: dense near, sparse far), so no node knows
-everyone and only a walk finds the whole network; the plan adds links, if
-needed, until every node is reachable from the bootnode.
+nodes are awkward, and the routing tables (``devnet_tables``: Kademlia-shaped,
+so no node knows everyone and only a walk finds the whole network; the plan
+adds links, if needed, until every node is reachable from the bootnode).
+
+``DevnetConfig.dirt`` (``devnet_profile``; ``--profile mainnet``) makes the
+network as dirty as the real one: dead records in the tables (stale, old keys,
+NAT'd, sybils; no sockets), per-node latency and loss (``lossy``), and nodes
+that join, leave and change their records while it runs (``devnet_dirt``).
+The default, ``ideal``, plans exactly what the devnet always planned.
 
 The split: :func:`plan_devnet` is pure (config in, :class:`DevnetPlan` out,
 no sockets); :func:`run_devnet` binds and serves it; :func:`open_devnet` wraps
@@ -31,34 +35,44 @@ import logging
 import random
 import resource
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from ipaddress import ip_address
+from dataclasses import asdict, dataclass, field
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import trio
-from ethcrawl.wire import rlpcodec
-from ethcrawl.wire.chains import CHAINS, Chain
+from ethcrawl.wire.chains import CHAINS
 from ethcrawl.wire.classify import CONSENSUS_NETWORKS, fork_digests
-from ethcrawl.wire.crypto import PrivateKey, keccak256, node_id_from_pubkey, pubkey_from_private
+from ethcrawl.wire.crypto import PrivateKey, node_id_from_pubkey, pubkey_from_private
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
-from ethcrawl.wire.eth import BlockHeader, BlockHeaders, GetBlockHeaders, Status, Status66, Status69
-from ethcrawl.wire.forkid import ForkId, fork_id
-from ethcrawl.wire.p2p import Capability, DisconnectReason, Hello
-from ethcrawl.wire.rlpx import session as rlpx_session
+from ethcrawl.wire.p2p import Capability, Hello
 from ethcrawl.wire.rlpx.connection import RLPxConnection
 from ethcrawl.wire.rlpx.session import PeerSession
 
+from .devnet_chain import ChainHead, chain_head, converse
 from .devnet_clients import NIMBUS, choose_client
-from .discovery import DiscoveryConfig, DiscoveryV4
+from .devnet_dirt import DeadEntry, dead_entries, dead_manifest_entry, dirt_summary, run_schedule
+from .devnet_profile import (
+    IDEAL,
+    DeadRecord,
+    DirtConfig,
+    NodeEvents,
+    Role,
+    derive_key,
+    plan_dead_records,
+    plan_events,
+)
+from .devnet_tables import add_holders, connect_all, plan_tables, reachable
+from .discovery import DiscoveryConfig, DiscoveryV4, make_local_enr
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from .node import DiscoveryNode
+from .lossy import DelayLine, LinkProfile, LossyTransport
 from .session_stream import SessionStream
-from .udp import UDPSocket, open_udp_socket
+from .udp import DatagramTransport, UDPSocket, open_udp_socket
 
 __all__ = [
     "EXPECTED_OUTCOME",
@@ -76,12 +90,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NODES_PER_ADDRESS = 1000  # nodes per loopback address: 2 sockets each stay far below the port range
-TABLE_CLOSEST = 16  # nearest nodes by XOR distance in each table (discv4's bucket size k)
-TABLE_FAR = 3  # random other nodes in each table: the sparse far buckets of a real table
-BUCKET_SIZE = 16  # a planned table never puts more in one log-distance bucket
-# The K XOR-nearest ids lie close in sorted order; scanning this many neighbours
-# on each side finds them without comparing every pair (10,000 nodes: 10^8 pairs).
-NEAREST_SCAN = 48  # ids each side in sorted order
 SLOW_REPLY_DELAY = 0.2  # s, slow responders: late but inside geth's 0.5 s respTimeout
 SESSION_TIMEOUT = 15.0  # s, longest one RLPx session with a devnet node may last
 LISTEN_BACKLOG = 128  # pending TCP connections per node
@@ -89,17 +97,11 @@ BIND_ATTEMPTS = 20  # OS-chosen ports: retries when the UDP twin of a TCP port i
 FDS_PER_NODE = 2  # UDP socket + TCP listener
 FD_HEADROOM = 256  # descriptors left for the rest of the process
 KEY_DOMAIN = b"ethcrawl-devnet-key"
-
-# Head block per network for the Status and the header we serve (mid-2025 heights).
-HEAD_BLOCKS = {"mainnet": 22_800_000, "sepolia": 8_700_000, "holesky": 4_100_000, "hoodi": 800_000}
-# Status66 carries the total difficulty: the chains' terminal total difficulty since the merge.
-TOTAL_DIFFICULTY = {
-    "mainnet": 58_750_003_716_598_352_816_469,
-    "sepolia": 17_000_018_015_853_232,
-    "holesky": 1,
-    "hoodi": 0,
-}
-BLOCK_TIME = 12  # s, the head header is this old
+# With dead records (127.1.x.x and up, devnet_profile), live nodes must stay below them.
+LIVE_ADDRESSES_DIRTY = "127.0.0.0/16"
+# Among mostly dead records a live node may sit in one live table only; real ones sit in their
+# neighbours' tables.  Each live node is put in at least this many live tables.
+DIRTY_HOLDERS = 3
 
 
 class Kind(str, enum.Enum):
@@ -170,6 +172,8 @@ class DevnetConfig:
     network: str = "mainnet"
     seed: int = 0
     awkward: bool = True  # False: every node NORMAL (benchmarks of the plain walk)
+    dirt: DirtConfig = IDEAL  # how far the network departs from a friendly one (devnet_profile.PROFILES)
+    dial_out: Node | None = None  # where NAT'd nodes that dial out dial (a crawler's --listen)
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
@@ -192,6 +196,11 @@ class DevnetConfig:
                 f"{self.nodes} nodes need {last_index + 1} loopback addresses from {self.host} "
                 f"({NODES_PER_ADDRESS} per address); {last} is not loopback"
             )
+        if self.dirt.has_dead_records and not all(ip in ip_network(LIVE_ADDRESSES_DIRTY) for ip in (first, last)):
+            raise ValueError(
+                f"with stale, NAT'd or sybil records the live nodes must stay in {LIVE_ADDRESSES_DIRTY} "
+                f"(dead records take the rest of 127.0.0.0/8), not {first}..{last}"
+            )
         if self.base_port:
             top = self.base_port + min(self.nodes, NODES_PER_ADDRESS) - 1
             if not 1024 < self.base_port <= 65535 or top > 65535:
@@ -213,32 +222,32 @@ class NodeSpec:
     client_id: str
     capabilities: tuple[Capability, ...]
     network: str  # the chain its Status is of
-    known: tuple[int, ...]  # indices of the nodes in its routing table
+    known: tuple[int, ...]  # indices of the records in its routing table (live nodes first, then dead ones)
+    events: NodeEvents = NodeEvents()  # its round trip, and when it joins, leaves or changes its record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DevnetPlan:
     config: DevnetConfig
     nodes: tuple[NodeSpec, ...]
+    records: tuple[DeadRecord, ...] = ()  # entries with no socket behind them; index = len(nodes) + position
+
+    def _protocols(self) -> list[frozenset[str]]:
+        # Dead records were execution nodes that spoke both: whoever holds them hands them out.
+        return [PROTOCOLS[s.kind] for s in self.nodes] + [PROTOCOLS[Kind.NORMAL]] * len(self.records)
 
     def reachable_from(self, start: int = 0, protocol: str | None = None) -> set[int]:
         """Indices a walk of the routing tables from ``start`` can reach over ``protocol`` (None: either)."""
-        kinds = [spec.kind for spec in self.nodes]
-        return _reachable([list(spec.known) for spec in self.nodes], kinds, protocol, start)
+        return reachable([s.known for s in self.nodes], self._protocols(), protocol, start)
+
+    def findable(self) -> set[int]:
+        """Records a crawl from the bootnode could find: reachable through the tables of nodes that stay."""
+        stay = {s.index for s in self.nodes if s.events.leave_at is None}
+        return reachable([s.known for s in self.nodes], self._protocols(), None, 0, forwarders=stay)
 
 
 def _private_key(seed: int, index: int) -> PrivateKey:
-    counter = 0
-    while True:
-        secret = keccak256(KEY_DOMAIN + seed.to_bytes(8, "big", signed=True) + index.to_bytes(4, "big") + bytes([counter]))
-        try:
-            return PrivateKey(secret)
-        except ValueError:  # zero or >= the curve order: astronomically rare
-            counter += 1
-
-
-def _log_distance(a: int, b: int) -> int:
-    return (a ^ b).bit_length()
+    return derive_key(KEY_DOMAIN, seed, index)
 
 
 def _kinds(config: DevnetConfig, rng: random.Random) -> list[Kind]:
@@ -254,74 +263,6 @@ def _kinds(config: DevnetConfig, rng: random.Random) -> list[Kind]:
     return [Kind.NORMAL] + kinds  # the bootnode answers everything
 
 
-def _tables(ids: list[int], rng: random.Random) -> list[list[int]]:
-    """Per node: its nearest ids by XOR plus a few random far ones, at most BUCKET_SIZE per bucket."""
-    n = len(ids)
-    order = sorted(range(n), key=ids.__getitem__)
-    position = {index: pos for pos, index in enumerate(order)}
-    tables: list[list[int]] = []
-    for i in range(n):
-        pos = position[i]
-        window = order[max(0, pos - NEAREST_SCAN) : pos + NEAREST_SCAN + 1]
-        nearest = sorted((j for j in window if j != i), key=lambda j: ids[i] ^ ids[j])[:TABLE_CLOSEST]
-        others = [j for j in rng.sample(range(n), min(n, TABLE_FAR + 1)) if j != i][:TABLE_FAR]
-        tables.append(_fill(i, [], nearest + others, ids))
-    return tables
-
-
-def _fill(i: int, table: list[int], candidates: list[int], ids: list[int]) -> list[int]:
-    buckets = Counter(_log_distance(ids[i], ids[j]) for j in table)
-    for j in candidates:
-        d = _log_distance(ids[i], ids[j])
-        if j != i and j not in table and buckets[d] < BUCKET_SIZE:
-            table.append(j)
-            buckets[d] += 1
-    return table
-
-
-def _usable(kinds: list[Kind], i: int, j: int, protocol: str | None) -> bool:
-    """Whether ``i`` hands out ``j`` over ``protocol`` (None: over any protocol both speak)."""
-    shared = PROTOCOLS[kinds[i]] & PROTOCOLS[kinds[j]]
-    return protocol in shared if protocol is not None else bool(shared)
-
-
-def _reachable(tables: list[list[int]], kinds: list[Kind], protocol: str | None, start: int = 0) -> set[int]:
-    seen = {start}
-    queue = deque([start])
-    while queue:
-        i = queue.popleft()
-        for j in tables[i]:
-            if j not in seen and _usable(kinds, i, j, protocol):
-                seen.add(j)
-                queue.append(j)
-    return seen
-
-
-def _connect_all(tables: list[list[int]], ids: list[int], kinds: list[Kind], rng: random.Random) -> None:
-    """Add links until a walk from node 0 over each protocol reaches every node speaking it.
-
-    A sparse plan can leave islands, and a link only counts over a protocol
-    both ends speak (a v4-only node cannot lead to a v5-only one), so a v4
-    walk finds every v4 node and a v5 walk every v5 node.  Node 0 speaks both.
-    """
-    for protocol in ("v4", "v5"):
-        speakers = {j for j, kind in enumerate(kinds) if protocol in PROTOCOLS[kind]}
-        while True:
-            seen = _reachable(tables, kinds, protocol)
-            missing = sorted(speakers - seen)
-            if not missing:
-                break
-            reached = sorted(seen)
-            for j in missing:
-                for _ in range(64):  # a reached node with room in the right bucket
-                    i = reached[rng.randrange(len(reached))]
-                    if j in _fill(i, tables[i], [j], ids):
-                        break
-                else:  # every try hit a full bucket: the bootnode takes it anyway
-                    if j not in tables[0]:
-                        tables[0].append(j)
-
-
 def plan_devnet(config: DevnetConfig) -> DevnetPlan:
     """Keys, kinds, client ids and routing tables for ``config``: the same seed gives the same network."""
     rng = random.Random(config.seed)
@@ -330,8 +271,17 @@ def plan_devnet(config: DevnetConfig) -> DevnetPlan:
     node_ids = [node_id_from_pubkey(p) for p in pubkeys]
     ids = [int.from_bytes(i, "big") for i in node_ids]
     kinds = _kinds(config, rng)
-    tables = _tables(ids, rng)
-    _connect_all(tables, ids, kinds, rng)
+    records, events = _plan_dirt(config, kinds)
+    ids += [int.from_bytes(r.node_id, "big") for r in records]
+    protocols = [PROTOCOLS[k] for k in kinds] + [PROTOCOLS[Kind.NORMAL]] * len(records)
+    live_subnets: list[int | None] = [None] * config.nodes  # loopback: exempt, as in geth
+    subnets = live_subnets + [r.subnet for r in records] if config.dirt.ip_limits else None
+    tables = plan_tables(ids, config.nodes, rng, subnets)
+    leavers = {i for i, e in enumerate(events) if e.leave_at is not None}
+    stay = set(range(config.nodes)) - leavers if leavers else None
+    connect_all(tables, ids, protocols, rng, forwarders=stay, subnets=subnets)
+    if records:
+        add_holders(tables, ids, protocols, rng, DIRTY_HOLDERS, forwarders=stay, subnets=subnets)
     others = sorted(name for name in CHAINS if name != config.network)
     first = ip_address(config.host)
     specs = []
@@ -359,48 +309,27 @@ def plan_devnet(config: DevnetConfig) -> DevnetPlan:
                 capabilities=caps,
                 network=network,
                 known=tuple(tables[i]),
+                events=events[i],
             )
         )
-    return DevnetPlan(config=config, nodes=tuple(specs))
+    return DevnetPlan(config=config, nodes=tuple(specs), records=tuple(records))
 
 
-# ---------------------------------------------------------------------- chain state
+def _plan_dirt(config: DevnetConfig, kinds: list[Kind]) -> tuple[list[DeadRecord], list[NodeEvents]]:
+    """The dead records and per-node events of ``config.dirt``.
 
-
-@dataclass(frozen=True, slots=True)
-class _ChainHead:
-    """What a synced node of one chain announces: Status fields and its head header."""
-
-    chain: Chain
-    header: BlockHeader
-    td: int
-
-    @property
-    def fork_id(self) -> ForkId:
-        return fork_id(self.chain, self.header.number, self.header.timestamp)
-
-    def status(self, eth_version: int) -> Status:
-        fid = self.fork_id
-        if eth_version >= 69:
-            return Status69(
-                version=eth_version, network_id=self.chain.network_id, genesis=self.chain.genesis_hash,
-                fork_id=fid, earliest_block=0, latest_block=self.header.number, latest_hash=self.header.hash,
-            )
-        return Status66(
-            version=eth_version, network_id=self.chain.network_id, td=self.td, head=self.header.hash,
-            genesis=self.chain.genesis_hash, fork_id=fid,
-        )
-
-
-def _chain_head(name: str, now: float) -> _ChainHead:
-    chain = CHAINS[name]
-    number = HEAD_BLOCKS.get(name, 1_000_000)
-    # A header with the fields crawlers read (number, time) and the post-London layout.
-    parent = keccak256(chain.genesis_hash + number.to_bytes(8, "big"))
-    fields: list[object] = [parent, *([b"\x00" * 32] * 7)]
-    fields += [number, 30_000_000, 15_000_000, int(now) - BLOCK_TIME, b"", b"\x00" * 32, b"\x00" * 8, 7]
-    header = BlockHeader.from_rlp_item(rlpcodec.decode(rlpcodec.encode(fields)))
-    return _ChainHead(chain=chain, header=header, td=TOTAL_DIFFICULTY.get(name, 0))
+    From an RNG of their own: the ideal profile plans what it always planned.
+    """
+    if config.dirt == IDEAL:
+        return [], [NodeEvents()] * config.nodes
+    rng = random.Random(f"ethcrawl-devnet-dirt-{config.seed}")
+    others = range(1, config.nodes)  # the bootnode stays, keeps its key and its record
+    first = ip_address(config.host)
+    hosts = [str(first + i // NODES_PER_ADDRESS) for i in range(config.nodes)]
+    records = plan_dead_records(config.dirt, hosts, others, config.seed, rng)
+    # A record change shows only to nodes with an RLPx listener that serve their record (EIP-868).
+    changers = [i for i in others if kinds[i] not in WITHOUT_RLPX_LISTENER and kinds[i] is not Kind.NO_ENR]
+    return records, plan_events(config.dirt, config.nodes, others, changers, rng)
 
 
 # ---------------------------------------------------------------------- running nodes
@@ -417,20 +346,34 @@ def _current_fork_digest(network: str, now: float) -> bytes:
 _FAR_FUTURE_FORK = bytes(4) + FAR_FUTURE_EPOCH.to_bytes(8, "little")
 
 
-_ENDS = (rlpx_session.DisconnectReceived, rlpx_session.ConnectionClosed)
 
 
 class DevnetNode:
-    """One virtual node: discovery on UDP, RLPx on TCP (same port), behaving as its ``Kind`` says."""
+    """One virtual node: discovery on UDP, RLPx on TCP (same port), behaving as its ``Kind`` says.
 
-    def __init__(self, spec: NodeSpec, heads: dict[str, _ChainHead]) -> None:
+    With a ``line`` (a slow, lossy profile) its UDP socket is wrapped in a
+    :class:`~ethcrawl.crawler.lossy.LossyTransport`; the protocol code above
+    does not know.
+    """
+
+    def __init__(self, spec: NodeSpec, heads: dict[str, ChainHead], *, dirt: DirtConfig = IDEAL, line: DelayLine | None = None) -> None:
         self.spec = spec
         self._key = PrivateKey(spec.private_key)
         self._head = heads[spec.network]
         delay = SLOW_REPLY_DELAY if spec.kind is Kind.SLOW else 0.0
-        self._config = DiscoveryConfig(serve_enr_requests=spec.kind is not Kind.NO_ENR, reply_delay=delay)
+        self._config = DiscoveryConfig(
+            serve_enr_requests=spec.kind is not Kind.NO_ENR, reply_delay=delay, bond_expiration=dirt.bond_expiry
+        )
         self._v5_config = DiscoveryV5Config(reply_delay=delay)
         self._endpoint: DiscoveryNode | None = None
+        self._line = line
+        self._link = LinkProfile(rtt=spec.events.rtt, jitter=dirt.jitter, loss=dirt.loss)
+        self.transport: LossyTransport | None = None
+        self.port = spec.port  # the UDP port, once bound
+        self._scope = trio.CancelScope()  # leave() ends the node
+        self._nursery: trio.Nursery | None = None
+        self._rlpx: tuple[trio.CancelScope, trio.SocketListener] | None = None
+        self.left = False
 
     @property
     def protocols(self) -> frozenset[str]:
@@ -472,24 +415,79 @@ class DevnetNode:
         }
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Bind UDP and (unless NO_LISTENER) TCP on one port, report it, serve until cancelled."""
-        udp, listener = await self._bind()
-        port = udp.local_address[1]
-        try:
-            async with trio.open_nursery() as nursery:
-                self._endpoint = DiscoveryNode(
-                    self._key, host=self.spec.host, port=port, v4_config=self._config, v5_config=self._v5_config,
-                    speaks_v4="v4" in self.protocols, speaks_v5="v5" in self.protocols, transport=udp,
-                    enr_extra=self._record_entries(),
-                )
-                await nursery.start(self._endpoint.run)
-                if listener is not None:
-                    nursery.start_soon(trio.serve_listeners, self._serve_rlpx, [listener])
-                task_status.started(port)
-        finally:
-            await udp.__aexit__(None, None, None)
-            if listener is not None:
-                await listener.aclose()
+        """Bind UDP and (unless NO_LISTENER) TCP on one port, report it, serve until cancelled or :meth:`leave`."""
+        with self._scope:
+            udp, listener = await self._bind()
+            self.port = udp.local_address[1]
+            transport: DatagramTransport = udp
+            if self._line is not None:
+                rng = random.Random(self.spec.private_key)  # its losses are the same every run of the seed
+                transport = self.transport = LossyTransport(udp, self._line, self._link, rng)
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    self._endpoint = DiscoveryNode(
+                        self._key, host=self.spec.host, port=self.port, v4_config=self._config,
+                        v5_config=self._v5_config, speaks_v4="v4" in self.protocols, speaks_v5="v5" in self.protocols,
+                        transport=transport, enr_extra=self._record_entries(),
+                    )
+                    await nursery.start(self._endpoint.run)
+                    if listener is not None:
+                        self._serve_listener(listener)
+                    task_status.started(self.port)
+            finally:
+                if self.transport is not None:
+                    self.transport.close()
+                await udp.__aexit__(None, None, None)
+                if self._rlpx is not None:
+                    await self._rlpx[1].aclose()
+
+    def leave(self) -> None:
+        """Close the node's sockets: from now on it is a stale entry in other nodes' tables."""
+        self.left = True
+        self._scope.cancel()
+
+    def _serve_listener(self, listener: trio.SocketListener) -> None:
+        assert self._nursery is not None
+        scope = trio.CancelScope()
+        self._rlpx = (scope, listener)
+
+        async def serve() -> None:
+            with scope:
+                await trio.serve_listeners(self._serve_rlpx, [listener])
+
+        self._nursery.start_soon(serve)
+
+    async def move_rlpx(self, avoid: frozenset[int] = frozenset()) -> ENR:
+        """Listen for RLPx on a new TCP port and publish it in a record with the next seq; the new record.
+
+        ``avoid``: ports of this host's nodes without a listener, whose TCP
+        twins must stay closed (dials there must be refused).
+        """
+        assert self._rlpx is not None and self._endpoint is not None, "a node with a listener, running"
+        old_scope, old_listener = self._rlpx
+        for _ in range(BIND_ATTEMPTS):
+            listener = (await trio.open_tcp_listeners(0, host=self.spec.host, backlog=LISTEN_BACKLOG))[0]
+            port = listener.socket.getsockname()[1]
+            if port not in avoid and port != self.port:
+                break
+            await listener.aclose()
+        else:  # pragma: no cover - the OS hands out the same few ports again and again
+            raise OSError(f"no free TCP port for node {self.spec.index}")
+        old_scope.cancel()
+        await old_listener.aclose()
+        self._serve_listener(listener)
+        enr = make_local_enr(
+            self._key, self.spec.host, self.port, port, seq=self.enr.seq + 1, extra=self._record_entries()
+        )
+        v4 = self.discovery
+        if v4 is not None:
+            v4.tcp_port = port
+            v4.set_local_enr(enr)
+        if self.discovery_v5 is not None:
+            self.discovery_v5.set_local_enr(enr)
+        log.info("devnet node %d moved its RLPx port to %d (record seq %d)", self.spec.index, port, enr.seq)
+        return enr
 
     async def _bind(self) -> tuple[UDPSocket, trio.SocketListener | None]:
         """UDP on the planned port (or one the OS picks) and TCP on the same number."""
@@ -524,9 +522,11 @@ class DevnetNode:
     async def _serve_rlpx(self, stream: trio.SocketStream) -> None:
         session = PeerSession(RLPxConnection.recipient(self._key), hello=self._hello())
         pump = SessionStream(stream, session)
+        kind = self.spec.kind
+        delay = SLOW_REPLY_DELAY if kind is Kind.SLOW else 0.0
         try:
             with trio.move_on_after(SESSION_TIMEOUT):
-                await self._converse(pump)
+                await converse(pump, self._head, too_many_peers=kind is Kind.TOO_MANY_PEERS, status_delay=delay)
         except (WireError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.debug("devnet rlpx session ended node=%d err=%r", self.spec.index, exc)
         finally:
@@ -534,41 +534,11 @@ class DevnetNode:
                 cleanup.shield = True
                 await stream.aclose()
 
-    async def _converse(self, pump: SessionStream) -> None:
-        session = pump.session
-        while True:  # until the peer's Hello
-            event = await pump.next_event()
-            if isinstance(event, _ENDS):
-                return
-            if isinstance(event, rlpx_session.HelloReceived):
-                break
-        if self.spec.kind is Kind.TOO_MANY_PEERS:
-            session.send_disconnect(DisconnectReason.TOO_MANY_PEERS)
-            await pump.flush()
-            return
-        version = session.eth_version
-        if version is not None:
-            if self.spec.kind is Kind.SLOW:
-                await trio.sleep(SLOW_REPLY_DELAY)
-            session.send_status(self._head.status(version))
-        # Serve until the peer leaves: header requests answered, the rest ignored.
-        while True:
-            event = await pump.next_event()
-            if isinstance(event, _ENDS):
-                return
-            if isinstance(event, rlpx_session.EthMessageReceived) and isinstance(event.msg, GetBlockHeaders):
-                session.send_eth(BlockHeaders(request_id=event.msg.request_id, headers=self._headers(event.msg)))
-
-    def _headers(self, request: GetBlockHeaders) -> tuple[BlockHeader, ...]:
-        head = self._head.header
-        if request.amount >= 1 and request.origin in (head.hash, head.number):
-            return (head,)
-        return ()  # we hold only the head; a real node answers an unknown block the same way
-
-    def manifest_entry(self) -> dict[str, Any]:
+    def manifest_entry(self, findable: bool = True) -> dict[str, Any]:
         spec = self.spec
         node = self.node
         enr = self.enr
+        events = spec.events
         return {
             "index": spec.index,
             "node_id": spec.node_id.hex(),
@@ -578,6 +548,8 @@ class DevnetNode:
             "udp": node.udp,
             "tcp": node.tcp,
             "kind": spec.kind.value,
+            "role": Role.LIVE.value,
+            "findable": findable,
             "dialable": spec.kind not in WITHOUT_RLPX_LISTENER,
             "expected_outcome": EXPECTED_OUTCOME[spec.kind],
             "client_name": spec.client_name,
@@ -588,15 +560,21 @@ class DevnetNode:
             "table": list(spec.known),
             "protocols": sorted(self.protocols),
             "layer": "consensus" if spec.kind is Kind.CONSENSUS else "execution",
+            # The dirt (all None/0 in the ideal profile): s after the devnet is up.
+            "rtt_ms": round(events.rtt * 1000, 1),
+            "joins_at": events.join_at,
+            "leaves_at": events.leave_at,
+            "enr_changes_at": events.enr_change_at,
         }
 
 
 @dataclass(eq=False)
 class Devnet:
-    """A running devnet: its nodes, bootnode URLs and manifest."""
+    """A running devnet: its nodes, its dead records, bootnode URLs and manifest."""
 
     plan: DevnetPlan
     nodes: list[DevnetNode]
+    dead: list[DeadEntry] = field(default_factory=list)  # plan.records, with their endpoints and signed records
 
     @property
     def bootnode(self) -> DevnetNode:
@@ -610,18 +588,38 @@ class Devnet:
     def bootnode_enr(self) -> str:
         return self.bootnode.enr.to_text()
 
+    def introduce(self, holder: DevnetNode, j: int) -> None:
+        """File record ``j`` (a node, or a dead record) in ``holder``'s tables, over each protocol both speak."""
+        v4, v5 = holder.discovery, holder.discovery_v5
+        if j < len(self.nodes):
+            other = self.nodes[j]
+            known_v4, known_v5 = other.discovery, other.discovery_v5
+            if v4 is not None and known_v4 is not None:
+                v4.table.add_verified(known_v4.local_node)
+            if v5 is not None and known_v5 is not None:
+                v5.add_to_table(known_v5.enr)
+            return
+        dead = self.dead[j - len(self.nodes)]
+        if v4 is not None:
+            v4.table.add_verified(dead.node)
+        if v5 is not None:
+            v5.add_to_table(dead.enr)
+
     def manifest(self) -> dict[str, Any]:
         config = self.plan.config
+        findable = self.plan.findable()
         return {
             "network": config.network,
             "network_id": CHAINS[config.network].network_id,
             "seed": config.seed,
+            "dirt": asdict(config.dirt),
             "bootnodes": [{"enode": self.bootnode_enode, "enr": self.bootnode_enr}],
-            "nodes": [n.manifest_entry() for n in self.nodes],
+            "nodes": [n.manifest_entry(n.spec.index in findable) for n in self.nodes],
+            "records": [dead_manifest_entry(d, d.record.index in findable) for d in self.dead],
         }
 
     def summary(self) -> str:
-        """One line: size, network, execution client mix, awkward kinds, beacon nodes."""
+        """One line: size, network, execution client mix, awkward kinds, beacon nodes (and the dirt, if any)."""
         config = self.plan.config
         execution = Counter(n.spec.client_name for n in self.nodes if n.spec.kind is not Kind.CONSENSUS)
         beacon = Counter(n.spec.client_name for n in self.nodes if n.spec.kind is Kind.CONSENSUS)
@@ -631,17 +629,18 @@ class Devnet:
         mix = ", ".join(f"{name} {count}" for name, count in execution.most_common())
         odd = ", ".join(f"{k.value} {kinds[k]}" for k in Kind if kinds[k]) or "none"
         beacons = ", ".join(f"{name} {count}" for name, count in beacon.most_common()) or "none"
-        return (
+        line = (
             f"devnet: {len(self.nodes)} nodes on {where} ({config.network}, seed {config.seed}); "
             f"execution clients: {mix}; awkward: {odd}; beacon nodes (discv5 only): {beacons}"
         )
+        return line + dirt_summary(self.plan) if config.dirt != IDEAL else line
 
 
 def _ensure_descriptors(plan: DevnetPlan) -> None:
     """Raise the soft open-files limit to fit the plan's sockets, or say why it cannot."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     count = len(plan.nodes)
-    # A UDP socket per node, and a TCP listener for every node that has one.
+    # A UDP socket per node, and a TCP listener for every node that has one; dead records need none.
     sockets = sum(FDS_PER_NODE - (spec.kind in WITHOUT_RLPX_LISTENER) for spec in plan.nodes)
     needed = sockets + FD_HEADROOM
     if soft != resource.RLIM_INFINITY and soft < needed:
@@ -652,26 +651,34 @@ def _ensure_descriptors(plan: DevnetPlan) -> None:
 
 
 async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devnet] = trio.TASK_STATUS_IGNORED) -> None:
-    """Bind every node of ``plan_devnet(config)``, fill their tables, report the Devnet, serve until cancelled."""
+    """Bind every node of ``plan_devnet(config)``, fill their tables, report the Devnet, serve until cancelled.
+
+    Then, if the profile says so, nodes join, leave and change their records,
+    and NAT'd nodes dial out, on the plan's schedule (``devnet_dirt.run_schedule``).
+    """
     plan = plan_devnet(config)
     _ensure_descriptors(plan)
     wall = time.time()  # the head header's age; nodes read their own clock for expirations
-    heads = {name: _chain_head(name, wall) for name in {s.network for s in plan.nodes}}
-    nodes = [DevnetNode(spec, heads) for spec in plan.nodes]
+    heads = {name: chain_head(name, wall) for name in {s.network for s in plan.nodes} | {config.network}}
+    line = DelayLine() if config.dirt.shapes_links else None
+    nodes = [DevnetNode(spec, heads, dirt=config.dirt, line=line) for spec in plan.nodes]
     async with trio.open_nursery() as nursery:
+        if line is not None:
+            await nursery.start(line.run)
         for node in nodes:
             await nursery.start(node.run)
+        net = Devnet(plan=plan, nodes=nodes, dead=dead_entries(plan.records, nodes, heads[config.network]))
+        joiners = {s.index for s in plan.nodes if s.events.join_at is not None}
         for node in nodes:
             for j in node.spec.known:
-                # Each protocol's table holds the planned neighbours that speak it too.
-                v4, known_v4 = node.discovery, nodes[j].discovery
-                if v4 is not None and known_v4 is not None:
-                    v4.table.add_verified(known_v4.local_node)
-                v5, known_v5 = node.discovery_v5, nodes[j].discovery_v5
-                if v5 is not None and known_v5 is not None:
-                    v5.add_to_table(known_v5.enr)
-        log.info("devnet up nodes=%d network=%s seed=%d", len(nodes), config.network, config.seed)
-        task_status.started(Devnet(plan=plan, nodes=nodes))
+                if j not in joiners:  # nobody knows a joiner before it joins
+                    net.introduce(node, j)
+        await nursery.start(run_schedule, net, heads[config.network])
+        log.info(
+            "devnet up nodes=%d records=%d network=%s seed=%d",
+            len(nodes), len(plan.records), config.network, config.seed,
+        )
+        task_status.started(net)
 
 
 @asynccontextmanager

@@ -74,6 +74,10 @@ class DiscoveryConfig:
     max_receive_size: int = MAX_RECEIVE_SIZE
     # Serve FindNode only for bonded nodes; switching it off is for tests only.
     require_bond_for_findnode: bool = True
+    # A FindNode or ENRRequest met by silence from a node that never pinged us back (its
+    # ping-back or our Pong was lost, so it lacks our endpoint proof): bond again, once per
+    # node per bond period, and ask again (geth pings before any request in that case).
+    rebond_on_silence: bool = True
     # False: behave as a pre-EIP-868 node (nimbus-eth1): no ENR seq in Ping/Pong,
     # ENRRequests ignored.  Used by the devnet's awkward nodes.
     serve_enr_requests: bool = True
@@ -168,6 +172,8 @@ class DiscoveryV4:
         self._speaks_eip868: LRU[bytes, bool] = LRU(limit)
         # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
         self._asked: LRU[bytes, float] = LRU(limit)
+        # When we last bonded again after silence (rebond_on_silence), keyed like the bonds.
+        self._rebonded: LRU[tuple[bytes, str], float] = LRU(limit)
         # Called with (peer ip, our ip as it saw us, our udp port as it saw us) for every Pong.
         self.on_endpoint_statement: Callable[[str, str, int], None] | None = None
         late_send, self.late_nodes = trio.open_memory_channel[LateNodes](256)
@@ -388,8 +394,25 @@ class DiscoveryV4:
         # may still answer; the crawl finds out with its first FindNode.
         return True
 
+    async def _rebond_after_silence(self, node: Node) -> bool:
+        """After a request met silence: whether we bonded again (the node pinged us back) and may ask again."""
+        if not self.config.rebond_on_silence or self.is_bonded(node):
+            return False  # it has our proof (it pinged us lately): the silence is its own
+        key, now = (node.node_id, str(node.ip)), trio.current_time()
+        last = self._rebonded.get(key)
+        if last is not None and now - last < self.config.bond_expiration:
+            return False
+        self._rebonded.set(key, now)
+        return await self.bond(node) and self.is_bonded(node)
+
     async def find_node(self, node: Node, target: bytes) -> list[NodeRecord]:
-        """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout."""
+        """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout (again after a repaired bond)."""
+        nodes = await self._find_node_once(node, target)
+        if not nodes and await self._rebond_after_silence(node):
+            nodes = await self._find_node_once(node, target)
+        return nodes
+
+    async def _find_node_once(self, node: Node, target: bytes) -> list[NodeRecord]:
         addr = _udp_addr(node)
         waiter = _Waiter(
             sender_id=node.node_id,
@@ -408,7 +431,13 @@ class DiscoveryV4:
         return nodes
 
     async def request_enr(self, node: Node) -> ENR | None:
-        """EIP-868 ENRRequest; the verified record, or None (no answer, or a bad one)."""
+        """EIP-868 ENRRequest; the verified record, or None (no answer, or a bad one); asked again after a repaired bond."""
+        record = await self._request_enr_once(node)
+        if record is None and await self._rebond_after_silence(node):
+            record = await self._request_enr_once(node)
+        return record
+
+    async def _request_enr_once(self, node: Node) -> ENR | None:
         addr = _udp_addr(node)
         packet = ENRRequest(expiration=self._expiration())
         data = discv4.encode(packet, self.private_key)

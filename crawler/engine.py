@@ -318,7 +318,7 @@ class Crawler:
     async def _dial_guarded(self, state: _NodeState) -> None:
         assert self.dialer is not None
         try:
-            await self.dialer(state.node, state.enr)
+            await self.dialer(_dial_target(state), state.enr)
         except Exception:
             log.exception("dial failed node=%s", state.node.node_id.hex()[:16])
         finally:
@@ -651,6 +651,15 @@ def _other_half_target(answer: list[Node]) -> bytes:
 def _priority(state: _NodeState) -> int:
     """Visit order (``frontier``): seeds first, then nodes by how many distinct peers returned them (capped)."""
     return SEED_PRIORITY if state.source == "bootnode" else min(state.returned_by, RETURNS_THAT_COUNT)
+
+
+def _dial_target(state: _NodeState) -> Node:
+    """Where to dial: the RLPx port of the node's newest record (signed by the node; a NEIGHBORS entry may be
+    old, and a node that moved its port is refused at the old one), at the address we know it by."""
+    node, enr = state.node, state.enr
+    if enr is not None and enr.tcp and enr.tcp != node.tcp and enr.ip in (None, node.ip):
+        return Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
+    return node
 
 
 def _looks_like_execution(state: _NodeState) -> bool:

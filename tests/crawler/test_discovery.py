@@ -25,6 +25,10 @@ from memnet import MemoryEndpoint, MemoryNetwork
 WALL_EPOCH = 1_700_000_000.0  # s, an arbitrary "now" for packet expirations
 
 
+# A client that never bonds again on its own: tests of what the serving side refuses use it.
+ASK_ONCE = DiscoveryConfig(rebond_on_silence=False)
+
+
 def wall_clock() -> float:
     return WALL_EPOCH + trio.current_time()
 
@@ -74,7 +78,7 @@ async def test_ping_gets_pong_echoing_the_hash(spawn: Spawn, autojump_clock: Moc
 
 
 async def test_findnode_needs_a_bond(spawn: Spawn, autojump_clock: MockClock) -> None:
-    alice, bob = await spawn(), await spawn()
+    alice, bob = await spawn(ASK_ONCE), await spawn()
     fill_table(bob, 20)
     # Not bonded: bob must not answer (no amplification), so alice times out empty.
     assert await alice.find_node(bob.local_node, b"\x01" * 64) == []
@@ -89,7 +93,7 @@ async def test_findnode_needs_a_bond(spawn: Spawn, autojump_clock: MockClock) ->
 
 
 async def test_bond_expires_after_24_hours(spawn: Spawn, autojump_clock: MockClock) -> None:
-    alice, bob = await spawn(), await spawn()
+    alice, bob = await spawn(ASK_ONCE), await spawn()
     fill_table(bob, 5)
     assert await alice.bond(bob.local_node)
     await trio.sleep(1)  # bob's ping-back to alice completes
@@ -106,7 +110,7 @@ async def test_bond_expires_after_24_hours(spawn: Spawn, autojump_clock: MockClo
 
 
 async def test_enr_request_answered_for_bonded_node_only(spawn: Spawn, autojump_clock: MockClock) -> None:
-    alice, bob = await spawn(), await spawn()
+    alice, bob = await spawn(ASK_ONCE), await spawn()
     assert await alice.request_enr(bob.local_node) is None
     assert await alice.bond(bob.local_node)
     record = await alice.request_enr(bob.local_node)
@@ -320,3 +324,51 @@ def test_our_record_names_each_family_as_geth_does(host: str, learned: list[tupl
     enr = make_local_enr(generate_private_key(), host, 30303, 30304, seq=1, learned=learned)
     pairs = {"ip": enr.ip, "ip6": enr.ip6, "udp": enr.udp, "udp6": enr.udp6, "tcp": enr.tcp, "tcp6": enr.tcp6}
     assert {k: str(v) if k.startswith("ip") else v for k, v in pairs.items() if v is not None} == expected
+
+
+async def test_a_lost_ping_back_is_repaired_when_requests_meet_silence(
+    spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock
+) -> None:
+    """bob's ping-back to alice is lost: bob lacks alice's endpoint proof and ignores her requests.
+
+    Found by the devnet's mainnet profile (2 % loss): such a node's whole table went unread, and a
+    live node only it knew was never found.  alice bonds again on the first silence and asks again.
+    """
+    alice, bob = await spawn(), await spawn()
+    added = fill_table(bob, 20)
+    lost: list[bytes] = []
+
+    def drop_first_ping_back(data: bytes, src: tuple[str, int], dst: tuple[str, int]) -> bool:
+        if not lost and src == ("127.0.0.1", bob.port) and isinstance(discv4.decode(data).packet, Ping):
+            lost.append(data)
+            return True
+        return False
+
+    net.drop = drop_first_ping_back
+    assert await alice.bond(bob.local_node)  # bob's Pong came; its ping-back did not
+    assert lost and not alice.is_bonded(bob.local_node)
+    record = await alice.request_enr(bob.local_node)
+    assert record is not None and record.node_id == bob.node_id
+    assert alice.is_bonded(bob.local_node)
+    nodes = await alice.find_node(bob.local_node, b"\x01" * 64)
+    assert len(nodes) == 16 and {r.pubkey for r in nodes} <= {n.pubkey for n in added} | {alice.pubkey}
+
+
+async def test_silence_from_a_node_that_never_pings_back_costs_one_bond_only(
+    spawn: Spawn, net: MemoryNetwork, autojump_clock: MockClock
+) -> None:
+    """A node that pongs but never pings back and never answers: one more bond, not one per request."""
+    alice, bob = await spawn(), await spawn()
+    net.drop = lambda data, src, dst: src == ("127.0.0.1", bob.port) and not isinstance(discv4.decode(data).packet, Pong)
+    assert await alice.bond(bob.local_node)
+    pings_before = _pings_sent(net, alice)
+    assert await alice.find_node(bob.local_node, b"\x01" * 64) == []
+    assert await alice.find_node(bob.local_node, b"\x02" * 64) == []
+    assert await alice.request_enr(bob.local_node) is None
+    assert _pings_sent(net, alice) == pings_before + 1
+
+
+def _pings_sent(net: MemoryNetwork, node: DiscoveryV4) -> int:
+    return sum(
+        1 for src, _, data in net.sent if src == ("127.0.0.1", node.port) and isinstance(discv4.decode(data).packet, Ping)
+    )

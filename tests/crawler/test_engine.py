@@ -290,3 +290,21 @@ async def test_nodes_returned_by_more_peers_are_visited_first(autojump_clock: Mo
     assert len(answered) == len(nodes)
     position = {node_id: i for i, node_id in enumerate(answered)}
     assert max(position[n.node_id] for n in shared) < min(position[n.node_id] for n in own)
+
+
+def test_a_dial_goes_to_the_rlpx_port_of_the_newest_record() -> None:
+    """A NEIGHBORS entry may name a port the node has left; its own newer record (signed) says where it listens.
+
+    Found by ``devnet --profile mainnet``: a node that moved its port was dialed at the old one, refused.
+    """
+    from ethcrawl.crawler.discovery import make_local_enr
+    from ethcrawl.crawler.engine import _dial_target, _NodeState
+
+    key = generate_private_key()
+    old = Node(pubkey=pubkey_from_private(key), ip=ip_address("127.0.0.1"), udp=30303, tcp=30303)
+    moved = make_local_enr(key, "127.0.0.1", 30303, 30400, seq=2)
+    assert _dial_target(_NodeState(node=old, source="neighbors", index=0, enr=moved)).tcp == 30400
+    assert _dial_target(_NodeState(node=old, source="neighbors", index=0)) == old
+    # A record naming another address does not move the dial there: we dial the address we know.
+    elsewhere = make_local_enr(key, "127.0.0.2", 30303, 30400, seq=3)
+    assert _dial_target(_NodeState(node=old, source="neighbors", index=0, enr=elsewhere)) == old
