@@ -44,7 +44,7 @@ from ethcrawl.wire.rlpx.session import PeerSession
 from .dialer import DialConfig, DialResult, dial, local_hello, serve_session
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config
-from .engine import CrawlConfig, Crawler, CrawlStats
+from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, CrawlConfig, Crawler, CrawlStats
 from .node import DiscoveryNode
 from .targets import TargetTable
 from .udp import DUAL_STACK_HOST, UDPSocket, bind_socket, open_udp_socket, unmapped
@@ -68,8 +68,8 @@ class CrawlOptions:
     seeds: tuple[Node | ENR, ...]
     network: str | None = None
     duration: float | None = None
-    concurrency: int = 32
-    dial_concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
+    dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY
     dial: bool = True
     listen_host: str = DUAL_STACK_HOST  # both families on one port; 0.0.0.0 or an address pins one
     listen_port: int = 0  # UDP discovery port (0 = any)
