@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -84,21 +85,34 @@ def baseline() -> Run:
             return run_crawl(["--bootnode", url, "--db", f"{tmp}/b.db", "--udp", "127.0.0.1:0", "--no-dial", "--duration", "0.05"])
 
 
+def start_devnet(args: list[str], manifest: Path, start_limit: float = 300.0) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``ethcrawl devnet ARGS --manifest MANIFEST`` in another process, and its manifest once it is up."""
+    devnet = subprocess.Popen(
+        [ETHCRAWL, "devnet", *args, "--manifest", str(manifest)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_raise_nofile,
+    )
+    deadline = time.monotonic() + start_limit
+    while not manifest.exists() or not manifest.stat().st_size:
+        if devnet.poll() is not None or time.monotonic() > deadline:
+            stop_devnet(devnet)
+            raise RuntimeError(f"devnet did not start: {devnet.stderr.read() if devnet.stderr else ''}")
+        time.sleep(0.2)
+    time.sleep(0.5)  # the manifest is written whole; let the file settle
+    return devnet, json.loads(manifest.read_text())
+
+
+def stop_devnet(devnet: subprocess.Popen[str]) -> None:
+    devnet.send_signal(signal.SIGTERM)
+    try:
+        devnet.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        devnet.kill()
+
+
 def bench_size(nodes: int, cost: CryptoCost, base: Run, discovery: str = "v4") -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = Path(tmp) / "manifest.json"
-        devnet = subprocess.Popen(
-            [ETHCRAWL, "devnet", "--nodes", str(nodes), "--manifest", str(manifest), "--duration", "3600"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_raise_nofile,
-        )
+        devnet, spec = start_devnet(["--nodes", str(nodes), "--duration", "3600"], Path(tmp) / "manifest.json")
         try:
-            deadline = time.monotonic() + 300
-            while not manifest.exists() or not manifest.stat().st_size:
-                if devnet.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"devnet did not start: {devnet.stderr.read() if devnet.stderr else ''}")
-                time.sleep(0.2)
-            time.sleep(0.5)  # the manifest is written whole; let the file settle
-            spec = json.loads(manifest.read_text())
             members = spec["nodes"]
             boot = spec["bootnodes"][0]["enr" if discovery != "v4" else "enode"]
             common = [
@@ -112,11 +126,7 @@ def bench_size(nodes: int, cost: CryptoCost, base: Run, discovery: str = "v4") -
             dialable = {m["node_id"] for m in members if m["dialable"]}
             with_client = _with_client(f"{tmp}/full.db")
         finally:
-            devnet.send_signal(signal.SIGTERM)
-            try:
-                devnet.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                devnet.kill()
+            stop_devnet(devnet)
     s = disc.stats
     packets_in, packets_out, findnode = s.get("packets_in", 0), s.get("packets_out", 0), s.get("findnode", 0)
     v5_findnode = s.get("v5_findnode", 0)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from crawl_bench import ETHCRAWL, _raise_nofile  # noqa: E402
+from crawl_bench import ETHCRAWL, start_devnet, stop_devnet  # noqa: E402
 
 DEVNET_START_LIMIT = 600.0  # s: 8,000 live nodes take ~40 s to bind on this machine
 
@@ -38,20 +38,12 @@ def _node_ids(db: Path, sql: str) -> set[str]:
 
 def bench(nodes: int, seed: int, sample: float, crawl_flags: list[str]) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        manifest, db = Path(tmp) / "manifest.json", Path(tmp) / "crawl.db"
-        devnet = subprocess.Popen(
-            [ETHCRAWL, "devnet", "--profile", "mainnet", "--nodes", str(nodes), "--seed", str(seed),
-             "--manifest", str(manifest), "--duration", "7200"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_raise_nofile,
-        )  # fmt: skip
+        db = Path(tmp) / "crawl.db"
+        devnet, spec = start_devnet(
+            ["--profile", "mainnet", "--nodes", str(nodes), "--seed", str(seed), "--duration", "7200"],
+            Path(tmp) / "manifest.json", DEVNET_START_LIMIT,
+        )
         try:
-            deadline = time.monotonic() + DEVNET_START_LIMIT
-            while not manifest.exists() or not manifest.stat().st_size:
-                if devnet.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"devnet did not start: {devnet.stderr.read() if devnet.stderr else ''}")
-                time.sleep(0.5)
-            time.sleep(1.0)  # the manifest is written whole; let the file settle
-            spec = json.loads(manifest.read_text())
             # Live and findable, staying to the end; nodes that join during the run count once they are up.
             live_nodes = [n for n in spec["nodes"] if n["findable"] and n.get("leaves_at") is None]
             live = {n["node_id"] for n in live_nodes}
@@ -75,11 +67,7 @@ def bench(nodes: int, seed: int, sample: float, crawl_flags: list[str]) -> dict[
             # joins_at counts from the devnet being up, about a second before the crawl started.
             present = {n["node_id"] for n in live_nodes if n.get("joins_at") is None or n["joins_at"] <= wall}
         finally:
-            devnet.terminate()
-            try:
-                devnet.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                devnet.kill()
+            stop_devnet(devnet)
     return {
         "live_findable": len(live),
         "dead_records": len(dead),

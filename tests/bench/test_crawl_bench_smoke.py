@@ -35,3 +35,20 @@ def test_crawl_bench_walks_both_dhts_of_the_devnet() -> None:
     assert result["reachable_by_this_walk"] == 40
     assert result["v5_findnode_exchanges"] > 0
     assert result["findnode_cpu_to_crypto"] is None  # no discv4-only bound is claimed for a mixed walk
+
+
+DIRTY_BENCH = BENCH.with_name("dirty_crawl_bench.py")
+
+
+def test_dirty_crawl_bench_scores_a_crawl_of_a_dirty_devnet() -> None:
+    done = subprocess.run(
+        [sys.executable, str(DIRTY_BENCH), "--nodes", "40", "--sample", "1"], capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["crawl_flags"] == [] and result["dead_records"] > result["live_findable"] > 0
+    assert result["found_share_of_those_up"] >= 0.95  # a live node may still hide behind lost packets
+    assert result["dialable_with_client_id_share"] > 0.9
+    # The curve only rises, up to the final figure (the last sample may come just before the last writes).
+    shares = [share for _, share in result["curve"]]
+    assert shares == sorted(shares) and shares[-1] <= result["found_live_share"]
