@@ -40,6 +40,7 @@ DNS_LISTS_0002AB9 = "0002ab9f5a6357ff91e04f80e7df1221673919e1"  # the commit of 
 # (vectors/upstream/*.json: a list of {repo, commit, paths}). Sources are those named in
 # shared/vectors/README.md, shared/data/README.md, shared/data/dnstrees/README.md and specs/*/SOURCE.
 MANIFEST: tuple[tuple[str, str | None], ...] = (
+    ("INTEROP.md", "the shared folder's measured notes on the npm interop partners (what tests/interop relies on)"),
     ("vectors/README.md", "the shared folder's own description of vectors/"),
     ("vectors/eip8.json", f"EIP-8 'Test Vectors' section, {EIPS} EIPS/eip-8.md"),
     ("vectors/enr_eip778.json", f"EIP-778 'Test Vectors', {EIPS} EIPS/eip-778.md"),

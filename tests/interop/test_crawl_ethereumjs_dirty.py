@@ -1,7 +1,7 @@
 """Issue 12: `ethcrawl crawl` over a settled, dirty @ethereumjs/devp2p network finds every live node.
 
 @ethereumjs/devp2p ranks a FINDNODE answer by XOR distance to the raw 64-byte target, not to its keccak256 as
-go-ethereum does (../shared/INTEROP.md). Targets chosen only for where their hash lands (small counters) are
+go-ethereum does (fixtures/INTEROP.md). Targets chosen only for where their hash lands (small counters) are
 all "near zero" there and get the same answer from every node: the 16 lowest keys of its table. Once tables
 have settled (the library's own discovery has run, so every node knows many others and no longer only its
 children), nodes whose keys are never among anyone's 16 lowest stay hidden: a crawl with counter targets found

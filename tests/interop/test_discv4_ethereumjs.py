@@ -2,7 +2,7 @@
 
 Theirs is js/dpt_network.mjs: ethereumjs DPT nodes whose tables form a tree rooted at node 0, unchanged
 while the test runs (see dpt_network.py). Both directions are checked: we ping, bond and query them; one of
-them pings, bonds with and queries us. What we rely on about ethereumjs is in ../shared/INTEROP.md and was
+them pings, bonds with and queries us. What we rely on about ethereumjs is in fixtures/INTEROP.md and was
 re-checked here: Pong echoes the ping hash and carries no ENR seq; it pings back an unknown pinger's `from`
 endpoint; it answers FINDNODE without a bond; it has no ENRRequest; it puts 16 nodes in one NEIGHBORS.
 

@@ -9,7 +9,7 @@ FINDNODE (from a table the test gives it) and TALKREQ itself.
 Set-up: @chainsafe/discv5 11.0.0 + @chainsafe/enr 5.0.0, the pair 11.0.0 asks for (12.0.2 needs enr 6,
 which the registry here lacks; forced onto enr 5 it drops PINGs with enr-seq 0). Its one quirk that
 touches us: request ids with a leading zero byte come back stripped, so every request id here starts
-with REQUEST_ID_PREFIX. What else we rely on is in ../shared/INTEROP.md and re-checked here: our ENR
+with REQUEST_ID_PREFIX. What else we rely on is in fixtures/INTEROP.md and re-checked here: our ENR
 must carry the socket's ip/udp (its challenge has enr-seq 0, so our handshake sends it), a node adds
 us to its table after the handshake (its answers may then include our own record: expected, and
 accounted for), distance 0 is the node's own record, and NODES carries at most 3 records per message.

@@ -2,7 +2,7 @@
 
 Our side is the sans-I/O stack (RLPxConnection under PeerSession) over a minimal trio transport; theirs is
 tests/interop/js/rlpx_peer.mjs (listener) or rlpx_dial.mjs (initiator), which report what the library saw as
-JSON events. What each test relies on about ethereumjs is in ../shared/INTEROP.md and was re-checked here:
+JSON events. What each test relies on about ethereumjs is in fixtures/INTEROP.md and was re-checked here:
 EIP-8 handshake, a capability shared only on an exact version match (eth/62..68), a Status mismatch answered
 with Disconnect 0x10, no shared capability answered with 0x03.
 """

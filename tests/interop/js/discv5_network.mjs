@@ -3,7 +3,7 @@
 // Set-up: @chainsafe/discv5 11.0.0 with @chainsafe/enr 5.0.0, both pinned in ../package.json. That pair is
 // what 11.0.0 itself asks for; 12.0.2 wants @chainsafe/enr ^6, which the registry here does not serve, and
 // forcing enr 5.0.0 under it with an npm override makes it drop a PING whose enr-seq is 0. The quirk of
-// 11.0.0 (see ../../shared/INTEROP.md): a request id with leading zero bytes comes back stripped, so the tests
+// 11.0.0 (see fixtures/INTEROP.md): a request id with leading zero bytes comes back stripped, so the tests
 // use request ids whose first byte is not zero.
 //
 //   node discv5_network.mjs --mode network --nodes N [--base-port 0] [--fanout 2] [--duration 60] [--trace 0]
