@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from ipaddress import ip_address
-from typing import IO
+from typing import IO, Any
 
 import click
 
@@ -21,7 +21,7 @@ from ethcrawl.wire.enode import Node, format_enode
 
 __all__ = [
     "DEFAULT_DB", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "db_option", "format_option", "database", "output",
-    "iso", "node_row", "share", "as_text", "emit_rows",
+    "read_json", "write_text", "iso", "node_row", "share", "as_text", "emit_rows",
 ]
 
 DEFAULT_DB = "ethcrawl.db"
@@ -71,6 +71,31 @@ def output(path: str) -> Iterator[IO[str]]:
             yield handle
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+
+
+def read_json(path: str) -> Any:
+    """A JSON file's value, or one clear line: unreadable, not UTF-8, not JSON, nested too deeply."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # JSON is UTF-8 (RFC 8259); a BOM some editors write is tolerated
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise click.ClickException(f"{path}: JSON nested too deeply to be a node list") from None
+
+
+def write_text(path: str, text: str) -> None:
+    """``text`` into the file at ``path``, as it is (no newline added), or one clear line."""
+    with output(path) as handle:
+        handle.write(text)
 
 
 def iso(value: datetime) -> str:

@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from ethcrawl.db.errors import InvalidRecord
+from ethcrawl.db.nodesjson import entry_record
 from ethcrawl.wire.crypto import PrivateKey, node_id_from_pubkey, pubkey_from_private
 from ethcrawl.wire.dnsdisc import (
     MAX_CHILDREN,
@@ -30,8 +32,7 @@ from ethcrawl.wire.dnsdisc import (
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 
-from .cli_common import output
-from .cli_export import read_json
+from .cli_common import output, read_json, write_text
 from .keyfile import KeyFileError, generate_key_file, read_key_file
 
 __all__ = [
@@ -83,17 +84,10 @@ def _load_records(path: str) -> tuple[ENR, ...]:
         raise click.ClickException(f"{path}: expected a JSON object keyed by node id")
     records = []
     for key, entry in data.items():
-        record_text = entry.get("record") if isinstance(entry, Mapping) else None
-        if not isinstance(record_text, str):
-            raise click.ClickException(f"{path}: node {key[:16]}: no 'record' text")
         try:
-            record = ENR.from_text(record_text)
-        except WireError as exc:
+            records.append(entry_record(key, entry))
+        except InvalidRecord as exc:
             raise click.ClickException(f"{path}: node {key[:16]}: {exc}") from None
-        node_id = record.node_id
-        if node_id is None or node_id.hex() != key.lower().removeprefix("0x"):
-            raise click.ClickException(f"{path}: node {key[:16]}: the record's node id is not the key it is listed under")
-        records.append(record)
     return tuple(records)
 
 
@@ -186,15 +180,7 @@ def write_tree_info(directory: str, *, url: str, tree: Tree, now: datetime) -> N
         "links": tree.links(),
         "lastModified": _rfc3339_nano(now),
     }
-    _write_file(_info_path(directory), json.dumps(info, indent=JSON_INDENT))
-
-
-def _write_file(path: str, text: str) -> None:
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+    write_text(_info_path(directory), json.dumps(info, indent=JSON_INDENT))
 
 
 def _load_key(path: str) -> PrivateKey:
@@ -257,7 +243,7 @@ def dns_to_txt(directory: str, out: str, max_children: int) -> None:
     if out == "-":
         click.echo(text)
     else:
-        _write_file(out, text)
+        write_text(out, text)
 
 
 def split_character_strings(text: str) -> list[bytes]:

@@ -19,7 +19,8 @@ import trio
 
 from ethcrawl.wire.dnsdisc import DNSDiscError, parse_url
 
-from .cli_dns import INFO_FILE, JSON_INDENT, NODES_FILE, _write_file, write_tree_info
+from .cli_common import read_json, write_text
+from .cli_dns import INFO_FILE, JSON_INDENT, NODES_FILE, write_tree_info
 from .dns import LOOKUP_TIMEOUT, DNSListError, DNSResolver, SyncedTree, sync_tree
 
 __all__ = ["sync_command", "dns_server_option", "make_resolver", "write_tree_definition", "previous_seq"]
@@ -60,7 +61,7 @@ def make_resolver(server: tuple[str, int] | None, timeout: float = LOOKUP_TIMEOU
 
 def _write(path: Path, data: Any) -> None:
     # geth writes json.MarshalIndent's bytes with no newline after them; so do we, for byte-equal files.
-    _write_file(os.fspath(path), json.dumps(data, indent=JSON_INDENT))
+    write_text(os.fspath(path), json.dumps(data, indent=JSON_INDENT))
 
 
 def write_tree_definition(directory: Path, tree: SyncedTree, *, now: datetime) -> None:
@@ -84,12 +85,9 @@ def write_tree_definition(directory: Path, tree: SyncedTree, *, now: datetime) -
 def previous_seq(directory: Path, domain: str) -> int | None:
     """The seq of the list at ``domain`` that DIR/enrtree-info.json holds, if it holds that list."""
     path = directory / INFO_FILE
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"{path}: cannot read the previous tree definition ({exc})") from None
+    info = read_json(os.fspath(path))  # unreadable, not UTF-8, not JSON or too deep: one clear line
     if not isinstance(info, dict) or not isinstance(info.get("url"), str):
         return None  # a definition not yet signed (no url): nothing synced before
     try:

@@ -18,11 +18,11 @@ from ethcrawl.db.queries import NodeReport, edge_table, node_reports
 from ethcrawl.db.topology import build_graph
 from ethcrawl.wire.chains import chain_by_name
 
-from .cli_common import CSV_COLUMNS, as_text, database, db_option, emit_rows, node_row, output
+from .cli_common import CSV_COLUMNS, as_text, database, db_option, emit_rows, node_row, output, read_json
 from .cli_query import _cidr  # the one CIDR option parser (query nodes --ip)
 
 __all__ = [
-    "export_group", "import_group", "read_json", "parse_duration", "CSV_COLUMNS", "EDGE_CSV_COLUMNS",
+    "export_group", "import_group", "parse_duration", "CSV_COLUMNS", "EDGE_CSV_COLUMNS",
     "GRAPHML_NODE_ATTRIBUTES", "FILTER_NETWORKS",
 ]
 
@@ -127,25 +127,6 @@ def export_nodes(
 @click.group("import")
 def import_group() -> None:
     """Merge node lists into the database."""
-
-
-def read_json(path: str) -> Any:
-    """A JSON file's value, or one clear line: unreadable, not UTF-8, not JSON, nested too deeply."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")  # JSON is UTF-8 (RFC 8259); a BOM some editors write is tolerated
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    except RecursionError:
-        raise click.ClickException(f"{path}: JSON nested too deeply to be a node list") from None
 
 
 @import_group.command("nodes-json")

@@ -42,7 +42,7 @@ from .store import INT64_MAX, classification_columns, node_upsert
 
 __all__ = [
     "ImportStats", "NodeFilter", "import_nodes_json", "export_nodes_json", "filter_nodes_json", "format_time",
-    "parse_time",
+    "parse_time", "entry_record",
 ]
 
 BATCH = 500  # rows per upsert statement
@@ -76,16 +76,23 @@ def format_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _row(key: str, entry: Any, now: datetime) -> dict[str, Any]:
+def entry_record(key: str, entry: Any) -> ENR:
+    """The verified record of the nodes.json entry listed under ``key`` (as geth's nodeSet.verify); InvalidRecord."""
     if not isinstance(entry, Mapping) or not isinstance(entry.get("record"), str):
         raise InvalidRecord("entry has no 'record' text")
     try:
         record = ENR.from_text(entry["record"])
     except WireError as exc:
         raise InvalidRecord(f"bad record: {exc}") from exc
-    node_id = record.node_id
-    if node_id is None or node_id.hex() != key.lower().removeprefix("0x"):
+    if record.node_id is None or record.node_id.hex() != key.lower().removeprefix("0x"):
         raise InvalidRecord("the record's node id is not the key it is listed under")
+    return record
+
+
+def _row(key: str, entry: Any, now: datetime) -> dict[str, Any]:
+    record = entry_record(key, entry)
+    node_id = record.node_id
+    assert node_id is not None  # entry_record checked it against the key
     score = entry.get("score", 0)  # geth omits a zero score
     if not isinstance(score, int) or isinstance(score, bool) or not -INT64_MAX <= score <= INT64_MAX:
         raise InvalidRecord(f"score {score!r} is not a whole number")

@@ -129,3 +129,11 @@ def test_a_synced_directory_is_a_tree_definition_dns_to_txt_verifies(tmp_path: P
     code, _, stderr = run("dns", "to-txt", str(tmp_path / "list"), str(tmp_path / "txt.json"))
     assert code == 0, stderr
     assert json.loads((tmp_path / "txt.json").read_text()) == EXAMPLE["txt"]
+
+
+@pytest.mark.parametrize(("content", "why"), [(b"[" * 200_000, "nested too deeply"), (b"\xff{", "not UTF-8")])
+def test_an_unreadable_earlier_definition_is_one_line_before_any_lookup(tmp_path: Path, content: bytes, why: str) -> None:
+    (tmp_path / "enrtree-info.json").write_bytes(content)
+    # No --dns-server: the refusal must come before a resolver is even made.
+    code, _, stderr = run("dns", "sync", EXAMPLE["url"], str(tmp_path))
+    assert code == 1 and why in stderr and len(stderr.strip().splitlines()) == 1
