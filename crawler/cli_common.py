@@ -21,7 +21,7 @@ from ethcrawl.wire.enode import Node, format_enode
 
 __all__ = [
     "DEFAULT_DB", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "db_option", "format_option", "database", "output",
-    "read_json", "write_text", "iso", "node_row", "share", "as_text", "emit_rows",
+    "read_json", "write_text", "parse_host_port", "iso", "node_row", "share", "as_text", "emit_rows",
 ]
 
 DEFAULT_DB = "ethcrawl.db"
@@ -90,6 +90,22 @@ def read_json(path: str) -> Any:
         raise click.ClickException(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise click.ClickException(f"{path}: JSON nested too deeply to be a node list") from None
+
+
+def parse_host_port(text: str, *, default_host: str = "", min_port: int = 0) -> tuple[str, int]:
+    """``HOST:PORT`` with HOST an IP address (``[v6]`` brackets allowed; names are never resolved), else BadParameter.
+
+    An empty HOST is ``default_host`` (``--udp :30303`` listens on every address).
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not min_port <= int(port) <= 65535:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT (port {min_port}-65535)")
+    host = host.strip("[]") or default_host
+    try:
+        ip_address(host)
+    except ValueError:
+        raise click.BadParameter(f"{host!r} is not an IP address (host names are not resolved)") from None
+    return host, int(port)
 
 
 def write_text(path: str, text: str) -> None:

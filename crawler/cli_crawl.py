@@ -30,6 +30,7 @@ from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 
 from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_dns_list, parse_seed, v5_bootnodes
+from .cli_common import parse_host_port
 from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY
@@ -79,15 +80,8 @@ class Seconds(click.ParamType[float]):
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"{text!r} is not HOST:PORT")
-    host = host.strip("[]") or DUAL_STACK_HOST  # ":30303" listens on every address of both families, as geth
-    try:
-        ip_address(host)
-    except ValueError:
-        raise click.BadParameter(f"{host!r} is not an IP address (host names are not resolved)") from None
-    return host, int(port)
+    # ":30303" listens on every address of both families, as geth.
+    return parse_host_port(text, default_host=DUAL_STACK_HOST)
 
 
 def _seeds(values: tuple[str, ...]) -> list[Node | ENR]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import trio
 
 from ethcrawl.wire.dnsdisc import DNSDiscError, parse_url
 
-from .cli_common import read_json, write_text
+from .cli_common import parse_host_port, read_json, write_text
 from .cli_dns import INFO_FILE, JSON_INDENT, NODES_FILE, write_tree_info
 from .dns import LOOKUP_TIMEOUT, DNSListError, DNSResolver, SyncedTree, sync_tree
 
@@ -33,17 +32,7 @@ MAX_LOOKUP_TIMEOUT = 60.0  # s: a DNS answer later than a minute is no answer
 
 
 def _dns_server(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, int] | None:
-    if value is None:
-        return None
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    try:
-        ip_address(host)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not IP:PORT (the server is named by address, not resolved)") from None
-    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise click.BadParameter(f"{value!r} is not IP:PORT (port 1-65535)")
-    return host, int(port)
+    return None if value is None else parse_host_port(value, min_port=1)
 
 
 dns_server_option = click.option(
