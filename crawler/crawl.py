@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from functools import partial
 from ipaddress import ip_address
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, Mapping
 
 import trio
 
@@ -347,11 +347,13 @@ async def _crawl(
                         # Listening crawls keep accepting inbound peers until --duration.
                         await trio.sleep_forever()
                     nursery.cancel_scope.cancel()
+            stats: dict[str, int] = {}
             if crawler is not None:
-                _log_statistics(node, crawler, udp)
+                counters = crawler.statistics()
+                stats = _stored_stats(counters, udp)  # the kernel's drop count read once, for the row and the log
+                _log_statistics(node, counters, stats)
             if crawl_scope.cancelled_caught:
                 log.info("crawl stopped early (duration or signal); saving what was learned")
-            stats = _stored_stats(crawler.statistics(), udp) if crawler is not None else {}
             await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock()), stats=stats))
         # The channel is closed: the writer drains what it holds and returns.
 
@@ -391,11 +393,11 @@ def _stored_stats(stats: CrawlStats, udp: UDPSocket) -> dict[str, int]:
     return stored
 
 
-def _log_statistics(node: DiscoveryNode, crawler: Crawler, udp: UDPSocket) -> None:
+def _log_statistics(node: DiscoveryNode, c: CrawlStats, stored: Mapping[str, int]) -> None:
     """One "crawl stats" line, key=value, so benchmarks and operators can read the crawl's work off the log."""
     v5, lanes = node.v5, node.demux
     assert v5 is not None and lanes is not None  # the crawl's node always serves both
-    d, d5, c = node.v4.statistics(), v5.statistics(), crawler.statistics()
+    d, d5 = node.v4.statistics(), v5.statistics()
     overflow = lanes.v4.overflowed + lanes.v5.overflowed
     log.info(
         "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
@@ -405,7 +407,7 @@ def _log_statistics(node: DiscoveryNode, crawler: Crawler, udp: UDPSocket) -> No
         d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
         c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
         d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
-        c.answered_v5, overflow, c.unhashed_peers, udp.receive_buffer, udp.kernel_drops(),
+        c.answered_v5, overflow, c.unhashed_peers, stored["receive_buffer"], stored.get("kernel_drops"),
     )
 
 
