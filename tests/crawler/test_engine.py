@@ -34,13 +34,19 @@ def wall_clock() -> float:
     return WALL_EPOCH + trio.current_time()
 
 
-async def start_tree(net: MemoryNetwork, nursery: trio.Nursery, count: int, fanout: int) -> list[DiscoveryV4]:
-    """``count`` nodes; node k's table holds only its children fanout*k+1 .. fanout*k+fanout."""
+async def start_nodes(net: MemoryNetwork, nursery: trio.Nursery, count: int) -> list[DiscoveryV4]:
+    """``count`` running nodes on ``net`` with empty tables."""
     nodes = []
     for _ in range(count):
         node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
         await nursery.start(node.run)
         nodes.append(node)
+    return nodes
+
+
+async def start_tree(net: MemoryNetwork, nursery: trio.Nursery, count: int, fanout: int) -> list[DiscoveryV4]:
+    """``count`` nodes; node k's table holds only its children fanout*k+1 .. fanout*k+fanout."""
+    nodes = await start_nodes(net, nursery, count)
     for k, node in enumerate(nodes):
         for child in nodes[fanout * k + 1 : fanout * k + fanout + 1]:
             node.table.add_verified(child.local_node)
@@ -218,11 +224,7 @@ async def test_a_peer_ranking_by_the_raw_target_is_read_by_regions(autojump_cloc
     """
     net = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        leaves = []
-        for _ in range(120):
-            leaf = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
-            await nursery.start(leaf.run)
-            leaves.append(leaf)
+        leaves = await start_nodes(net, nursery, 120)
         raw = RawRankingDiscovery(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
         raw.known = [leaf.local_node for leaf in leaves[:60]]
         geth = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
@@ -249,11 +251,7 @@ async def test_a_raw_ranking_peer_whose_first_answers_are_all_alike_is_probed_on
     regions and found whole (a random target failed 1 run in 8: it can fall near the first answers)."""
     net = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        leaves = []
-        for _ in range(40):
-            leaf = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
-            await nursery.start(leaf.run)
-            leaves.append(leaf)
+        leaves = await start_nodes(net, nursery, 40)
         raw = RawRankingDiscovery(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
         raw.known = [leaf.local_node for leaf in leaves]
         raw.same_answers = 3  # the walk's first three targets; its stop rule fires on the third
@@ -270,11 +268,7 @@ async def test_nodes_returned_by_more_peers_are_visited_first(autojump_clock: Mo
     six (returned by several peers, so likely alive) are visited before any node only one peer returned."""
     net = MemoryNetwork()
     async with trio.open_nursery() as nursery:
-        nodes = []
-        for _ in range(1 + 4 + 6 + 4 * 3):
-            node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
-            await nursery.start(node.run)
-            nodes.append(node)
+        nodes = await start_nodes(net, nursery, 1 + 4 + 6 + 4 * 3)
         root, hubs, shared, own = nodes[0], nodes[1:5], nodes[5:11], nodes[11:]
         for hub in hubs:
             root.table.add_verified(hub.local_node)
