@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from functools import partial
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Awaitable, Callable, Mapping, Sequence
+from typing import Awaitable, Callable, Mapping, Sequence, TypeVar
 
 import trio
 
@@ -50,6 +50,8 @@ from .table import RoutingTable, unwrap_ipv4
 from .udp import Address, DatagramTransport, serve_datagrams
 
 __all__ = ["DiscoveryConfig", "DiscoveryV4", "DiscoveryStats", "LateNodes", "make_local_enr"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -394,6 +396,13 @@ class DiscoveryV4:
         # may still answer; the crawl finds out with its first FindNode.
         return True
 
+    async def _asked_again_after_silence(self, node: Node, ask: Callable[[], Awaitable[T]]) -> T:
+        """``ask()``; if it met silence and a new bond repairs the node's proof of us, ``ask()`` once more."""
+        answer = await ask()
+        if not answer and await self._rebond_after_silence(node):
+            answer = await ask()
+        return answer
+
     async def _rebond_after_silence(self, node: Node) -> bool:
         """After a request met silence: whether we bonded again (the node pinged us back) and may ask again."""
         if not self.config.rebond_on_silence or self.is_bonded(node):
@@ -407,10 +416,7 @@ class DiscoveryV4:
 
     async def find_node(self, node: Node, target: bytes) -> list[NodeRecord]:
         """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout (again after a repaired bond)."""
-        nodes = await self._find_node_once(node, target)
-        if not nodes and await self._rebond_after_silence(node):
-            nodes = await self._find_node_once(node, target)
-        return nodes
+        return await self._asked_again_after_silence(node, partial(self._find_node_once, node, target))
 
     async def _find_node_once(self, node: Node, target: bytes) -> list[NodeRecord]:
         addr = _udp_addr(node)
@@ -432,10 +438,7 @@ class DiscoveryV4:
 
     async def request_enr(self, node: Node) -> ENR | None:
         """EIP-868 ENRRequest; the verified record, or None (no answer, or a bad one); asked again after a repaired bond."""
-        record = await self._request_enr_once(node)
-        if record is None and await self._rebond_after_silence(node):
-            record = await self._request_enr_once(node)
-        return record
+        return await self._asked_again_after_silence(node, partial(self._request_enr_once, node))
 
     async def _request_enr_once(self, node: Node) -> ENR | None:
         addr = _udp_addr(node)
