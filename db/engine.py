@@ -33,7 +33,7 @@ from .errors import (
     UnknownSchema,
     UnsupportedDatabase,
 )
-from .models import Base, Identity, SchemaVersion
+from .models import Base, EnrHistory, Identity, SchemaVersion
 from .store import CLASSIFICATION_COLUMNS, classification_columns
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # bump with every model change, and add MIGRATIONS[old] for it
+SCHEMA_VERSION = 4  # bump with every model change, and add MIGRATIONS[old] for it
 BUSY_TIMEOUT = 5.0  # s, how long SQLite waits for another writer before "database is locked"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")  # the two with insert().on_conflict_do_update
 
@@ -117,7 +117,41 @@ def _migrate_v2_to_v3(conn: Connection) -> None:
     Base.metadata.tables[Identity.__tablename__].create(conn)  # the Table (typed), with its indexes
 
 
-MIGRATIONS: dict[int, Migration] = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3}
+# Schema v4 (the network over time; country and ASN): crawl kinds, each sighting's address and record version,
+# geography per node and sighting, and every ENR version received.
+_V4_COLUMNS = (
+    ("crawls", "kind", "VARCHAR(16) NOT NULL DEFAULT 'crawl'"),
+    ("nodes", "country", "VARCHAR(2)"),
+    ("nodes", "asn", "BIGINT"),
+    ("nodes", "as_org", "TEXT"),
+    ("sightings", "ip", "VARCHAR(45)"),
+    ("sightings", "udp_port", "INTEGER"),
+    ("sightings", "tcp_port", "INTEGER"),
+    ("sightings", "enr_seq", "BIGINT"),
+    ("sightings", "country", "VARCHAR(2)"),
+    ("sightings", "asn", "BIGINT"),
+    ("sightings", "as_org", "TEXT"),
+)
+
+
+def _migrate_v3_to_v4(conn: Connection) -> None:
+    """Add the v4 columns and the ENR history, which starts with each node's stored record.
+
+    Older sightings keep NULL addresses: what a node's address was in a past crawl was not recorded, and is not
+    guessed from its latest one.
+    """
+    for table_name, name, ddl in _V4_COLUMNS:
+        conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {name} {ddl}")
+    history = Base.metadata.tables[EnrHistory.__tablename__]
+    history.create(conn)
+    nodes = table("nodes", column("node_id"), column("enr"), column("enr_seq"), column("last_seen"))
+    stored = select(nodes.c.node_id, nodes.c.enr_seq, nodes.c.enr, nodes.c.last_seen).where(
+        nodes.c.enr.is_not(None), nodes.c.enr_seq.is_not(None)
+    )
+    conn.execute(history.insert().from_select(["node_id", "seq", "enr", "first_seen"], stored))
+
+
+MIGRATIONS: dict[int, Migration] = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3, 3: _migrate_v3_to_v4}
 
 
 @dataclass(frozen=True, slots=True)

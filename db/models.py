@@ -37,6 +37,7 @@ __all__ = [
     "Edge",
     "DialAttempt",
     "Identity",
+    "EnrHistory",
 ]
 
 NODE_ID_SIZE = 32  # bytes
@@ -48,6 +49,7 @@ HASH_SIZE = 32  # bytes
 FORK_HASH_SIZE = 4  # bytes
 FORK_DIGEST_SIZE = 4  # bytes, consensus-layer fork digest
 IP_TEXT_SIZE = 45  # chars, the longest IPv6 text form
+COUNTRY_CODE_SIZE = 2  # chars, ISO 3166-1 alpha-2
 # uint256 in decimal is 78 digits; total difficulty is stored as text so SQLite keeps it exact.
 BIG_UINT_TEXT_SIZE = 78
 
@@ -120,6 +122,8 @@ class Crawl(Base):
     local_node_id: Mapped[bytes | None] = mapped_column(LargeBinary(NODE_ID_SIZE))
     # Schema v3.  The crawl's own counters that no other table holds (e.g. relayed nodes dropped), JSON text.
     stats: Mapped[str | None] = mapped_column(Text)
+    # Schema v4.  records.CRAWL_KINDS: a walk of the DHT or a revalidation pass (crawls of older versions are walks).
+    kind: Mapped[str] = mapped_column(String(16), default="crawl", server_default="crawl")
 
 
 class Node(Base):
@@ -148,6 +152,10 @@ class Node(Base):
     syncnets_count: Mapped[int | None] = mapped_column(Integer)
     # Schema v3.  The ``score`` of the last nodes.json that listed the node (go-ethereum's devp2p nodeset score).
     imported_score: Mapped[int | None] = mapped_column(BigInteger)
+    # Schema v4.  Where the node's latest address is, from a MaxMind-format database (NULL when not enriched).
+    country: Mapped[str | None] = mapped_column(String(COUNTRY_CODE_SIZE))
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    as_org: Mapped[str | None] = mapped_column(Text)
 
 
 class Sighting(Base):
@@ -163,6 +171,16 @@ class Sighting(Base):
     enr_received: Mapped[bool] = mapped_column(Boolean, default=False)
     # Schema v2: discovery protocols that answered the node in this crawl ("" for none).
     protocols: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Schema v4: the node as it was in this crawl (addresses and records change), for history and churn.
+    # The address last heard for it in the crawl and the highest ENR seq received (NULL before v4 or when unknown).
+    ip: Mapped[str | None] = mapped_column(String(IP_TEXT_SIZE))
+    udp_port: Mapped[int | None] = mapped_column(Integer)
+    tcp_port: Mapped[int | None] = mapped_column(Integer)
+    enr_seq: Mapped[int | None]
+    # Where that address was (MaxMind-format database), filled by enrichment.
+    country: Mapped[str | None] = mapped_column(String(COUNTRY_CODE_SIZE))
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    as_org: Mapped[str | None] = mapped_column(Text)
 
 
 class Edge(Base):
@@ -250,3 +268,21 @@ class Identity(Base):
             postgresql_where=text("origin = 'generated'"),
         ),
     )
+
+
+class EnrHistory(Base):
+    """Every ENR version a node published that a crawl received: one row per (node, seq), the bytes as received.
+
+    ``nodes.enr`` holds only the newest; this keeps what changed between versions (address, ports, fork id, ...)
+    for a node's history.  Only new sequence numbers add rows, so a stable network adds none.
+    """
+
+    __tablename__ = "enr_history"
+
+    node_id: Mapped[NodeId] = mapped_column(ForeignKey("nodes.node_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    enr: Mapped[bytes]
+    # When a crawl first received this version; NULL crawl_id for the one record a pre-v4 database carried over
+    # (its first_seen is then the node's last_seen: received at the latest then).
+    first_seen: Mapped[UTCTime]
+    crawl_id: Mapped[int | None] = mapped_column(ForeignKey("crawls.id"))

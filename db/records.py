@@ -19,6 +19,7 @@ from datetime import datetime
 from .errors import InvalidRecord
 
 __all__ = [
+    "CRAWL_KINDS",
     "SOURCES",
     "DISCOVERY_PROTOCOLS",
     "DIRECTIONS",
@@ -45,6 +46,8 @@ MAX_PORT = 65535
 
 # How we first heard of a node in a crawl.  "database" is a node loaded with --from-db;
 # "neighbors" came in a discv4 NEIGHBORS reply, "nodes" in a discv5 NODES reply.
+# What a crawl row records: a full walk of the DHT, or the monitor's revalidation of known nodes between walks.
+CRAWL_KINDS = ("crawl", "revalidation")
 SOURCES = ("bootnode", "neighbors", "inbound", "database", "nodes")
 # Discovery protocols a node can answer, in the order stored sets are written ("v4,v5").
 # store.py's SQL union of two such sets relies on there being exactly two.
@@ -101,9 +104,12 @@ class CrawlStarted:
     parameters: Mapping[str, object] = field(default_factory=dict)
     # Our own node id in this crawl (db.identity), so the crawl can be told apart from the nodes it met.
     local_node_id: bytes | None = None
+    # CRAWL_KINDS: a walk of the DHT, or the monitor's revalidation of known nodes.
+    kind: str = "crawl"
 
     def __post_init__(self) -> None:
         _check_time("started_at", self.started_at)
+        _check_choice("kind", self.kind, CRAWL_KINDS)
         _check_size("local_node_id", self.local_node_id, NODE_ID_SIZE)
 
 

@@ -25,7 +25,7 @@ from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 
 from .errors import InvalidRecord, UnsupportedDatabase
-from .models import Crawl, DialAttempt, Edge, Node, Sighting
+from .models import Crawl, DialAttempt, Edge, EnrHistory, Node, Sighting
 from .queries import dial_outcomes, hello_counts, network_counts, totals
 from .records import (
     DROPPED_PREFIX,
@@ -49,6 +49,7 @@ __all__ = [
     "write_records",
     "node_upsert",
     "sighting_upsert",
+    "enr_history_insert",
     "edge_upsert",
     "finish_crawl",
     "load_known_nodes",
@@ -128,7 +129,10 @@ def begin_crawl(session: Session, record: CrawlStarted) -> int:
         parameters = json.dumps(dict(record.parameters), sort_keys=True, default=str, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidRecord(f"crawl parameters are not JSON-serialisable: {exc}") from exc
-    crawl = Crawl(started_at=record.started_at, ended_at=None, parameters=parameters, local_node_id=record.local_node_id)
+    crawl = Crawl(
+        started_at=record.started_at, ended_at=None, parameters=parameters, local_node_id=record.local_node_id,
+        kind=record.kind,
+    )
     session.add(crawl)
     session.flush()
     return crawl.id
@@ -208,12 +212,14 @@ def _node_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
 
 
 def _sighting_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
+    """One row per (crawl, node): the earliest source, the flags ORed, the address of the last record that carried
+    one and the highest ENR seq (the upsert carries both across batches; the writer sends records as they come)."""
     merged: dict[tuple[int, bytes], dict[str, Any]] = {}
     for seen in records:
         key = (seen.crawl_id, seen.node_id)
         row = merged.get(key)
         if row is None:
-            merged[key] = {
+            row = merged[key] = {
                 "crawl_id": seen.crawl_id,
                 "node_id": seen.node_id,
                 "first_seen": seen.seen_at,
@@ -221,6 +227,7 @@ def _sighting_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
                 "responded": seen.responded,
                 "enr_received": seen.enr is not None,
                 "protocols": set(seen.protocols),
+                "ip": None, "udp_port": None, "tcp_port": None, "enr_seq": None,
             }
         else:
             if seen.seen_at < row["first_seen"]:
@@ -228,10 +235,30 @@ def _sighting_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
             row["responded"] = row["responded"] or seen.responded
             row["enr_received"] = row["enr_received"] or seen.enr is not None
             row["protocols"].update(seen.protocols)
+        if seen.ip is not None:
+            row["ip"], row["udp_port"], row["tcp_port"] = seen.ip, seen.udp, seen.tcp
+        if seen.enr_seq is not None:
+            seq = min(seen.enr_seq, INT64_MAX)
+            row["enr_seq"] = seq if row["enr_seq"] is None else max(row["enr_seq"], seq)
     rows = [merged[key] for key in sorted(merged)]
     for row in rows:
         row["protocols"] = protocol_set(row["protocols"])
     return rows
+
+
+def _enr_history_rows(records: Iterable[NodeSeen]) -> list[dict[str, Any]]:
+    """One row per (node, seq) received in the batch, with the first crawl and time it arrived."""
+    merged: dict[tuple[bytes, int], dict[str, Any]] = {}
+    for seen in records:
+        if seen.enr is None or seen.enr_seq is None:
+            continue
+        key = (seen.node_id, min(seen.enr_seq, INT64_MAX))
+        row = merged.get(key)
+        if row is None or seen.seen_at < row["first_seen"]:
+            merged[key] = {
+                "node_id": key[0], "seq": key[1], "enr": seen.enr, "first_seen": seen.seen_at, "crawl_id": seen.crawl_id,
+            }
+    return [merged[key] for key in sorted(merged)]
 
 
 def _edge_rows(records: Iterable[EdgeSeen]) -> list[dict[str, Any]]:
@@ -337,9 +364,22 @@ def sighting_upsert(dialect: str) -> Any:
             "responded": or_(table.c.responded, new.responded),
             "enr_received": or_(table.c.enr_received, new.enr_received),
             "protocols": union_protocols(table.c.protocols, new.protocols),
+            # The address of the last record that carried one wins; the highest seq stays.
+            "ip": func.coalesce(new.ip, table.c.ip),
+            "udp_port": case((new.ip.is_not(None), new.udp_port), else_=table.c.udp_port),
+            "tcp_port": case((new.ip.is_not(None), new.tcp_port), else_=table.c.tcp_port),
+            "enr_seq": case(
+                (table.c.enr_seq.is_(None) | (new.enr_seq > table.c.enr_seq), new.enr_seq), else_=table.c.enr_seq
+            ),
         },
     )
     return stmt
+
+
+def enr_history_insert(dialect: str) -> Any:
+    """Insert ENR versions; a (node, seq) already stored keeps its first arrival."""
+    table = EnrHistory.__table__
+    return _insert_for(dialect, table).on_conflict_do_nothing(index_elements=[table.c.node_id, table.c.seq])
 
 
 def edge_upsert(dialect: str) -> Any:
@@ -390,6 +430,10 @@ def write_records(session: Session, records: Sequence[Record]) -> int:
         sighting_rows = _sighting_rows(nodes)
         session.execute(sighting_upsert(dialect), sighting_rows)
         written += len(node_rows) + len(sighting_rows)
+        history_rows = _enr_history_rows(nodes)
+        if history_rows:
+            session.execute(enr_history_insert(dialect), history_rows)
+            written += len(history_rows)
     if edges:
         edge_rows = _edge_rows(edges)
         session.execute(edge_upsert(dialect), edge_rows)

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from ethcrawl.db import engine as db_engine
 from ethcrawl.db.engine import SCHEMA_VERSION, open_database
 from ethcrawl.db.errors import InvalidRecord
-from ethcrawl.db.models import Edge, Node, SchemaVersion, Sighting
+from ethcrawl.db.models import Crawl, Edge, EnrHistory, Node, SchemaVersion, Sighting
 from ethcrawl.db.nodesjson import import_nodes_json
 from ethcrawl.db.records import SOURCES, CrawlStarted, EdgeSeen, NodeSeen, Record
 from ethcrawl.db.store import begin_crawl, load_known_nodes, write_records
@@ -190,6 +190,15 @@ def test_v1_database_migrates_and_keeps_its_rows(database_url: str) -> None:
             sightings = {s.node_id: s.protocols for s in session.scalars(select(Sighting))}
             assert sightings == {nid(1): "v4", nid(2): "", nid(3): ""}
             assert [(e.from_node, e.to_node, e.protocols) for e in session.scalars(select(Edge))] == [(nid(1), nid(2), "v4")]
+            # v4: the crawl was a walk; past sightings' addresses were not recorded and are not guessed; the ENR
+            # history starts with each stored record, carried over (no crawl) as received at the latest then.
+            assert session.scalars(select(Crawl.kind)).all() == ["crawl"]
+            assert {(s.ip, s.enr_seq, s.country) for s in session.scalars(select(Sighting))} == {(None, None, None)}
+            history = {h.node_id: (h.seq, h.enr, h.first_seen, h.crawl_id) for h in session.scalars(select(EnrHistory))}
+            assert history == {
+                nid(n): (enr.seq if isinstance(enr, ENR) else 1, enr.to_rlp() if isinstance(enr, ENR) else enr, T0, None)
+                for n, enr in enumerate(enrs.values(), start=1)
+            }
     finally:
         db.close()
     # The migrated schema has the columns a new database gets.

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import InvalidRecord
-from ethcrawl.db.models import Crawl, DialAttempt, Edge, Node, Sighting
+from ethcrawl.db.models import Crawl, DialAttempt, Edge, EnrHistory, Node, Sighting
 from ethcrawl.db.records import (
     OUTCOMES,
     CrawlFinished,
@@ -427,3 +427,53 @@ def test_parameters_that_are_not_json_types_become_text(db: Database) -> None:
         crawl_id = begin_crawl(session, CrawlStarted(started_at=T0, parameters={"db": PurePosixPath("/tmp/c.db")}))
     with db.session() as session:
         assert session.scalars(select(Crawl.parameters).where(Crawl.id == crawl_id)).one() == '{"db": "/tmp/c.db"}'
+
+
+# ---------------------------------------------------------------- schema v4: the node as it was in each crawl
+
+
+def test_each_sighting_keeps_the_address_and_record_version_of_its_crawl(db: Database) -> None:
+    first, second = new_crawl(db), new_crawl(db)
+    write(db, [seen(first, 1, ip="10.0.0.1", enr=b"v3", seq=3), seen(first, 1, at=5, ip="10.0.0.2")])
+    write(db, [seen(first, 1, at=9, ip=None), seen(first, 1, at=9, ip=None, enr=b"v2", seq=2)])  # no address, older seq
+    write(db, [seen(second, 1, at=60, ip="192.0.2.7", enr=b"v4", seq=4)])
+    with db.session() as session:
+        one, two = session.get(Sighting, (first, nid(1))), session.get(Sighting, (second, nid(1)))
+        assert one is not None and two is not None
+        assert (one.ip, one.udp_port, one.tcp_port, one.enr_seq) == ("10.0.0.2", 30303, 30303, 3)
+        assert (two.ip, two.enr_seq) == ("192.0.2.7", 4)
+        assert node_row(session, 1).ip == "192.0.2.7"
+
+
+def test_a_sighting_without_any_address_or_record_stores_nulls(db: Database) -> None:
+    c = new_crawl(db)
+    write(db, [seen(c, 1, ip=None)])
+    with db.session() as session:
+        sighting = session.get(Sighting, (c, nid(1)))
+        assert sighting is not None and (sighting.ip, sighting.udp_port, sighting.enr_seq) == (None, None, None)
+
+
+def test_every_enr_version_is_kept_once_with_its_first_arrival(db: Database) -> None:
+    first, second = new_crawl(db), new_crawl(db)
+    write(db, [seen(first, 1, at=1, enr=b"seq5", seq=5)])
+    write(db, [seen(first, 1, at=2, enr=b"seq5 again", seq=5), seen(second, 1, at=70, enr=b"seq9", seq=9)])
+    write(db, [seen(second, 1, at=80, enr=b"seq8", seq=8), seen(second, 2, at=81)])  # node 2: no record
+    with db.session() as session:
+        rows = session.execute(
+            select(EnrHistory.node_id, EnrHistory.seq, EnrHistory.enr, EnrHistory.first_seen, EnrHistory.crawl_id)
+            .order_by(EnrHistory.seq)
+        ).all()
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    assert [tuple(r) for r in rows] == [
+        (nid(1), 5, b"seq5", at(1), first), (nid(1), 8, b"seq8", at(80), second), (nid(1), 9, b"seq9", at(70), second),
+    ]
+
+
+def test_a_crawl_row_records_its_kind(db: Database) -> None:
+    with db.session() as session, session.begin():
+        walk = begin_crawl(session, CrawlStarted(started_at=T0))
+        pass_ = begin_crawl(session, CrawlStarted(started_at=T0, kind="revalidation"))
+    with db.session() as session:
+        assert [session.get(Crawl, c).kind for c in (walk, pass_)] == ["crawl", "revalidation"]  # type: ignore[union-attr]
+    with pytest.raises(InvalidRecord, match="kind"):
+        CrawlStarted(started_at=T0, kind="census")
