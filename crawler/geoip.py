@@ -29,7 +29,7 @@ from typing import Any
 
 import maxminddb
 
-from ethcrawl.db.records import Place
+from ethcrawl.db.records import MAX_ASN, Place
 
 __all__ = [
     "GeoIPError", "GeoIPUnreadable", "UnknownLayout", "UnexpectedRecord", "KINDS", "MMDBFile", "GeoIP",
@@ -160,7 +160,7 @@ def _asn(value: object, path: str, ip: str, *, text: bool) -> int | None:
         if match is None:
             raise UnexpectedRecord(f"{path}: the record of {ip} has asn {value!r}, not AS<number>")
         value = int(match.group(1))
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ASN:
         raise UnexpectedRecord(f"{path}: the record of {ip} has AS number {value!r}, not a 32-bit number")
     return value
 
