@@ -308,6 +308,10 @@ class CrawlSummary:
     layers: tuple[tuple[str, int], ...] = ()
     # Relayed nodes the sybil bound dropped, per rule ("endpoint", "ip", "subnet", "source"), from the crawl's stats.
     dropped: tuple[tuple[str, int], ...] = ()
+    # Nodes sighted in this crawl by the country and the AS of their address in it (queries.country_counts and
+    # asn_counts: None where no file placed it); all None when the crawl was not enriched.
+    countries: tuple[tuple[str | None, int], ...] = ()
+    asns: tuple[tuple[int | None, str | None, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,7 +26,7 @@ from ethcrawl.wire.errors import WireError
 
 from .errors import InvalidRecord, UnsupportedDatabase
 from .models import Crawl, DialAttempt, Edge, EnrHistory, Node, Sighting
-from .queries import dial_outcomes, hello_counts, network_counts, totals
+from .queries import asn_counts, country_counts, dial_outcomes, hello_counts, network_counts, totals
 from .records import (
     DROPPED_PREFIX,
     CrawlFinished,
@@ -523,6 +523,8 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
         protocols=protocols,
         layers=layers,
         dropped=_dropped(crawl.stats),
+        countries=tuple(country_counts(session, crawl_id=crawl_id)),
+        asns=tuple(asn_counts(session, crawl_id=crawl_id)),
     )
 
 
