@@ -17,21 +17,27 @@ from pathlib import Path
 import pytest
 import trio
 from click.testing import CliRunner
-from mmdb_files import dbip_country, geolite2_asn, ipinfo_lite
+from mmdb_files import dbip_country, geolite2_asn, ipinfo_country_asn, ipinfo_lite
 from rich.console import Console
 
 from ethcrawl.crawler.cli import main as cli_main
 from ethcrawl.crawler.cli_crawl import SUMMARY_PLACES, _print_summary
+from ethcrawl.crawler.crawl import CrawlOptions, run_crawl
+from ethcrawl.crawler.devnet import open_devnet
 from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.geoip import GeoIP
+from ethcrawl.db.engine import open_database
 from ethcrawl.db.records import CrawlSummary
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.enode import format_enode
+from ethcrawl.wire.enr import ENR
 
 ETHCRAWL = str(Path(sys.executable).with_name("ethcrawl"))
 DEADLINE = 60  # s, for the crawl command
 # Nodes per loopback address, in tree order: 4 on .1, 3 on .2, 2 on .3.
 HOSTS = ["127.0.0.1"] * 4 + ["127.0.0.2"] * 3 + ["127.0.0.3"] * 2
 FANOUT = 3
+DEVNET_NODES = 12
 
 
 async def _start_tree(nursery: trio.Nursery) -> list[DiscoveryV4]:
@@ -142,3 +148,23 @@ def test_summary_shows_the_largest_places_and_one_other_row_and_nothing_when_not
     # The rest: 3 codes and the unknown row, 90 + 89 + 88 + 5 nodes.
     assert other and other[0][:3] == ["other", "(4)", str(90 + 89 + 88 + 5)]
     assert "country" not in _summary(((None, 7),), ((None, None, 7),))  # a crawl not enriched: no table
+
+
+async def test_a_devnet_crawl_with_a_locator_is_placed_before_its_summary(tmp_path: Path) -> None:
+    """``ethcrawl devnet``'s network (every node on 127.0.0.1), crawled with run_crawl as ``crawl`` runs it."""
+    path = tmp_path / "devnet.db"
+    files = ipinfo_country_asn(tmp_path / "country_asn.mmdb", {"127.0.0.0/8": ("NL", 64510, "Example Devnet")})
+    async with open_devnet(nodes=DEVNET_NODES, seed=3) as net:
+        db = open_database(path)
+        options = CrawlOptions(seeds=(ENR.from_text(net.bootnode_enr),), listen_host="127.0.0.1", dial_timeout=2)
+        try:
+            with GeoIP(country=str(files), asn=str(files)) as geo, trio.fail_after(DEADLINE):
+                summary = await run_crawl(db, options, handle_signals=False, locator=geo)
+        finally:
+            db.close()
+    assert summary.nodes == DEVNET_NODES
+    assert summary.countries == (("NL", DEVNET_NODES),)
+    assert summary.asns == ((64510, "Example Devnet", DEVNET_NODES),)
+    with sqlite3.connect(path) as conn:
+        placed = conn.execute("SELECT country, asn, as_org, count(*) FROM sightings GROUP BY 1, 2, 3").fetchall()
+    assert placed == [("NL", 64510, "Example Devnet", DEVNET_NODES)]
