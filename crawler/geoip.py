@@ -88,10 +88,15 @@ class _Layout:
 
 
 def _nested_country(record: Mapping[str, Any]) -> tuple[object, object, object]:
+    """ValueError when "country" is not a map of fields, as MaxMind's layout has it."""
     country = record.get("country")
     # MaxMind leaves out "country" where it does not know where the address is (its registered_country is who
     # holds the range, which is not where the node runs): unknown, then.
-    return (country.get("iso_code") if isinstance(country, Mapping) else country), None, None
+    if country is None:
+        return None, None, None
+    if not isinstance(country, Mapping):
+        raise ValueError(f"country {country!r}, not a map of fields")
+    return country.get("iso_code"), None, None
 
 
 def _flat_asn(record: Mapping[str, Any]) -> tuple[object, object, object]:
@@ -224,7 +229,10 @@ class MMDBFile:
         record = self._record(ip)
         if record is None:
             return Place()
-        country, asn, as_org = self.layout.read(record)
+        try:
+            country, asn, as_org = self.layout.read(record)
+        except ValueError as exc:
+            raise UnexpectedRecord(f"{self.path}: the record of {ip} has {exc}") from None
         if self.kind == "country":
             return Place(country=_country(country, self.path, ip))
         number = _asn(asn, self.path, ip, text=self.layout.text_asn)

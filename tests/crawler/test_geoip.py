@@ -103,6 +103,7 @@ def test_an_unknown_layout_or_the_wrong_kind_is_refused_when_opened(
         ({"country": {"iso_code": "Germany"}}, "country", "has country 'Germany', not an ISO 3166 code"),
         ({"country": {"iso_code": "de"}}, "country", "has country 'de', not an ISO 3166 code"),
         ({"country": {"iso_code": 276}}, "country", "has country 276, not text"),
+        ({"country": "DE"}, "country", "has country 'DE', not a map of fields"),
         ({"autonomous_system_number": "lots", "autonomous_system_organization": "x"}, "asn", "AS number 'lots'"),
     ],
 )
