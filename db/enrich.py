@@ -25,8 +25,9 @@ __all__ = ["KIND_COLUMNS", "EnrichCounts", "Locator", "addresses", "fill", "enri
 
 # What each kind of lookup fills: a country file the country, an AS file the number and its organisation.
 KIND_COLUMNS: dict[str, tuple[str, ...]] = {"country": ("country",), "asn": ("asn", "as_org")}
-# Rows per UPDATE batch: bounded statement and memory, few round trips (a mainnet crawl is ~10^5 rows).
-BATCH_ROWS = 1000
+# Addresses per batch (one SELECT ... IN and one UPDATE executemany each): bounded statements and memory, few
+# round trips (a mainnet crawl is ~10^5 addresses); far below SQLite's bound-parameter limit.
+BATCH_ADDRESSES = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,10 +79,24 @@ def _changes(
     return changed
 
 
-def _write(session: Session, model: type[Node] | type[Sighting], changes: list[dict[str, Any]]) -> None:
-    for start in range(0, len(changes), BATCH_ROWS):
-        # ORM bulk UPDATE by primary key: one executemany per batch.
-        session.execute(update(model), changes[start : start + BATCH_ROWS])
+def _fill_rows(
+    session: Session, model: type[Node] | type[Sighting], keys: Sequence[str], places: Mapping[str, Place],
+    columns: Sequence[str], crawl_id: int | None,
+) -> int:
+    """Update the rows of ``model`` in scope whose address ``places`` holds and whose columns differ; how many."""
+    ips = sorted(places)
+    written = 0
+    for start in range(0, len(ips), BATCH_ADDRESSES):
+        # A batch of addresses at a time: memory stays bounded on a database of many crawls.
+        chunk = ips[start : start + BATCH_ADDRESSES]
+        query = select(*(getattr(model, k) for k in keys), model.ip, *(getattr(model, c) for c in columns))
+        rows = session.execute(_in_scope(query.where(model.ip.in_(chunk)), crawl_id, nodes=model is Node)).all()
+        changes = _changes(rows, keys, places, columns)
+        if changes:
+            # ORM bulk UPDATE by primary key: one executemany.
+            session.execute(update(model), changes)
+        written += len(changes)
+    return written
 
 
 def fill(
@@ -94,20 +109,9 @@ def fill(
     columns = [c for kind in kinds for c in KIND_COLUMNS[kind]]
     if not columns:
         return 0, 0
-    node_rows = session.execute(
-        _in_scope(select(Node.node_id, Node.ip, *(getattr(Node, c) for c in columns)), crawl_id, nodes=True)
-    )
-    node_changes = _changes(node_rows, ("node_id",), places, columns)
-    sighting_rows = session.execute(
-        _in_scope(
-            select(Sighting.crawl_id, Sighting.node_id, Sighting.ip, *(getattr(Sighting, c) for c in columns)),
-            crawl_id, nodes=False,
-        )
-    )
-    sighting_changes = _changes(sighting_rows, ("crawl_id", "node_id"), places, columns)
-    _write(session, Node, node_changes)
-    _write(session, Sighting, sighting_changes)
-    return len(node_changes), len(sighting_changes)
+    nodes = _fill_rows(session, Node, ("node_id",), places, columns, crawl_id)
+    sightings = _fill_rows(session, Sighting, ("crawl_id", "node_id"), places, columns, crawl_id)
+    return nodes, sightings
 
 
 def enrich_database(db: Database, locator: Locator, *, crawl_id: int | None = None) -> EnrichCounts:

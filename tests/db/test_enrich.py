@@ -338,3 +338,13 @@ def test_an_ipinfo_lite_file_serves_both_options(filled: str, tmp_path: Path) ->
     assert _json("query", "countries", "--db", filled, "--crawl", "1") == [
         {"country": None, "nodes": 3, "share": 60.0}, {"country": "NL", "nodes": 2, "share": 40.0},
     ]  # fmt: skip
+
+
+def test_small_batches_fill_the_same_rows(filled: str, files: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import ethcrawl.db.enrich as enrich
+
+    monkeypatch.setattr(enrich, "BATCH_ADDRESSES", 2)  # 7 addresses: four batches
+    assert _enrich(filled, files) == EnrichCounts(addresses=7, located=6, nodes=5, sightings=7)
+    nodes, sightings = _columns(filled)
+    assert nodes["A"] == ("JP", *V6) and nodes["D"] == (None, *TELECOM) and sightings[(1, "A")] == ("DE", *CLOUD)
+    assert _enrich(filled, files).nodes == 0
