@@ -8,11 +8,14 @@ without knowing SQL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Subquery, case, func, select, true
+from sqlalchemy import ColumnElement, Select, Subquery, case, func, select, true
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from ethcrawl.wire.chains import chain_by_network_id
 from ethcrawl.wire.forkid import ForkId, classify
@@ -23,7 +26,7 @@ from .records import HelloCount, NetworkCount
 __all__ = [
     "NodeReport", "node_reports", "HELLO_DIMENSIONS", "hello_counts", "outcome_counts", "dial_outcomes", "has_crawl",
     "network_name", "network_counts", "fork_readiness", "Totals", "totals", "CrawlRow", "crawl_history",
-    "edge_list", "edge_table", "responders", "LayerCounts", "layer_counts",
+    "edge_list", "edge_table", "responders", "LayerCounts", "layer_counts", "country_counts", "asn_counts",
 ]
 
 
@@ -61,6 +64,10 @@ class NodeReport:
     consensus_fork: str | None = None
     attnets_count: int | None = None
     syncnets_count: int | None = None
+    # Schema v4: where its latest address is (country code, AS number and organisation), once enriched.
+    country: str | None = None
+    asn: int | None = None
+    as_org: str | None = None
 
 
 # An attempt "received a Hello" when the peer's Hello arrived: the store keeps its client id text then, even "".
@@ -90,15 +97,19 @@ def _flag_sum(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _named(client: str, crawl_id: int | None) -> ColumnElement[bool]:
-    """Condition on DialAttempt: the node's latest attempt (in scope) that received a Hello named ``client``."""
+def _named_nodes(client: str, crawl_id: int | None) -> Select[bytes]:
+    """Node ids whose latest attempt (in scope) that received a Hello named ``client``."""
     latest = _latest(HELLO_RECEIVED, crawl_id)
-    named = (
+    return (
         select(DialAttempt.node_id)
         .join(latest, latest.c.dial_id == DialAttempt.id)
         .where(DialAttempt.client_name == client)
     )
-    return DialAttempt.node_id.in_(named)
+
+
+def _named(client: str, crawl_id: int | None) -> ColumnElement[bool]:
+    """Condition on DialAttempt: the node's latest attempt (in scope) that received a Hello named ``client``."""
+    return DialAttempt.node_id.in_(_named_nodes(client, crawl_id))
 
 
 def node_reports(session: Session) -> list[NodeReport]:
@@ -148,6 +159,9 @@ def node_reports(session: Session) -> list[NodeReport]:
                 consensus_fork=node.consensus_fork,
                 attnets_count=node.attnets_count,
                 syncnets_count=node.syncnets_count,
+                country=node.country,
+                asn=node.asn,
+                as_org=node.as_org,
             )
         )
     return reports
@@ -385,3 +399,45 @@ def layer_counts(session: Session) -> LayerCounts:
     consensus.sort(key=lambda r: (-r[3], str(r[0]), str(r[1]), r[2] or b""))
     execution.sort(key=lambda r: (-r[1], str(r[0])))
     return LayerCounts(by_protocols=by_protocols, consensus=consensus, execution=execution)
+
+
+def _placed(
+    session: Session, keys: Sequence[SQLCoreOperations[Any]], crawl_id: int | None, client: str | None
+) -> list[tuple[Any, ...]]:
+    """(*keys, nodes) over the nodes with a known address: each at its latest address (``nodes``), or with
+    ``crawl_id`` at its address in that crawl (``sightings``); ``client``: nodes whose latest Hello named it."""
+    node_id, ip = (Node.node_id, Node.ip) if crawl_id is None else (Sighting.node_id, Sighting.ip)
+    query = select(*keys, func.count()).where(ip.is_not(None)).group_by(*keys[:1])
+    if crawl_id is not None:
+        query = query.where(Sighting.crawl_id == crawl_id)
+    if client is not None:
+        query = query.where(node_id.in_(_named_nodes(client, crawl_id)))
+    return [tuple(row) for row in session.execute(query)]
+
+
+def country_counts(
+    session: Session, *, crawl_id: int | None = None, client: str | None = None
+) -> list[tuple[str | None, int]]:
+    """Nodes per country code of their address (None: an address no lookup placed, or not enriched yet).
+
+    Whole database: every node with a known address, at its latest one (``nodes.country``).  ``crawl_id``: the
+    nodes sighted in that crawl with a known address, at the address they had in it (``sightings.country``).
+    ``client``: nodes whose latest Hello (in scope) named it.  Largest first, None after the codes it ties with.
+    """
+    column = Node.country if crawl_id is None else Sighting.country
+    counts = [(country, int(n)) for country, n in _placed(session, [column], crawl_id, client)]
+    return sorted(counts, key=lambda r: (-r[1], r[0] is None, r[0] or ""))
+
+
+def asn_counts(
+    session: Session, *, crawl_id: int | None = None, client: str | None = None
+) -> list[tuple[int | None, str | None, int]]:
+    """Nodes per autonomous system of their address, as ``country_counts`` counts countries: (asn, as_org, nodes).
+
+    ``as_org`` is the organisation stored with the number (the greatest, should files of different dates have
+    named it differently).  Largest first, None after the numbers it ties with.
+    """
+    table = Node if crawl_id is None else Sighting
+    rows = _placed(session, [table.asn, func.max(table.as_org)], crawl_id, client)
+    counts = [(None if asn is None else int(asn), org, int(n)) for asn, org, n in rows]
+    return sorted(counts, key=lambda r: (-r[2], r[0] is None, r[0] or 0))
