@@ -10,20 +10,20 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
-from ipaddress import ip_address, ip_network
 from typing import Any, TypeVar
 
 import click
 
+from ethcrawl.db.node_filter import (
+    DISCOVERY_PROTOCOLS, LAYERS, BadFilter, IPNetwork, NodeFilter, filter_nodes, parse_cidr, parse_fork, parse_network,
+)  # fmt: skip
 from ethcrawl.db.queries import (
-    NodeReport, crawl_history, edge_list, fork_readiness, has_crawl, hello_counts, layer_counts, network_counts, node_reports,
-    outcome_counts, responders,
+    crawl_history, edge_list, fork_readiness, has_crawl, hello_counts, layer_counts, network_counts, outcome_counts,
+    responders,
 )  # fmt: skip
 from ethcrawl.db.topology import Topology, analyse
-from ethcrawl.wire.chains import CHAINS
-from ethcrawl.wire.forkid import fork_hashes
 
-from .cli_common import CSV_COLUMNS, Row, database, db_option, emit_rows, format_option, iso, node_row, share
+from .cli_common import CSV_COLUMNS, Row, database, db_option, emit_rows, format_option, iso, share
 
 __all__ = ["query_group", "NODE_TABLE_COLUMNS", "TOPOLOGY_COLUMNS"]
 
@@ -248,13 +248,22 @@ def query_layers(db_url: str, fmt: str) -> None:
     emit_rows(("layer", "by", "value", "nodes", "share"), rows, fmt)
 
 
-def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return ip_network(value, strict=False)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an IP network like 10.0.0.0/8") from None
+def _parsed(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
+    """A click callback: the option's text through ``parse`` (a db.node_filter parser), BadFilter as a usage error."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except BadFilter as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+# The CIDR option of ``query nodes --ip`` and ``export nodes-json --ip``.
+_cidr = _parsed(parse_cidr)
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -267,55 +276,6 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _known_fork_names() -> dict[str, str]:
-    """Every fork name of every known chain, by lower case."""
-    return {epoch.name.lower(): epoch.name for chain in CHAINS.values() for epoch in fork_hashes(chain)}
-
-
-def _network(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if value.lower() not in CHAINS:
-        raise click.BadParameter(f"{value!r} is not a known network ({', '.join(sorted(CHAINS))})")
-    return value.lower()
-
-
-def _fork(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    names = _known_fork_names()
-    if value.lower() not in names:
-        raise click.BadParameter(f"{value!r} is not a fork of any known network (e.g. {', '.join(sorted(set(names.values()))[:6])}, ...)")
-    return names[value.lower()]
-
-
-def _node_filter(
-    client: str | None, version_prefix: str | None, network: str | None, fork: str | None, cidr: Any,
-    seen_since: datetime | None, synced: bool | None, dialable: bool, layer: str | None, discovery: str | None,
-) -> Callable[[NodeReport, Row], bool]:
-    """One predicate over a node (its report and row) for every ``query nodes`` filter given."""
-    checks: list[Callable[[Row], bool]] = []
-    if client is not None:
-        checks.append(lambda r: r["client_name"] == client.lower())
-    if version_prefix is not None:
-        checks.append(lambda r: str(r["client_version"] or "").startswith(version_prefix.lstrip("v")))
-    if network is not None:
-        checks.append(lambda r: r["network"] == network)
-    if fork is not None:
-        checks.append(lambda r: str(r["fork_name"] or "").lower() == fork.lower())
-    if cidr is not None:
-        checks.append(lambda r: r["ip"] is not None and ip_address(str(r["ip"])) in cidr)
-    if synced is not None:
-        checks.append(lambda r: r["synced"] is synced)
-    if dialable:
-        checks.append(lambda r: r["last_outcome"] == "ok")
-    if layer is not None:
-        checks.append(lambda r: (r["layer"] or "unknown") == layer)
-    if discovery is not None:
-        checks.append(lambda r: discovery in (r["protocols"] or []))  # type: ignore[operator]
-    return lambda report, row: (seen_since is None or report.last_seen >= seen_since) and all(c(row) for c in checks)
-
-
 @query_group.command("nodes")
 @db_option
 @click.option(
@@ -324,41 +284,38 @@ def _node_filter(
 )
 @click.option("--client", default=None, help="Client name, e.g. geth.")
 @click.option("--version", "version_prefix", default=None, help="Client version prefix, e.g. 1.14.")
-@click.option("--network", default=None, callback=_network, help="Network name from the fork id, e.g. mainnet.")
-@click.option("--fork", default=None, callback=_fork, help="Current fork name, e.g. Prague.")
+@click.option("--network", default=None, callback=_parsed(parse_network), help="Network name from the fork id, e.g. mainnet.")
+@click.option("--fork", default=None, callback=_parsed(parse_fork), help="Current fork name, e.g. Prague.")
 @click.option("--ip", "cidr", default=None, callback=_cidr, help="Only addresses in this CIDR.")
 @click.option("--seen-since", default=None, callback=_since, help="Last seen at or after this ISO 8601 time.")
 @click.option("--synced/--not-synced", default=None, help="Only nodes whose head is (not) recent.")
 @click.option("--dialable", is_flag=True, help="Only nodes whose latest dial succeeded.")
+@click.option("--outcome", default=None, help="Only nodes whose latest attempt ended so (e.g. ok, timeout, too-many-peers).")
 @click.option(
-    "--layer", type=click.Choice(["execution", "consensus", "other", "unknown"]), default=None,
+    "--layer", type=click.Choice(LAYERS), default=None,
     help="Only nodes whose ENR names this layer (unknown: no readable ENR).",
 )
 @click.option(
-    "--discovery", "discovery", type=click.Choice(["v4", "v5"]), default=None,
+    "--discovery", "discovery", type=click.Choice(DISCOVERY_PROTOCOLS), default=None,
     help="Only nodes that answered this discovery protocol.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None)
 def query_nodes(
     db_url: str, fmt: str, client: str | None, version_prefix: str | None, network: str | None, fork: str | None,
-    cidr: Any, seen_since: datetime | None, synced: bool | None, dialable: bool, layer: str | None,
-    discovery: str | None, limit: int | None,
+    cidr: IPNetwork | None, seen_since: datetime | None, synced: bool | None, dialable: bool, outcome: str | None,
+    layer: str | None, discovery: str | None, limit: int | None,
 ) -> None:
     """Nodes matching every filter: enode URLs (default) or rows.
 
     Client fields come from each node's latest attempt that received a Hello, network and fork from its latest
     that received a Status, last_outcome from its latest attempt.
     """
+    node_filter = NodeFilter(
+        client=client, version_prefix=version_prefix, network=network, fork=fork, cidr=cidr, seen_since=seen_since,
+        synced=synced, dialable=dialable, outcome=outcome, layer=layer, discovery=discovery,
+    )
     with database(db_url) as db, db.session() as session:
-        reports = node_reports(session)
-    keep = _node_filter(client, version_prefix, network, fork, cidr, seen_since, synced, dialable, layer, discovery)
-    rows: list[Row] = []
-    for report in reports:
-        row = node_row(report)
-        if keep(report, row):
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
+        rows = filter_nodes(session, node_filter, limit=limit).rows
     if fmt == "enode":
         for row in rows:
             if row["enode"]:
