@@ -1,7 +1,8 @@
 """``ethcrawl query``: answers from the node database, as a table, CSV or JSON.
 
-Every query declares its columns and prints through ``cli_common.emit_rows``; every count comes from
-``db.queries``, the one definition of each (README, "What the numbers mean").
+Every query's columns and rows come from ``db.rows`` (the web report and dashboard show the same rows) and print
+through ``cli_common.emit_rows``; every count comes from ``db.queries``, the one definition of each (README, "What
+the numbers mean").
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import click
 from ethcrawl.db.node_filter import (
     DISCOVERY_PROTOCOLS, LAYERS, BadFilter, IPNetwork, NodeFilter, filter_nodes, parse_cidr, parse_fork, parse_network,
 )  # fmt: skip
-from ethcrawl.db.queries import (
-    crawl_history, edge_list, fork_readiness, has_crawl, hello_counts, layer_counts, network_counts, outcome_counts,
-    responders,
+from ethcrawl.db.queries import has_crawl
+from ethcrawl.db.rows import (
+    HELLO_LABELS, TOPOLOGY_COLUMNS, Table, crawl_table, fork_table, hello_table, layer_table, network_table,
+    outcome_table, topology_summary, topology_table,
 )  # fmt: skip
-from ethcrawl.db.topology import Topology, analyse
 
-from .cli_common import CSV_COLUMNS, Row, database, db_option, emit_rows, format_option, iso, share
+from .cli_common import CSV_COLUMNS, database, db_option, emit_rows, format_option
 
 __all__ = ["query_group", "NODE_TABLE_COLUMNS", "TOPOLOGY_COLUMNS"]
 
@@ -34,9 +35,6 @@ NODE_TABLE_COLUMNS = (
     "node", "ip", "tcp_port", "client_name", "client_version", "network", "fork_name", "last_outcome", "last_seen",
 )  # fmt: skip
 NODE_ID_PREFIX = 16  # hex digits of the node id in that table (8 bytes, as geth's logs abbreviate ids)
-# ``query topology`` in table and csv: one row per scalar measure (degree empty), then one per degree of each
-# distribution (measure in_degree or out_degree, value = nodes with that degree).
-TOPOLOGY_COLUMNS = ("measure", "degree", "value")
 
 
 @click.group("query")
@@ -68,9 +66,6 @@ def _counted(db_url: str, crawl_id: int | None, client: str | None, count: Calla
 
 
 def _hello_command(dimension: str, label: str) -> click.Command:
-    by_client = dimension == "versions"  # a version means something only with its client
-    columns = (("client",) if by_client else ()) + (label, "nodes", "refused", "share")
-
     @click.command(
         dimension,
         help=f"Nodes by {label}, from each node's latest attempt that received a Hello, whatever followed it; "
@@ -79,18 +74,16 @@ def _hello_command(dimension: str, label: str) -> click.Command:
     )
     @_share_options
     def command(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
-        counts = _counted(db_url, crawl_id, client, partial(hello_counts, dimension=dimension), by_client=by_client)
-        total = sum(c.nodes for c in counts)
-        rows: list[Row] = [
-            {"client": c.client, label: c.value, "nodes": c.nodes, "refused": c.refused, "share": share(c.nodes, total)}
-            for c in counts
-        ]
-        emit_rows(columns, rows, fmt)
+        _emit(_counted(db_url, crawl_id, client, partial(hello_table, dimension=dimension)), fmt)
 
     return command
 
 
-for _dimension, _label in (("clients", "client"), ("versions", "version"), ("os", "os"), ("runtimes", "runtime")):
+def _emit(table: Table, fmt: str) -> None:
+    emit_rows(table.columns, table.rows, fmt)
+
+
+for _dimension, _label in HELLO_LABELS.items():
     query_group.add_command(_hello_command(_dimension, _label))
 
 
@@ -98,19 +91,14 @@ for _dimension, _label in (("clients", "client"), ("versions", "version"), ("os"
 @_share_options
 def query_outcomes(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
     """Nodes by the outcome of their latest RLPx attempt ('share': percent of the nodes counted)."""
-    counts = _counted(db_url, crawl_id, client, outcome_counts)
-    total = sum(n for _, n in counts)
-    emit_rows(("outcome", "nodes", "share"), [{"outcome": o, "nodes": n, "share": share(n, total)} for o, n in counts], fmt)
+    _emit(_counted(db_url, crawl_id, client, outcome_table), fmt)
 
 
 @query_group.command("networks")
 @_share_options
 def query_networks(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
     """Nodes by network and current fork, from each node's latest attempt that received a Status (EIP-2124)."""
-    counts = _counted(db_url, crawl_id, client, network_counts)
-    total = sum(c.nodes for c in counts)
-    rows: list[Row] = [{"network": c.network, "fork": c.fork, "nodes": c.nodes, "share": share(c.nodes, total)} for c in counts]
-    emit_rows(("network", "fork", "nodes", "share"), rows, fmt)
+    _emit(_counted(db_url, crawl_id, client, network_table), fmt)
 
 
 @query_group.command("forks")
@@ -120,14 +108,7 @@ def query_forks(db_url: str, fmt: str, crawl_id: int | None, client: str | None)
 
     'share': percent of the network's nodes counted.
     """
-    counts = _counted(db_url, crawl_id, client, fork_readiness)
-    per_network: dict[str, int] = {}
-    for network, _, n in counts:
-        per_network[network] = per_network.get(network, 0) + n
-    rows: list[Row] = [
-        {"network": net, "readiness": ready, "nodes": n, "share": share(n, per_network[net])} for net, ready, n in counts
-    ]
-    emit_rows(("network", "readiness", "nodes", "share"), rows, fmt)
+    _emit(_counted(db_url, crawl_id, client, fork_table), fmt)
 
 
 @query_group.command("crawls")
@@ -139,31 +120,7 @@ def query_crawls(db_url: str, fmt: str) -> None:
     'ended' and 'duration_s' are empty (null) for a crawl still running, or one that was killed.
     """
     with database(db_url) as db, db.session() as session:
-        crawls = crawl_history(session)
-    rows: list[Row] = [
-        {
-            "crawl": c.id,
-            "started": iso(c.started_at),
-            "ended": iso(c.ended_at) if c.ended_at else None,
-            "duration_s": round((c.ended_at - c.started_at).total_seconds(), 1) if c.ended_at else None,
-            "nodes": c.totals.nodes,
-            "answered": c.totals.answered,
-            "edges": c.totals.edges,
-            "dials": c.totals.dials,
-            "dials_ok": c.totals.dials_ok,
-            "dials_failed": c.totals.dials_failed,
-        }
-        for c in crawls
-    ]
-    columns = ("crawl", "started", "ended", "duration_s", "nodes", "answered", "edges", "dials", "dials_ok", "dials_failed")
-    emit_rows(columns, rows, fmt)
-
-
-def _topology_rows(measures: dict[str, Any], topo: Topology) -> list[Row]:
-    rows: list[Row] = [{"measure": k, "degree": None, "value": v} for k, v in measures.items()]
-    for name, distribution in (("in_degree", topo.in_degree), ("out_degree", topo.out_degree)):
-        rows += [{"measure": name, "degree": degree, "value": nodes} for degree, nodes in distribution]
-    return rows
+        _emit(crawl_table(session), fmt)
 
 
 @query_group.command("topology")
@@ -181,36 +138,14 @@ def query_topology(db_url: str, fmt: str, crawl_id: int | None, protocol: str | 
     value; one row per scalar measure (degree empty), then one row per degree of in_degree and out_degree (value:
     how many nodes have that degree).
     """
-    wanted = crawl_id
     with database(db_url) as db, db.session() as session:
-        crawl_id, edges = edge_list(session, crawl_id, protocol)
-        answered = responders(session, crawl_id, protocol) if crawl_id is not None else set()
-    if crawl_id is None:
-        raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
-    topo = analyse(edges, answered)
-    measures: dict[str, Any] = {
-        "crawl": crawl_id,
-        "discovery": [protocol] if protocol else ["v4", "v5"],
-        "nodes": topo.nodes,
-        "edges": topo.edges,
-        "responders": topo.responders,
-        "components": topo.components,
-        "largest_component": topo.largest_component,
-        "answered_but_returned_by_nobody": topo.unreferenced_responders,
-        "mean_out_degree_of_responders": topo.mean_out_degree_of_responders,
-    }
+        summary = topology_summary(session, crawl_id, protocol)
+    if summary is None:
+        raise click.ClickException(f"the database holds no crawl {crawl_id}" if crawl_id is not None else "the database holds no crawl yet")
     if fmt == "json":
-        distributions = {
-            name: [{"degree": d, "nodes": n} for d, n in distribution]
-            for name, distribution in (("in_degree", topo.in_degree), ("out_degree", topo.out_degree))
-        }
-        click.echo(json.dumps({**measures, **distributions}))
+        click.echo(json.dumps(summary))
     else:
-        emit_rows(TOPOLOGY_COLUMNS, _topology_rows(measures, topo), fmt)
-
-
-# Order of the layers in ``query layers``; None is a node without a readable ENR.
-_LAYER_ORDER = ("execution", "consensus", "other", None)
+        _emit(topology_table(summary), fmt)
 
 
 @query_group.command("layers")
@@ -227,25 +162,7 @@ def query_layers(db_url: str, fmt: str) -> None:
     fork id.  Shares (percent) below the "all" row are within the layer.
     """
     with database(db_url) as db, db.session() as session:
-        counts = layer_counts(session)
-    total = sum(n for _, _, n in counts.by_protocols)
-    rows: list[Row] = []
-    for layer in _LAYER_ORDER:
-        label = layer or "unknown"
-        split = [(p, n) for lay, p, n in counts.by_protocols if lay == layer]
-        in_layer = sum(n for _, n in split)
-        if not in_layer:
-            continue
-        rows.append({"layer": label, "by": "all", "value": None, "nodes": in_layer, "share": share(in_layer, total)})
-        rows += [{"layer": label, "by": "protocols", "value": p or "none", "nodes": n, "share": share(n, in_layer)} for p, n in split]
-        if layer == "consensus":
-            for network, fork, digest, n in counts.consensus:
-                value = f"{network}/{fork}" if network else f"unknown ({digest.hex() if digest else 'unreadable eth2'})"
-                rows.append({"layer": label, "by": "fork", "value": value, "nodes": n, "share": share(n, in_layer)})
-        if layer == "execution":
-            for network, n in counts.execution:
-                rows.append({"layer": label, "by": "network", "value": network or "unknown", "nodes": n, "share": share(n, in_layer)})
-    emit_rows(("layer", "by", "value", "nodes", "share"), rows, fmt)
+        _emit(layer_table(session), fmt)
 
 
 def _parsed(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, str | None], T | None]:

@@ -8,14 +8,26 @@ names and shapes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from ipaddress import ip_address
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from ethcrawl.wire.enode import Node, format_enode
 
-from .queries import NodeReport, network_name
+from .queries import (
+    NodeReport, crawl_history, edge_list, fork_readiness, hello_counts, layer_counts, network_counts, network_name,
+    outcome_counts, responders,
+)  # fmt: skip
+from .topology import analyse
 
-__all__ = ["CSV_COLUMNS", "Value", "Row", "iso", "share", "node_row"]
+__all__ = [
+    "CSV_COLUMNS", "Value", "Row", "Table", "iso", "share", "node_row", "HELLO_LABELS", "hello_table",
+    "outcome_table", "network_table", "fork_table", "crawl_table", "layer_table", "LAYER_ORDER",
+    "topology_summary", "TOPOLOGY_COLUMNS", "topology_table",
+]
 
 # What a row holds: JSON's types.  Lists are of text (protocols, capabilities).
 Value = str | int | float | bool | None | list[str]
@@ -82,3 +94,140 @@ def node_row(report: NodeReport) -> Row:
         "attnets_count": report.attnets_count,
         "syncnets_count": report.syncnets_count,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A query's answer: its declared columns (printed even when there are no rows) and its rows."""
+
+    columns: tuple[str, ...]
+    rows: list[Row]
+
+
+# The Hello dimensions of ``query clients|versions|os|runtimes`` -> the column naming the value.
+HELLO_LABELS = {"clients": "client", "versions": "version", "os": "os", "runtimes": "runtime"}
+
+
+def hello_table(session: Session, dimension: str, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+    """``query clients|versions|os|runtimes``: nodes per value, 'refused' of those, 'share' percent of the counted."""
+    label = HELLO_LABELS[dimension]
+    by_client = dimension == "versions"  # a version means something only with its client
+    counts = hello_counts(session, dimension, crawl_id=crawl_id, client=client, by_client=by_client)
+    total = sum(c.nodes for c in counts)
+    rows: list[Row] = [
+        {"client": c.client, label: c.value, "nodes": c.nodes, "refused": c.refused, "share": share(c.nodes, total)}
+        for c in counts
+    ]
+    return Table((("client",) if by_client else ()) + (label, "nodes", "refused", "share"), rows)
+
+
+def outcome_table(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+    """``query outcomes``: nodes by the outcome of their latest attempt."""
+    counts = outcome_counts(session, crawl_id=crawl_id, client=client)
+    total = sum(n for _, n in counts)
+    return Table(("outcome", "nodes", "share"), [{"outcome": o, "nodes": n, "share": share(n, total)} for o, n in counts])
+
+
+def network_table(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+    """``query networks``: nodes by network and current fork."""
+    counts = network_counts(session, crawl_id=crawl_id, client=client)
+    total = sum(c.nodes for c in counts)
+    rows: list[Row] = [{"network": c.network, "fork": c.fork, "nodes": c.nodes, "share": share(c.nodes, total)} for c in counts]
+    return Table(("network", "fork", "nodes", "share"), rows)
+
+
+def fork_table(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+    """``query forks``: readiness for the next fork per network; 'share' of the network's nodes."""
+    counts = fork_readiness(session, crawl_id=crawl_id, client=client)
+    per_network: dict[str, int] = {}
+    for network, _, n in counts:
+        per_network[network] = per_network.get(network, 0) + n
+    rows: list[Row] = [
+        {"network": net, "readiness": ready, "nodes": n, "share": share(n, per_network[net])} for net, ready, n in counts
+    ]
+    return Table(("network", "readiness", "nodes", "share"), rows)
+
+
+def crawl_table(session: Session) -> Table:
+    """``query crawls``: every crawl, newest first; 'ended' and 'duration_s' null while running (or killed)."""
+    rows: list[Row] = [
+        {
+            "crawl": c.id,
+            "started": iso(c.started_at),
+            "ended": iso(c.ended_at) if c.ended_at else None,
+            "duration_s": round((c.ended_at - c.started_at).total_seconds(), 1) if c.ended_at else None,
+            "nodes": c.totals.nodes,
+            "answered": c.totals.answered,
+            "edges": c.totals.edges,
+            "dials": c.totals.dials,
+            "dials_ok": c.totals.dials_ok,
+            "dials_failed": c.totals.dials_failed,
+        }
+        for c in crawl_history(session)
+    ]
+    columns = ("crawl", "started", "ended", "duration_s", "nodes", "answered", "edges", "dials", "dials_ok", "dials_failed")
+    return Table(columns, rows)
+
+
+# Order of the layers in ``query layers``; None is a node without a readable ENR.
+LAYER_ORDER = ("execution", "consensus", "other", None)
+
+
+def layer_table(session: Session) -> Table:
+    """``query layers``: per layer an "all" row (share of every node), then its nodes by discovery protocols,
+    consensus nodes by network/fork, execution nodes by network (shares within the layer)."""
+    counts = layer_counts(session)
+    total = sum(n for _, _, n in counts.by_protocols)
+    rows: list[Row] = []
+    for layer in LAYER_ORDER:
+        label = layer or "unknown"
+        split = [(p, n) for lay, p, n in counts.by_protocols if lay == layer]
+        in_layer = sum(n for _, n in split)
+        if not in_layer:
+            continue
+        rows.append({"layer": label, "by": "all", "value": None, "nodes": in_layer, "share": share(in_layer, total)})
+        rows += [{"layer": label, "by": "protocols", "value": p or "none", "nodes": n, "share": share(n, in_layer)} for p, n in split]
+        if layer == "consensus":
+            for network, fork, digest, n in counts.consensus:
+                value = f"{network}/{fork}" if network else f"unknown ({digest.hex() if digest else 'unreadable eth2'})"
+                rows.append({"layer": label, "by": "fork", "value": value, "nodes": n, "share": share(n, in_layer)})
+        if layer == "execution":
+            for network, n in counts.execution:
+                rows.append({"layer": label, "by": "network", "value": network or "unknown", "nodes": n, "share": share(n, in_layer)})
+    return Table(("layer", "by", "value", "nodes", "share"), rows)
+
+
+# ``query topology`` in table and csv: one row per scalar measure (degree empty), then one per degree of each
+# distribution (measure in_degree or out_degree, value = nodes with that degree).
+TOPOLOGY_COLUMNS = ("measure", "degree", "value")
+_DISTRIBUTIONS = ("in_degree", "out_degree")
+
+
+def topology_summary(session: Session, crawl_id: int | None = None, protocol: str | None = None) -> dict[str, Any] | None:
+    """``query topology --format json``: one crawl's graph (default the latest; None if there is no such crawl),
+    the distributions as lists of {"degree", "nodes"}."""
+    crawl_id, edges = edge_list(session, crawl_id, protocol)
+    if crawl_id is None:
+        return None
+    topo = analyse(edges, responders(session, crawl_id, protocol))
+    return {
+        "crawl": crawl_id,
+        "discovery": [protocol] if protocol else ["v4", "v5"],
+        "nodes": topo.nodes,
+        "edges": topo.edges,
+        "responders": topo.responders,
+        "components": topo.components,
+        "largest_component": topo.largest_component,
+        "answered_but_returned_by_nobody": topo.unreferenced_responders,
+        "mean_out_degree_of_responders": topo.mean_out_degree_of_responders,
+        "in_degree": [{"degree": d, "nodes": n} for d, n in topo.in_degree],
+        "out_degree": [{"degree": d, "nodes": n} for d, n in topo.out_degree],
+    }
+
+
+def topology_table(summary: Mapping[str, Any]) -> Table:
+    """A topology summary as rows: its scalar measures, then one row per degree of each distribution."""
+    rows: list[Row] = [{"measure": k, "degree": None, "value": v} for k, v in summary.items() if k not in _DISTRIBUTIONS]
+    for name in _DISTRIBUTIONS:
+        rows += [{"measure": name, "degree": d["degree"], "value": d["nodes"]} for d in summary[name]]
+    return Table(TOPOLOGY_COLUMNS, rows)
