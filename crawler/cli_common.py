@@ -16,7 +16,7 @@ import click
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
 # The row shapes are defined once in db.rows (the web report and dashboard show the same rows); re-exported here.
-from ethcrawl.db.rows import CSV_COLUMNS, Row, Value, iso, node_row, share
+from ethcrawl.db.rows import CSV_COLUMNS, LIST_DELIMITER, Row, Value, as_text, iso, node_row, share
 
 __all__ = [
     "DEFAULT_DB", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "db_option", "format_option", "database", "output",
@@ -24,9 +24,6 @@ __all__ = [
 ]
 
 DEFAULT_DB = "ethcrawl.db"
-
-# How CSV and tables join a list ("v4,v5", "eth/68,snap/1"): the delimiter geth's own tools use for these.
-LIST_DELIMITER = ","
 
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 db_option = click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
@@ -98,17 +95,6 @@ def write_text(path: str, text: str) -> None:
     """``text`` into the file at ``path``, as it is (no newline added), or one clear line."""
     with output(path) as handle:
         handle.write(text)
-
-
-def as_text(value: Value) -> str:
-    """A value as CSV and tables print it: plain text, never Python's repr."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return LIST_DELIMITER.join(value)
-    return str(value)
 
 
 def _is_number(value: Value) -> bool:

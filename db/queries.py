@@ -73,6 +73,7 @@ HELLO_DIMENSIONS = {
     "clients": DialAttempt.client_name,
     "versions": DialAttempt.client_version,
     "os": DialAttempt.client_os,
+    "arch": DialAttempt.client_arch,
     "runtimes": DialAttempt.client_runtime,
 }
 OK = "ok"  # the outcome of an attempt that completed Hello and Status

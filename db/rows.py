@@ -24,14 +24,18 @@ from .queries import (
 from .topology import analyse
 
 __all__ = [
-    "CSV_COLUMNS", "Value", "Row", "Table", "iso", "share", "node_row", "HELLO_LABELS", "hello_table",
+    "Session", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "Table", "iso", "share", "as_text", "node_row", "HELLO_LABELS", "hello_table",
     "outcome_table", "network_table", "fork_table", "crawl_table", "layer_table", "LAYER_ORDER",
     "topology_summary", "TOPOLOGY_COLUMNS", "topology_table",
 ]
 
+# Session is re-exported so that code outside db/ can name the type it passes in without importing SQLAlchemy.
+
 # What a row holds: JSON's types.  Lists are of text (protocols, capabilities).
 Value = str | int | float | bool | None | list[str]
 Row = Mapping[str, Value]
+# How CSV and tables join a list ("v4,v5", "eth/68,snap/1"): the delimiter geth's own tools use for these.
+LIST_DELIMITER = ","
 
 # Column order is part of the interface: add new columns at the end, never rename or reorder.
 CSV_COLUMNS = (
@@ -51,6 +55,17 @@ def iso(value: datetime) -> str:
 def share(part: int, whole: int) -> float:
     """``part`` as a percentage of ``whole``, to one decimal (0.0 of nothing)."""
     return round(100 * part / whole, 1) if whole else 0.0
+
+
+def as_text(value: Value) -> str:
+    """A value as CSV, tables and web pages print it: plain text, never Python's repr."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return LIST_DELIMITER.join(value)
+    return str(value)
 
 
 def node_row(report: NodeReport) -> Row:
@@ -104,12 +119,12 @@ class Table:
     rows: list[Row]
 
 
-# The Hello dimensions of ``query clients|versions|os|runtimes`` -> the column naming the value.
-HELLO_LABELS = {"clients": "client", "versions": "version", "os": "os", "runtimes": "runtime"}
+# The Hello dimensions of ``query clients|versions|os|arch|runtimes`` -> the column naming the value.
+HELLO_LABELS = {"clients": "client", "versions": "version", "os": "os", "arch": "arch", "runtimes": "runtime"}
 
 
 def hello_table(session: Session, dimension: str, *, crawl_id: int | None = None, client: str | None = None) -> Table:
-    """``query clients|versions|os|runtimes``: nodes per value, 'refused' of those, 'share' percent of the counted."""
+    """``query clients|versions|os|arch|runtimes``: nodes per value, 'refused' of those, 'share' percent of the counted."""
     label = HELLO_LABELS[dimension]
     by_client = dimension == "versions"  # a version means something only with its client
     counts = hello_counts(session, dimension, crawl_id=crawl_id, client=client, by_client=by_client)
