@@ -121,3 +121,9 @@ main.add_command(key_group)
 from .cli_dns_sync import sync_command  # noqa: E402
 
 dns_group.add_command(sync_command)
+
+# ethcrawl.web: the report and the dashboard (their heavy imports wait until the command runs).
+from ethcrawl.web.cli import report_command, serve_command  # noqa: E402
+
+main.add_command(report_command)
+main.add_command(serve_command)

@@ -30,10 +30,10 @@ db_option = click.option("--db", "db_url", default=DEFAULT_DB, show_default=True
 
 
 @contextmanager
-def database(url: str, *, create: bool = False) -> Iterator[Database]:
+def database(url: str, *, create: bool = False, read_only: bool = False) -> Iterator[Database]:
     """The database, or one clear line and exit 1 (never a traceback)."""
     try:
-        db = open_database(url, create=create)
+        db = open_database(url, create=create, read_only=read_only)
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
     try:

@@ -130,7 +130,8 @@ def hello_table(session: Session, dimension: str, *, crawl_id: int | None = None
     counts = hello_counts(session, dimension, crawl_id=crawl_id, client=client, by_client=by_client)
     total = sum(c.nodes for c in counts)
     rows: list[Row] = [
-        {"client": c.client, label: c.value, "nodes": c.nodes, "refused": c.refused, "share": share(c.nodes, total)}
+        {**({"client": c.client} if by_client else {}), label: c.value, "nodes": c.nodes, "refused": c.refused,
+         "share": share(c.nodes, total)}
         for c in counts
     ]
     return Table((("client",) if by_client else ()) + (label, "nodes", "refused", "share"), rows)

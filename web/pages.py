@@ -1,0 +1,65 @@
+"""Rendering: the Jinja2 environment (autoescaped: client ids are attacker-controlled text) and the charts of a
+page's sections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from ethcrawl.db.rows import as_text, iso
+
+from .charts import draw, to_png, to_svg
+from .model import Panel, Section
+
+__all__ = ["environment", "render", "chart_svgs", "chart_files", "ethcrawl_version", "now_text"]
+
+@cache
+def environment() -> Environment:
+    """The one template environment: every ``{{ }}`` is HTML-escaped unless a template says ``| safe``."""
+    env = Environment(
+        loader=PackageLoader("ethcrawl.web", "templates"), autoescape=True, undefined=StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["as_text"] = as_text
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def _drawn(sections: Sequence[Section]) -> Iterator[tuple[Panel, Any]]:
+    for section in sections:
+        for panel in section.panels:
+            if panel.chart is not None:
+                yield panel, draw(panel.chart, panel.table.rows)
+
+
+def chart_svgs(sections: Sequence[Section]) -> dict[str, str | None]:
+    """Each panel's chart as inline SVG, by panel key (None: no rows to draw)."""
+    return {panel.key: None if figure is None else to_svg(figure) for panel, figure in _drawn(sections)}
+
+
+def chart_files(sections: Sequence[Section], fmt: str) -> dict[str, bytes]:
+    """Each drawable panel's chart as a file's bytes (``fmt`` "svg" or "png"), by file name."""
+    files: dict[str, bytes] = {}
+    for panel, figure in _drawn(sections):
+        if figure is not None:
+            files[f"{panel.key}.{fmt}"] = to_png(figure) if fmt == "png" else to_svg(figure).encode("utf-8")
+    return files
+
+
+def ethcrawl_version() -> str:
+    try:
+        return version("ethcrawl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def now_text() -> str:
+    return iso(datetime.now(timezone.utc).replace(microsecond=0))
