@@ -123,11 +123,14 @@ class Table:
 HELLO_LABELS = {"clients": "client", "versions": "version", "os": "os", "arch": "arch", "runtimes": "runtime"}
 
 
-def hello_table(session: Session, dimension: str, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+def hello_table(
+    session: Session, dimension: str, *, crawl_id: int | None = None, client: str | None = None,
+    since: datetime | None = None,
+) -> Table:
     """``query clients|versions|os|arch|runtimes``: nodes per value, 'refused' of those, 'share' percent of the counted."""
     label = HELLO_LABELS[dimension]
     by_client = dimension == "versions"  # a version means something only with its client
-    counts = hello_counts(session, dimension, crawl_id=crawl_id, client=client, by_client=by_client)
+    counts = hello_counts(session, dimension, crawl_id=crawl_id, client=client, by_client=by_client, since=since)
     total = sum(c.nodes for c in counts)
     rows: list[Row] = [
         {**({"client": c.client} if by_client else {}), label: c.value, "nodes": c.nodes, "refused": c.refused,
@@ -137,24 +140,30 @@ def hello_table(session: Session, dimension: str, *, crawl_id: int | None = None
     return Table((("client",) if by_client else ()) + (label, "nodes", "refused", "share"), rows)
 
 
-def outcome_table(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+def outcome_table(
+    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+) -> Table:
     """``query outcomes``: nodes by the outcome of their latest attempt."""
-    counts = outcome_counts(session, crawl_id=crawl_id, client=client)
+    counts = outcome_counts(session, crawl_id=crawl_id, client=client, since=since)
     total = sum(n for _, n in counts)
     return Table(("outcome", "nodes", "share"), [{"outcome": o, "nodes": n, "share": share(n, total)} for o, n in counts])
 
 
-def network_table(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+def network_table(
+    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+) -> Table:
     """``query networks``: nodes by network and current fork."""
-    counts = network_counts(session, crawl_id=crawl_id, client=client)
+    counts = network_counts(session, crawl_id=crawl_id, client=client, since=since)
     total = sum(c.nodes for c in counts)
     rows: list[Row] = [{"network": c.network, "fork": c.fork, "nodes": c.nodes, "share": share(c.nodes, total)} for c in counts]
     return Table(("network", "fork", "nodes", "share"), rows)
 
 
-def fork_table(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+def fork_table(
+    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+) -> Table:
     """``query forks``: readiness for the next fork per network; 'share' of the network's nodes."""
-    counts = fork_readiness(session, crawl_id=crawl_id, client=client)
+    counts = fork_readiness(session, crawl_id=crawl_id, client=client, since=since)
     per_network: dict[str, int] = {}
     for network, _, n in counts:
         per_network[network] = per_network.get(network, 0) + n

@@ -49,6 +49,7 @@ SECURITY_HEADERS = {
 
 CrawlParam = Annotated[int | None, Query(ge=1, description="One crawl's attempts only (default: every crawl).")]
 ClientParam = Annotated[str | None, Query(description="Only nodes whose latest Hello named this client.")]
+SinceParam = Annotated[datetime | None, Query(description="Only attempts made at or after this time (ISO 8601; UTC if no zone).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Nodes per page (at most {MAX_PAGE}).")]
 Offset = Annotated[int, Query(ge=0)]
 
@@ -66,6 +67,11 @@ SessionDep = Annotated[Session, Depends(_session)]
 def _empty_is_none(value: str | None) -> str | None:
     """A form's empty field means 'not filtering'."""
     return value if value else None
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """A time without a zone is UTC, as the CLI reads it."""
+    return when if when is None or when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def node_filter_params(
@@ -91,8 +97,7 @@ def node_filter_params(
             cidr=parse_cidr(ip_text) if ip_text else None,
             layer=_empty_is_none(layer), outcome=_empty_is_none(outcome), discovery=_empty_is_none(discovery),
             synced=synced, dialable=dialable,
-            # A time without a zone is UTC, as `query nodes --seen-since` reads it.
-            seen_since=seen_since if seen_since is None or seen_since.tzinfo else seen_since.replace(tzinfo=timezone.utc),
+            seen_since=_aware(seen_since),
         )
     except BadFilter as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
@@ -126,9 +131,10 @@ def create_app(db: Database, *, database_name: str) -> FastAPI:
         return Scope(crawl_id=crawl)
 
     def share_route(name: str, table: Callable[..., Table], summary: str) -> None:
-        def endpoint(s: SessionDep, crawl: CrawlParam = None, client: ClientParam = None) -> list[Row]:
+        def endpoint(s: SessionDep, crawl: CrawlParam = None, client: ClientParam = None, since: SinceParam = None) -> list[Row]:
             scope = scoped(s, crawl)
-            return table(s, crawl_id=scope.crawl_id, client=None if client is None else client.lower()).rows
+            lowered = None if client is None else client.lower()  # client names are stored lower case
+            return table(s, crawl_id=scope.crawl_id, client=lowered, since=_aware(since)).rows
 
         app.add_api_route(f"/api/{name}", endpoint, methods=["GET"], name=f"api_{name}", summary=summary,
                           response_model=list[dict[str, Any]])

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ethcrawl.db.crawl_info import crawl_parameters
 from ethcrawl.db.rows import (
-    HELLO_LABELS, Row, Session, Table, as_text, crawl_table, fork_table, hello_table, layer_table, network_table,
+    HELLO_LABELS, Row, Session, Table, as_text, crawl_table, iso, fork_table, hello_table, layer_table, network_table,
     outcome_table, topology_summary, topology_table,
 )  # fmt: skip
 
@@ -25,14 +26,35 @@ __all__ = ["Scope", "Panel", "Section", "Header", "SECTIONS", "build_sections", 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scope:
-    """Which attempts the share counts read: one crawl's, or every crawl's (each node's latest)."""
+    """Which attempts the share counts read: one crawl's, those made since a time, or every crawl's (each node's
+    latest in scope)."""
 
     crawl_id: int | None = None
+    since: datetime | None = None  # aware
 
     @property
-    def query_args(self) -> str:
-        """The CLI option giving the same scope (shown under each table)."""
-        return f" --crawl {self.crawl_id}" if self.crawl_id is not None else ""
+    def counts(self) -> dict[str, Any]:
+        """The scope as the db.rows share tables take it."""
+        return {"crawl_id": self.crawl_id, "since": self.since}
+
+    def includes(self, crawl: Row) -> bool:
+        """Whether a ``query crawls`` row is in scope: the crawl chosen, or one still running or ended since."""
+        if self.crawl_id is not None:
+            return crawl["crawl"] == self.crawl_id
+        if self.since is None:
+            return True
+        return crawl["ended"] is None or _parse_iso(str(crawl["ended"])) >= self.since
+
+    def describe(self) -> str:
+        if self.crawl_id is not None:
+            return f"crawl {self.crawl_id}"
+        if self.since is not None:
+            return f"attempts since {iso(self.since)} (each node's latest)"
+        return "every crawl (each node's latest attempt)"
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,11 +94,19 @@ SectionBuilder = Callable[[Session, Scope], Section]
 
 
 def _api(path: str, scope: Scope, *, scoped: bool = True) -> str:
-    return f"{path}?crawl={scope.crawl_id}" if scoped and scope.crawl_id is not None else path
+    if scoped and scope.crawl_id is not None:
+        return f"{path}?crawl={scope.crawl_id}"
+    if scoped and scope.since is not None:
+        return f"{path}?since={iso(scope.since)}"
+    return path
 
 
 def _query(command: str, scope: Scope, *, scoped: bool = True) -> str:
-    return f"ethcrawl query {command}{scope.query_args if scoped else ''} --format json"
+    """The CLI command printing the same rows ("" where the CLI has no such scope yet)."""
+    if scoped and scope.since is not None:
+        return ""
+    crawl = f" --crawl {scope.crawl_id}" if scoped and scope.crawl_id is not None else ""
+    return f"ethcrawl query {command}{crawl} --format json"
 
 
 def _text(row: Row, column: str) -> str:
@@ -90,7 +120,7 @@ def _hello_panel(session: Session, scope: Scope, dimension: str) -> Panel:
     else:
         name = lambda r: _text(r, label)  # noqa: E731
     return Panel(
-        key=dimension, caption=f"Nodes by {label}", table=hello_table(session, dimension, crawl_id=scope.crawl_id),
+        key=dimension, caption=f"Nodes by {label}", table=hello_table(session, dimension, **scope.counts),
         chart=ChartSpec(kind="barh", title=f"Nodes by {label}", label=name),
         query=_query(dimension, scope), api=_api(f"/api/{dimension}", scope),
     )
@@ -114,7 +144,7 @@ def platform_section(session: Session, scope: Scope) -> Section:
 
 
 def networks_section(session: Session, scope: Scope) -> Section:
-    table = network_table(session, crawl_id=scope.crawl_id)
+    table = network_table(session, **scope.counts)
     chart = ChartSpec(kind="barh", title="Nodes by network and fork", label=lambda r: f"{_text(r, 'network')} / {_text(r, 'fork')}")
     panel = Panel(key="networks", caption="Nodes by network and current fork", table=table, chart=chart,
                   query=_query("networks", scope), api=_api("/api/networks", scope))
@@ -123,7 +153,7 @@ def networks_section(session: Session, scope: Scope) -> Section:
 
 
 def readiness_section(session: Session, scope: Scope) -> Section:
-    table = fork_table(session, crawl_id=scope.crawl_id)
+    table = fork_table(session, **scope.counts)
     chart = ChartSpec(kind="barh", title="Readiness for the next fork", label=lambda r: f"{_text(r, 'network')}: {_text(r, 'readiness')}")
     panel = Panel(key="forks", caption="Readiness for the next scheduled fork, per network", table=table, chart=chart,
                   query=_query("forks", scope), api=_api("/api/forks", scope))
@@ -146,7 +176,7 @@ def layers_section(session: Session, scope: Scope) -> Section:
 def outcomes_section(session: Session, scope: Scope) -> Section:
     chart = ChartSpec(kind="barh", title="Nodes by outcome of their latest dial", label=lambda r: _text(r, "outcome"))
     panel = Panel(key="outcomes", caption="Nodes by the outcome of their latest RLPx attempt",
-                  table=outcome_table(session, crawl_id=scope.crawl_id), chart=chart,
+                  table=outcome_table(session, **scope.counts), chart=chart,
                   query=_query("outcomes", scope), api=_api("/api/outcomes", scope))
     return Section(key="outcomes", title="Dial outcomes", panels=(panel,))
 
@@ -177,7 +207,10 @@ def topology_section(session: Session, scope: Scope) -> Section:
 def history_section(session: Session, scope: Scope) -> Section:
     chart = ChartSpec(kind="line", title="Crawls", label=lambda r: f"#{_text(r, 'crawl')}",
                       values=("nodes", "answered", "dials_ok"), xlabel="crawl")
-    panel = Panel(key="crawls", caption="Every crawl, newest first", table=crawl_table(session), chart=chart,
+    crawls = crawl_table(session)
+    if scope.since is not None:  # the crawls of the window; a single --crawl still shows the whole history
+        crawls = Table(crawls.columns, [r for r in crawls.rows if scope.includes(r)])
+    panel = Panel(key="crawls", caption="Crawls, newest first", table=crawls, chart=chart,
                   query=_query("crawls", scope, scoped=False), api="/api/crawls")
     return Section(key="history", title="History across crawls", panels=(panel,))
 
@@ -214,12 +247,12 @@ def build_sections(session: Session, scope: Scope) -> list[Section]:
 def build_header(session: Session, scope: Scope, database: str) -> Header:
     """The header: the crawls in scope (from ``query crawls``' rows), their span, and one crawl's parameters."""
     crawls = crawl_table(session).rows  # newest first
-    chosen = [r for r in crawls if scope.crawl_id is None or r["crawl"] == scope.crawl_id]
+    chosen = [r for r in crawls if scope.includes(r)]
     shown = scope.crawl_id if scope.crawl_id is not None else (int(str(crawls[0]["crawl"])) if crawls else None)
     parameters = (crawl_parameters(session, shown) or {}) if shown is not None else {}
     return Header(
         database=database,
-        scope=f"crawl {scope.crawl_id}" if scope.crawl_id is not None else "every crawl (each node's latest attempt)",
+        scope=scope.describe(),
         crawls=len(chosen),
         first_started=str(chosen[-1]["started"]) if chosen else None,
         last_ended=None if not chosen or chosen[0]["ended"] is None else str(chosen[0]["ended"]),

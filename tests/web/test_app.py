@@ -180,3 +180,10 @@ def test_the_database_file_is_not_changed(url: str, client: TestClient) -> None:
     for path in ("/", "/nodes", "/crawls", "/api/nodes", "/api/topology"):
         client.get(path)
     assert Path(url).read_bytes() == before
+
+
+@pytest.mark.parametrize("query", ["clients", "outcomes", "networks"])
+def test_since_is_the_crawls_from_then_on(client: TestClient, url: str, query: str) -> None:
+    # The fixture's crawls start a day apart (2026-11-01, -02, -03 at 12:00 UTC).
+    assert client.get(f"/api/{query}", params={"since": "2026-11-03T00:00:00Z"}).json() == cli_json("query", query, "--db", url, "--crawl", "3")
+    assert client.get(f"/api/{query}", params={"since": "2026-11-03T00:00:00"}).json() == cli_json("query", query, "--db", url, "--crawl", "3")

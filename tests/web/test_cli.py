@@ -116,3 +116,25 @@ def test_serve_answers_on_loopback(url: str) -> None:
     finally:
         server.terminate()
         server.wait(timeout=SERVE_DEADLINE)
+
+
+def _table_cells(text: str, table_id: str) -> list[list[str]]:
+    table = re.search(rf'<table id="{table_id}">(.*?)</table>', text, re.S)
+    assert table is not None, table_id
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)[1:]]
+
+
+def test_report_since_counts_the_attempts_from_then_on(url: str, tmp_path: Path) -> None:
+    out = tmp_path / "since.html"
+    # The fixture's crawls start a day apart (2026-11-01, -02, -03 at 12:00 UTC): since the 3rd, only crawl 3.
+    assert invoke("report", "--db", url, "--out", str(out), "--since", "2026-11-03").exit_code == 0
+    text = out.read_text()
+    assert "attempts since 2026-11-03T00:00:00Z" in text
+    outcomes = [json.loads(line) for line in invoke("query", "outcomes", "--db", url, "--crawl", "3", "--format", "json").stdout.splitlines()]
+    assert _table_cells(text, "table-outcomes") == [[r["outcome"], str(r["nodes"]), str(r["share"])] for r in outcomes] != []
+    assert [row[0] for row in _table_cells(text, "table-crawls")] == ["3"]
+
+
+@pytest.mark.parametrize(("args", "needle"), [(["--since", "3x"], "30d"), (["--since", "30d", "--crawl", "1"], "not both")])
+def test_report_bad_since_is_a_usage_error(url: str, tmp_path: Path, args: list[str], needle: str) -> None:
+    assert_one_line(invoke("report", "--db", url, "--out", str(tmp_path / "r.html"), *args), 2, needle)
