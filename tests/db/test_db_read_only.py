@@ -12,29 +12,35 @@ from ethcrawl.db.errors import DatabaseError, DatabaseUnreadable, MigrationMissi
 from ethcrawl.db.models import Crawl
 from ethcrawl.db.queries import crawl_history
 from sqlalchemy import func, select
+from fixture_db import database_url
 from sqlalchemy import exc as sa_exc
 
+__all__ = ["database_url"]  # the fixture, imported so that pytest finds it here
 
-def _crawl_database(path: Path) -> None:
-    db = open_database(path)
+
+def _crawl_database(url: str | Path) -> None:
+    db = open_database(url)
     with db.session() as session, session.begin():
         session.add(Crawl(started_at=datetime(2026, 11, 1, tzinfo=UTC), parameters="{}"))
     db.close()
 
 
-def test_reads_and_cannot_write(tmp_path: Path) -> None:
-    path = tmp_path / "ro.db"
-    _crawl_database(path)
-    db = open_database(path, read_only=True)
+def test_reads_and_cannot_write(database_url: str) -> None:
+    _crawl_database(database_url)
+    db = open_database(database_url, read_only=True)
     try:
         with db.session() as session:
             assert [c.id for c in crawl_history(session)] == [1]
             session.add(Crawl(started_at=datetime(2026, 11, 2, tzinfo=UTC), parameters="{}"))
-            with pytest.raises(sa_exc.OperationalError, match="readonly"):
+            # SQLite: "attempt to write a readonly database"; PostgreSQL: "... in a read-only transaction".
+            with pytest.raises(sa_exc.DBAPIError, match="(?i)read-?only"):
                 session.commit()
     finally:
         db.close()
-    assert sqlite3.connect(path).execute("SELECT count(*) FROM crawls").fetchone() == (1,)
+    check = open_database(database_url, create=False)
+    with check.session() as session:
+        assert [c.id for c in crawl_history(session)] == [1]
+    check.close()
 
 
 def test_reads_while_a_writer_holds_its_transaction(tmp_path: Path) -> None:
