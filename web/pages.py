@@ -3,6 +3,7 @@ page's sections."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from functools import cache
@@ -16,7 +17,7 @@ from ethcrawl.db.rows import as_text, iso
 from .charts import draw, to_png, to_svg
 from .model import Panel, Section
 
-__all__ = ["environment", "render", "chart_svgs", "chart_files", "ethcrawl_version", "now_text"]
+__all__ = ["environment", "parameter_text", "render", "chart_svgs", "chart_files", "ethcrawl_version", "now_text"]
 
 @cache
 def environment() -> Environment:
@@ -26,7 +27,13 @@ def environment() -> Environment:
         trim_blocks=True, lstrip_blocks=True,
     )
     env.filters["as_text"] = as_text
+    env.filters["parameter_text"] = parameter_text
     return env
+
+
+def parameter_text(value: object) -> str:
+    """A stored crawl parameter as text: strings as they are, anything else as JSON (null, true, [...])."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def render(template: str, **context: Any) -> str:
