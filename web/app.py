@@ -185,11 +185,14 @@ def create_app(db: Database, *, database_name: str) -> FastAPI:
         return HTMLResponse(render(template, database=database_name, version=ethcrawl_version(), **context))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def overview(s: SessionDep, crawl: CrawlParam = None) -> HTMLResponse:
-        scope = scoped(s, crawl)
+    def overview(s: SessionDep, crawl: str | None = None) -> HTMLResponse:
+        # The page's crawl menu submits "crawl=" for every crawl.
+        if crawl and not crawl.isdigit():
+            raise HTTPException(status_code=400, detail=f"crawl must be a crawl number, not {crawl!r}")
+        scope = scoped(s, int(crawl) if crawl else None)
         sections = build_sections(s, scope)
         return page("overview.html", header=build_header(s, scope, database_name), sections=sections,
-                    charts=chart_svgs(sections), generated=now_text(), crawls=crawl_table(s).rows, crawl=crawl)
+                    charts=chart_svgs(sections), generated=now_text(), crawls=crawl_table(s).rows, crawl=scope.crawl_id)
 
     @app.get("/nodes", response_class=HTMLResponse, include_in_schema=False)
     def nodes(request: Request, s: SessionDep, node_filter: FilterDep, limit: Limit = DEFAULT_PAGE, offset: Offset = 0) -> HTMLResponse:

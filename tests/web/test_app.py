@@ -4,6 +4,7 @@ field names), and its safety: read-only, bounded pages, escaped peer text, one-l
 from __future__ import annotations
 
 import json
+import sqlite3
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,7 @@ def test_one_node_is_its_query_nodes_row(client: TestClient, url: str) -> None:
         ("/api/nodes/abc", 400, "64 hex digits"),
         ("/api/nodes/" + "0" * 64, 404, "no such node"),
         ("/?crawl=99", 404, "no crawl 99"),
+        ("/?crawl=x", 400, "crawl number"),
     ],
 )
 def test_bad_requests_say_what_is_wrong(client: TestClient, path: str, status: int, needle: str) -> None:
@@ -173,6 +175,8 @@ def test_overview_draws_every_chart_of_the_report(client: TestClient) -> None:
     assert page.count("<svg") >= 10
     one = client.get("/", params={"crawl": 1}).text
     assert "crawl 1" in one
+    every = client.get("/", params={"crawl": ""})  # what the page's crawl menu sends for "every crawl"
+    assert every.status_code == 200 and "every crawl (each node" in every.text
 
 
 def test_the_database_file_is_not_changed(url: str, client: TestClient) -> None:
@@ -187,3 +191,17 @@ def test_since_is_the_crawls_from_then_on(client: TestClient, url: str, query: s
     # The fixture's crawls start a day apart (2026-11-01, -02, -03 at 12:00 UTC).
     assert client.get(f"/api/{query}", params={"since": "2026-11-03T00:00:00Z"}).json() == cli_json("query", query, "--db", url, "--crawl", "3")
     assert client.get(f"/api/{query}", params={"since": "2026-11-03T00:00:00"}).json() == cli_json("query", query, "--db", url, "--crawl", "3")
+
+
+def test_answers_while_a_crawl_holds_the_write_lock(client: TestClient, url: str) -> None:
+    before = client.get("/api/crawls").json()
+    writer = sqlite3.connect(url, isolation_level=None, timeout=0.1)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # a crawl's writer in the middle of a batch
+        writer.execute("DELETE FROM sightings")
+        answer = client.get("/api/crawls")
+        assert answer.status_code == 200 and answer.json() == before  # the committed state, not the batch
+        assert client.get("/").status_code == 200
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -111,6 +111,10 @@ def test_dashboard_overview_renders(server: str, watched: Watched) -> None:
     watched.page.wait_for_url(re.compile(r"\?crawl=1$"))
     assert "crawl 1" in watched.page.inner_text("dl.params")
     assert _charts_drawn(watched.page) >= 10
+    watched.page.select_option("select[name=crawl]", "")  # back to every crawl: the form sends "crawl="
+    watched.page.click("form.filters button")
+    watched.page.wait_for_url(re.compile(r"\?crawl=$"))
+    assert "every crawl" in watched.page.inner_text("dl.params")
     assert watched.errors == [] and watched.dialogs == []
     assert all(r.startswith(server) for r in watched.requests)
 
