@@ -4,6 +4,8 @@ page's sections."""
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from functools import cache
@@ -47,9 +49,45 @@ def _drawn(sections: Sequence[Section]) -> Iterator[tuple[Panel, Any]]:
                 yield panel, draw(panel.chart, panel.table.rows)
 
 
+class _SvgCache:
+    """Drawn charts by (panel, its rows): a chart is a pure function of the two, and drawing is the slow part of a
+    page (about 0.2 s a chart), so the dashboard redraws only what a crawl changed.  Shared by the server's
+    worker threads, hence the lock; least recently used entries go first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, str | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(panel: Panel) -> str:
+        assert panel.chart is not None
+        rows = json.dumps([dict(r) for r in panel.table.rows], sort_keys=True, default=str)
+        return "\0".join((panel.key, panel.chart.title, rows))
+
+    def get(self, panel: Panel) -> str | None:
+        key = self.key(panel)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        assert panel.chart is not None
+        figure = draw(panel.chart, panel.table.rows)
+        svg = None if figure is None else to_svg(figure)
+        with self._lock:
+            self._entries[key] = svg
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return svg
+
+
+CHART_CACHE_SIZE = 256  # drawn charts kept: every chart of a dozen scopes (crawls) of the overview
+_SVGS = _SvgCache(CHART_CACHE_SIZE)
+
+
 def chart_svgs(sections: Sequence[Section]) -> dict[str, str | None]:
     """Each panel's chart as inline SVG, by panel key (None: no rows to draw)."""
-    return {panel.key: None if figure is None else to_svg(figure) for panel, figure in _drawn(sections)}
+    return {p.key: _SVGS.get(p) for section in sections for p in section.panels if p.chart is not None}
 
 
 def chart_files(sections: Sequence[Section], fmt: str) -> dict[str, bytes]:
