@@ -158,7 +158,7 @@ def readiness_section(session: Session, scope: Scope) -> Section:
     panel = Panel(key="forks", caption="Readiness for the next scheduled fork, per network", table=table, chart=chart,
                   query=_query("forks", scope), api=_api("/api/forks", scope))
     return Section(key="forks", title="Fork readiness", panels=(panel,),
-                   note="'share': percent of the network's nodes. Per client, over time: see the history slot.")
+                   note="'share': percent of the network's nodes. Per client and over time: see 'The network over time'.")
 
 
 def layers_section(session: Session, scope: Scope) -> Section:
