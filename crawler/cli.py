@@ -124,3 +124,9 @@ dns_group.add_command(sync_command)
 from .cli_enrich import enrich_command  # noqa: E402
 
 main.add_command(enrich_command)
+
+# ethcrawl.web: the report and the dashboard (their heavy imports wait until the command runs).
+from ethcrawl.web.cli import report_command, serve_command  # noqa: E402
+
+main.add_command(report_command)
+main.add_command(serve_command)

@@ -1,14 +1,13 @@
 """What the ``query``, ``export`` and ``import`` commands share: the --db and --format options, opening the
-database, writing output, and the per-node row of ``export csv`` and ``query nodes``."""
+database and writing output (the per-node row of ``export csv`` and ``query nodes`` is ``db.rows.node_row``)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from ipaddress import ip_address
 from typing import IO, Any
 
@@ -16,8 +15,8 @@ import click
 
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
-from ethcrawl.db.queries import NodeReport, network_name
-from ethcrawl.wire.enode import Node, format_enode
+# The row shapes are defined once in db.rows (the web report and dashboard show the same rows); re-exported here.
+from ethcrawl.db.rows import CSV_COLUMNS, LIST_DELIMITER, Row, Value, as_text, iso, node_row, share
 
 __all__ = [
     "DEFAULT_DB", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "db_option", "format_option", "database", "output",
@@ -26,33 +25,15 @@ __all__ = [
 
 DEFAULT_DB = "ethcrawl.db"
 
-# What a row holds: JSON's types.  Lists are of text (protocols, capabilities).
-Value = str | int | float | bool | None | list[str]
-Row = Mapping[str, Value]
-# How CSV and tables join a list ("v4,v5", "eth/68,snap/1"): the delimiter geth's own tools use for these.
-LIST_DELIMITER = ","
-
-# Column order is part of the interface: add new columns at the end, never rename or reorder.
-CSV_COLUMNS = (
-    "node_id", "enode", "ip", "udp_port", "tcp_port", "enr_seq", "client_id", "client_name", "client_version",
-    "os", "arch", "runtime", "capabilities", "network_id", "network", "fork_hash", "fork_next", "fork_name",
-    "synced", "first_seen", "last_seen", "last_outcome",
-    # Schema v2 (discovery v5): protocols that ever answered, and what the node's ENR says.
-    "layer", "protocols", "execution_network", "eth2_fork_digest", "consensus_network", "consensus_fork",
-    "attnets_count", "syncnets_count",
-    # Schema v4: where the node's latest address is (ethcrawl enrich, crawl --geoip/--asn).
-    "country", "asn", "as_org",
-)  # fmt: skip
-
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 db_option = click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
 
 
 @contextmanager
-def database(url: str, *, create: bool = False) -> Iterator[Database]:
+def database(url: str, *, create: bool = False, read_only: bool = False) -> Iterator[Database]:
     """The database, or one clear line and exit 1 (never a traceback)."""
     try:
-        db = open_database(url, create=create)
+        db = open_database(url, create=create, read_only=read_only)
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -114,72 +95,6 @@ def write_text(path: str, text: str) -> None:
     """``text`` into the file at ``path``, as it is (no newline added), or one clear line."""
     with output(path) as handle:
         handle.write(text)
-
-
-def iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def node_row(report: NodeReport) -> Row:
-    """One node as ``export csv`` and ``query nodes`` give it (CSV_COLUMNS); network and fork from the Status."""
-    network, fork_name = network_name(report.network_id, report.fork_hash, report.fork_next)
-    node = Node(
-        pubkey=report.pubkey,
-        ip=None if report.ip is None else ip_address(report.ip),
-        udp=report.udp_port,
-        tcp=report.tcp_port,
-    )
-    return {
-        "node_id": report.node_id.hex(),
-        "enode": format_enode(node) if report.ip is not None and report.tcp_port is not None else None,
-        "ip": report.ip,
-        "udp_port": report.udp_port,
-        "tcp_port": report.tcp_port,
-        "enr_seq": report.enr_seq,
-        "client_id": report.client_id,
-        "client_name": report.client_name,
-        "client_version": report.client_version,
-        "os": report.os,
-        "arch": report.arch,
-        "runtime": report.runtime,
-        "capabilities": None if report.capabilities is None else report.capabilities.split(","),
-        "network_id": report.network_id,
-        "network": network,
-        "fork_hash": report.fork_hash.hex() if report.fork_hash is not None else None,
-        "fork_next": report.fork_next,
-        "fork_name": fork_name,
-        "synced": report.synced,
-        "first_seen": iso(report.first_seen),
-        "last_seen": iso(report.last_seen),
-        "last_outcome": report.last_outcome,
-        "layer": report.layer,
-        "protocols": [p for p in report.protocols.split(",") if p],
-        "execution_network": report.execution_network,
-        "eth2_fork_digest": report.eth2_fork_digest.hex() if report.eth2_fork_digest is not None else None,
-        "consensus_network": report.consensus_network,
-        "consensus_fork": report.consensus_fork,
-        "attnets_count": report.attnets_count,
-        "syncnets_count": report.syncnets_count,
-        "country": report.country,
-        "asn": report.asn,
-        "as_org": report.as_org,
-    }
-
-
-def share(part: int, whole: int) -> float:
-    """``part`` as a percentage of ``whole``, to one decimal (0.0 of nothing)."""
-    return round(100 * part / whole, 1) if whole else 0.0
-
-
-def as_text(value: Value) -> str:
-    """A value as CSV and tables print it: plain text, never Python's repr."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return LIST_DELIMITER.join(value)
-    return str(value)
 
 
 def _is_number(value: Value) -> bool:

@@ -1,7 +1,8 @@
 """``ethcrawl query``: answers from the node database, as a table, CSV or JSON.
 
-Every query declares its columns and prints through ``cli_common.emit_rows``; every count comes from
-``db.queries``, the one definition of each (README, "What the numbers mean").
+Every query's columns and rows come from ``db.rows`` (the web report and dashboard show the same rows) and print
+through ``cli_common.emit_rows``; every count comes from ``db.queries``, the one definition of each (README, "What
+the numbers mean").
 """
 
 from __future__ import annotations
@@ -10,21 +11,21 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
-from ipaddress import ip_address, ip_network
 from typing import Any, TypeVar
 
 import click
 
-from ethcrawl.db.queries import (
-    NodeReport, asn_counts, country_counts, crawl_history, edge_list, fork_readiness, has_crawl, hello_counts, layer_counts, network_counts, node_reports,
-    outcome_counts, responders,
+from ethcrawl.db.node_filter import (
+    DISCOVERY_PROTOCOLS, LAYERS, BadFilter, IPNetwork, NodeFilter, filter_nodes, parse_asn, parse_cidr, parse_country,
+    parse_fork, parse_network,
 )  # fmt: skip
-from ethcrawl.db.records import MAX_ASN
-from ethcrawl.db.topology import Topology, analyse
-from ethcrawl.wire.chains import CHAINS
-from ethcrawl.wire.forkid import fork_hashes
+from ethcrawl.db.queries import has_crawl
+from ethcrawl.db.rows import (
+    HELLO_LABELS, TOPOLOGY_COLUMNS, Table, asn_table, country_table, crawl_table, fork_table, hello_table, layer_table, network_table,
+    outcome_table, topology_summary, topology_table,
+)  # fmt: skip
 
-from .cli_common import CSV_COLUMNS, Row, database, db_option, emit_rows, format_option, iso, node_row, share
+from .cli_common import CSV_COLUMNS, database, db_option, emit_rows, format_option
 
 __all__ = ["query_group", "NODE_TABLE_COLUMNS", "TOPOLOGY_COLUMNS"]
 
@@ -35,9 +36,6 @@ NODE_TABLE_COLUMNS = (
     "node", "ip", "tcp_port", "client_name", "client_version", "network", "fork_name", "last_outcome", "last_seen",
 )  # fmt: skip
 NODE_ID_PREFIX = 16  # hex digits of the node id in that table (8 bytes, as geth's logs abbreviate ids)
-# ``query topology`` in table and csv: one row per scalar measure (degree empty), then one per degree of each
-# distribution (measure in_degree or out_degree, value = nodes with that degree).
-TOPOLOGY_COLUMNS = ("measure", "degree", "value")
 
 
 @click.group("query")
@@ -69,9 +67,6 @@ def _counted(db_url: str, crawl_id: int | None, client: str | None, count: Calla
 
 
 def _hello_command(dimension: str, label: str) -> click.Command:
-    by_client = dimension == "versions"  # a version means something only with its client
-    columns = (("client",) if by_client else ()) + (label, "nodes", "refused", "share")
-
     @click.command(
         dimension,
         help=f"Nodes by {label}, from each node's latest attempt that received a Hello, whatever followed it; "
@@ -80,18 +75,16 @@ def _hello_command(dimension: str, label: str) -> click.Command:
     )
     @_share_options
     def command(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
-        counts = _counted(db_url, crawl_id, client, partial(hello_counts, dimension=dimension), by_client=by_client)
-        total = sum(c.nodes for c in counts)
-        rows: list[Row] = [
-            {"client": c.client, label: c.value, "nodes": c.nodes, "refused": c.refused, "share": share(c.nodes, total)}
-            for c in counts
-        ]
-        emit_rows(columns, rows, fmt)
+        _emit(_counted(db_url, crawl_id, client, partial(hello_table, dimension=dimension)), fmt)
 
     return command
 
 
-for _dimension, _label in (("clients", "client"), ("versions", "version"), ("os", "os"), ("runtimes", "runtime")):
+def _emit(table: Table, fmt: str) -> None:
+    emit_rows(table.columns, table.rows, fmt)
+
+
+for _dimension, _label in HELLO_LABELS.items():
     query_group.add_command(_hello_command(_dimension, _label))
 
 
@@ -99,9 +92,7 @@ for _dimension, _label in (("clients", "client"), ("versions", "version"), ("os"
 @_share_options
 def query_outcomes(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
     """Nodes by the outcome of their latest RLPx attempt ('share': percent of the nodes counted)."""
-    counts = _counted(db_url, crawl_id, client, outcome_counts)
-    total = sum(n for _, n in counts)
-    emit_rows(("outcome", "nodes", "share"), [{"outcome": o, "nodes": n, "share": share(n, total)} for o, n in counts], fmt)
+    _emit(_counted(db_url, crawl_id, client, outcome_table), fmt)
 
 
 @query_group.command("countries")
@@ -113,9 +104,7 @@ def query_countries(db_url: str, fmt: str, crawl_id: int | None, client: str | N
     address they had in it.  An empty country: an address the database file did not place, or not enriched yet.
     'share': percent of the nodes counted.
     """
-    counts = _counted(db_url, crawl_id, client, country_counts)
-    total = sum(n for _, n in counts)
-    emit_rows(("country", "nodes", "share"), [{"country": c, "nodes": n, "share": share(n, total)} for c, n in counts], fmt)
+    _emit(_counted(db_url, crawl_id, client, country_table), fmt)
 
 
 @query_group.command("asns")
@@ -126,20 +115,14 @@ def query_asns(db_url: str, fmt: str, crawl_id: int | None, client: str | None) 
     Counted as 'query countries' counts (crawl --asn, ethcrawl enrich --asn); an empty asn: an address the
     database file did not place, or not enriched yet.  'share': percent of the nodes counted.
     """
-    counts = _counted(db_url, crawl_id, client, asn_counts)
-    total = sum(n for _, _, n in counts)
-    rows: list[Row] = [{"asn": a, "as_org": o, "nodes": n, "share": share(n, total)} for a, o, n in counts]
-    emit_rows(("asn", "as_org", "nodes", "share"), rows, fmt)
+    _emit(_counted(db_url, crawl_id, client, asn_table), fmt)
 
 
 @query_group.command("networks")
 @_share_options
 def query_networks(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
     """Nodes by network and current fork, from each node's latest attempt that received a Status (EIP-2124)."""
-    counts = _counted(db_url, crawl_id, client, network_counts)
-    total = sum(c.nodes for c in counts)
-    rows: list[Row] = [{"network": c.network, "fork": c.fork, "nodes": c.nodes, "share": share(c.nodes, total)} for c in counts]
-    emit_rows(("network", "fork", "nodes", "share"), rows, fmt)
+    _emit(_counted(db_url, crawl_id, client, network_table), fmt)
 
 
 @query_group.command("forks")
@@ -149,14 +132,7 @@ def query_forks(db_url: str, fmt: str, crawl_id: int | None, client: str | None)
 
     'share': percent of the network's nodes counted.
     """
-    counts = _counted(db_url, crawl_id, client, fork_readiness)
-    per_network: dict[str, int] = {}
-    for network, _, n in counts:
-        per_network[network] = per_network.get(network, 0) + n
-    rows: list[Row] = [
-        {"network": net, "readiness": ready, "nodes": n, "share": share(n, per_network[net])} for net, ready, n in counts
-    ]
-    emit_rows(("network", "readiness", "nodes", "share"), rows, fmt)
+    _emit(_counted(db_url, crawl_id, client, fork_table), fmt)
 
 
 @query_group.command("crawls")
@@ -168,31 +144,7 @@ def query_crawls(db_url: str, fmt: str) -> None:
     'ended' and 'duration_s' are empty (null) for a crawl still running, or one that was killed.
     """
     with database(db_url) as db, db.session() as session:
-        crawls = crawl_history(session)
-    rows: list[Row] = [
-        {
-            "crawl": c.id,
-            "started": iso(c.started_at),
-            "ended": iso(c.ended_at) if c.ended_at else None,
-            "duration_s": round((c.ended_at - c.started_at).total_seconds(), 1) if c.ended_at else None,
-            "nodes": c.totals.nodes,
-            "answered": c.totals.answered,
-            "edges": c.totals.edges,
-            "dials": c.totals.dials,
-            "dials_ok": c.totals.dials_ok,
-            "dials_failed": c.totals.dials_failed,
-        }
-        for c in crawls
-    ]
-    columns = ("crawl", "started", "ended", "duration_s", "nodes", "answered", "edges", "dials", "dials_ok", "dials_failed")
-    emit_rows(columns, rows, fmt)
-
-
-def _topology_rows(measures: dict[str, Any], topo: Topology) -> list[Row]:
-    rows: list[Row] = [{"measure": k, "degree": None, "value": v} for k, v in measures.items()]
-    for name, distribution in (("in_degree", topo.in_degree), ("out_degree", topo.out_degree)):
-        rows += [{"measure": name, "degree": degree, "value": nodes} for degree, nodes in distribution]
-    return rows
+        _emit(crawl_table(session), fmt)
 
 
 @query_group.command("topology")
@@ -210,36 +162,14 @@ def query_topology(db_url: str, fmt: str, crawl_id: int | None, protocol: str | 
     value; one row per scalar measure (degree empty), then one row per degree of in_degree and out_degree (value:
     how many nodes have that degree).
     """
-    wanted = crawl_id
     with database(db_url) as db, db.session() as session:
-        crawl_id, edges = edge_list(session, crawl_id, protocol)
-        answered = responders(session, crawl_id, protocol) if crawl_id is not None else set()
-    if crawl_id is None:
-        raise click.ClickException(f"the database holds no crawl {wanted}" if wanted is not None else "the database holds no crawl yet")
-    topo = analyse(edges, answered)
-    measures: dict[str, Any] = {
-        "crawl": crawl_id,
-        "discovery": [protocol] if protocol else ["v4", "v5"],
-        "nodes": topo.nodes,
-        "edges": topo.edges,
-        "responders": topo.responders,
-        "components": topo.components,
-        "largest_component": topo.largest_component,
-        "answered_but_returned_by_nobody": topo.unreferenced_responders,
-        "mean_out_degree_of_responders": topo.mean_out_degree_of_responders,
-    }
+        summary = topology_summary(session, crawl_id, protocol)
+    if summary is None:
+        raise click.ClickException(f"the database holds no crawl {crawl_id}" if crawl_id is not None else "the database holds no crawl yet")
     if fmt == "json":
-        distributions = {
-            name: [{"degree": d, "nodes": n} for d, n in distribution]
-            for name, distribution in (("in_degree", topo.in_degree), ("out_degree", topo.out_degree))
-        }
-        click.echo(json.dumps({**measures, **distributions}))
+        click.echo(json.dumps(summary))
     else:
-        emit_rows(TOPOLOGY_COLUMNS, _topology_rows(measures, topo), fmt)
-
-
-# Order of the layers in ``query layers``; None is a node without a readable ENR.
-_LAYER_ORDER = ("execution", "consensus", "other", None)
+        _emit(topology_table(summary), fmt)
 
 
 @query_group.command("layers")
@@ -256,34 +186,25 @@ def query_layers(db_url: str, fmt: str) -> None:
     fork id.  Shares (percent) below the "all" row are within the layer.
     """
     with database(db_url) as db, db.session() as session:
-        counts = layer_counts(session)
-    total = sum(n for _, _, n in counts.by_protocols)
-    rows: list[Row] = []
-    for layer in _LAYER_ORDER:
-        label = layer or "unknown"
-        split = [(p, n) for lay, p, n in counts.by_protocols if lay == layer]
-        in_layer = sum(n for _, n in split)
-        if not in_layer:
-            continue
-        rows.append({"layer": label, "by": "all", "value": None, "nodes": in_layer, "share": share(in_layer, total)})
-        rows += [{"layer": label, "by": "protocols", "value": p or "none", "nodes": n, "share": share(n, in_layer)} for p, n in split]
-        if layer == "consensus":
-            for network, fork, digest, n in counts.consensus:
-                value = f"{network}/{fork}" if network else f"unknown ({digest.hex() if digest else 'unreadable eth2'})"
-                rows.append({"layer": label, "by": "fork", "value": value, "nodes": n, "share": share(n, in_layer)})
-        if layer == "execution":
-            for network, n in counts.execution:
-                rows.append({"layer": label, "by": "network", "value": network or "unknown", "nodes": n, "share": share(n, in_layer)})
-    emit_rows(("layer", "by", "value", "nodes", "share"), rows, fmt)
+        _emit(layer_table(session), fmt)
 
 
-def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return ip_network(value, strict=False)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an IP network like 10.0.0.0/8") from None
+def _parsed(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
+    """A click callback: the option's text through ``parse`` (a db.node_filter parser), BadFilter as a usage error."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except BadFilter as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+# The CIDR option of ``query nodes --ip`` and ``export nodes-json --ip``.
+_cidr = _parsed(parse_cidr)
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -296,77 +217,6 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _known_fork_names() -> dict[str, str]:
-    """Every fork name of every known chain, by lower case."""
-    return {epoch.name.lower(): epoch.name for chain in CHAINS.values() for epoch in fork_hashes(chain)}
-
-
-def _network(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if value.lower() not in CHAINS:
-        raise click.BadParameter(f"{value!r} is not a known network ({', '.join(sorted(CHAINS))})")
-    return value.lower()
-
-
-def _fork(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    names = _known_fork_names()
-    if value.lower() not in names:
-        raise click.BadParameter(f"{value!r} is not a fork of any known network (e.g. {', '.join(sorted(set(names.values()))[:6])}, ...)")
-    return names[value.lower()]
-
-
-def _country_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not (len(value) == 2 and value.isascii() and value.isalpha()):
-        raise click.BadParameter(f"{value!r} is not a two-letter country code (ISO 3166, e.g. DE)")
-    return value.upper()
-
-
-def _as_number(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    digits = value[2:] if value[:2].upper() == "AS" else value
-    if not (digits.isascii() and digits.isdigit() and int(digits) <= MAX_ASN):
-        raise click.BadParameter(f"{value!r} is not an AS number (e.g. 3320 or AS3320)")
-    return int(digits)
-
-
-def _node_filter(
-    client: str | None, version_prefix: str | None, network: str | None, fork: str | None, cidr: Any,
-    seen_since: datetime | None, synced: bool | None, dialable: bool, layer: str | None, discovery: str | None,
-    country: str | None = None, asn: int | None = None,
-) -> Callable[[NodeReport, Row], bool]:
-    """One predicate over a node (its report and row) for every ``query nodes`` filter given."""
-    checks: list[Callable[[Row], bool]] = []
-    if client is not None:
-        checks.append(lambda r: r["client_name"] == client.lower())
-    if version_prefix is not None:
-        checks.append(lambda r: str(r["client_version"] or "").startswith(version_prefix.lstrip("v")))
-    if network is not None:
-        checks.append(lambda r: r["network"] == network)
-    if fork is not None:
-        checks.append(lambda r: str(r["fork_name"] or "").lower() == fork.lower())
-    if cidr is not None:
-        checks.append(lambda r: r["ip"] is not None and ip_address(str(r["ip"])) in cidr)
-    if synced is not None:
-        checks.append(lambda r: r["synced"] is synced)
-    if dialable:
-        checks.append(lambda r: r["last_outcome"] == "ok")
-    if layer is not None:
-        checks.append(lambda r: (r["layer"] or "unknown") == layer)
-    if discovery is not None:
-        checks.append(lambda r: discovery in (r["protocols"] or []))  # type: ignore[operator]
-    if country is not None:
-        checks.append(lambda r: r["country"] == country)
-    if asn is not None:
-        checks.append(lambda r: r["asn"] == asn)
-    return lambda report, row: (seen_since is None or report.last_seen >= seen_since) and all(c(row) for c in checks)
-
-
 @query_group.command("nodes")
 @db_option
 @click.option(
@@ -375,45 +225,46 @@ def _node_filter(
 )
 @click.option("--client", default=None, help="Client name, e.g. geth.")
 @click.option("--version", "version_prefix", default=None, help="Client version prefix, e.g. 1.14.")
-@click.option("--network", default=None, callback=_network, help="Network name from the fork id, e.g. mainnet.")
-@click.option("--fork", default=None, callback=_fork, help="Current fork name, e.g. Prague.")
+@click.option("--network", default=None, callback=_parsed(parse_network), help="Network name from the fork id, e.g. mainnet.")
+@click.option("--fork", default=None, callback=_parsed(parse_fork), help="Current fork name, e.g. Prague.")
 @click.option("--ip", "cidr", default=None, callback=_cidr, help="Only addresses in this CIDR.")
 @click.option("--seen-since", default=None, callback=_since, help="Last seen at or after this ISO 8601 time.")
 @click.option("--synced/--not-synced", default=None, help="Only nodes whose head is (not) recent.")
 @click.option("--dialable", is_flag=True, help="Only nodes whose latest dial succeeded.")
+@click.option("--outcome", default=None, help="Only nodes whose latest attempt ended so (e.g. ok, timeout, too-many-peers).")
 @click.option(
-    "--layer", type=click.Choice(["execution", "consensus", "other", "unknown"]), default=None,
+    "--layer", type=click.Choice(LAYERS), default=None,
     help="Only nodes whose ENR names this layer (unknown: no readable ENR).",
 )
 @click.option(
-    "--discovery", "discovery", type=click.Choice(["v4", "v5"]), default=None,
+    "--discovery", "discovery", type=click.Choice(DISCOVERY_PROTOCOLS), default=None,
     help="Only nodes that answered this discovery protocol.",
 )
-@click.option("--country", default=None, callback=_country_code, help="Only nodes whose latest address is in this country (e.g. DE; once enriched).")
-@click.option("--asn", default=None, callback=_as_number, help="Only nodes whose latest address this AS announces (e.g. 3320 or AS3320; once enriched).")
+@click.option(
+    "--country", default=None, callback=_parsed(parse_country),
+    help="Only nodes whose latest address is in this country (e.g. DE; once enriched).",
+)
+@click.option(
+    "--asn", default=None, callback=_parsed(parse_asn),
+    help="Only nodes whose latest address this AS announces (e.g. 3320 or AS3320; once enriched).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None)
 def query_nodes(
     db_url: str, fmt: str, client: str | None, version_prefix: str | None, network: str | None, fork: str | None,
-    cidr: Any, seen_since: datetime | None, synced: bool | None, dialable: bool, layer: str | None,
-    discovery: str | None, country: str | None, asn: int | None, limit: int | None,
+    cidr: IPNetwork | None, seen_since: datetime | None, synced: bool | None, dialable: bool, outcome: str | None,
+    layer: str | None, discovery: str | None, country: str | None, asn: int | None, limit: int | None,
 ) -> None:
     """Nodes matching every filter: enode URLs (default) or rows.
 
     Client fields come from each node's latest attempt that received a Hello, network and fork from its latest
     that received a Status, last_outcome from its latest attempt.
     """
-    with database(db_url) as db, db.session() as session:
-        reports = node_reports(session)
-    keep = _node_filter(
-        client, version_prefix, network, fork, cidr, seen_since, synced, dialable, layer, discovery, country, asn
+    node_filter = NodeFilter(
+        client=client, version_prefix=version_prefix, network=network, fork=fork, cidr=cidr, seen_since=seen_since,
+        synced=synced, dialable=dialable, outcome=outcome, layer=layer, discovery=discovery, country=country, asn=asn,
     )
-    rows: list[Row] = []
-    for report in reports:
-        row = node_row(report)
-        if keep(report, row):
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
+    with database(db_url) as db, db.session() as session:
+        rows = filter_nodes(session, node_filter, limit=limit).rows
     if fmt == "enode":
         for row in rows:
             if row["enode"]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, bindparam, column, create_engine, event, inspect, select, table, true, update
 from sqlalchemy import insert as sa_insert
@@ -208,6 +209,30 @@ def translate_error(exc: BaseException, where: str) -> DatabaseError:
     return DatabaseError(f"{where}: {message}")
 
 
+def _read_only_url(url: URL, path: Path | None) -> tuple[URL, dict[str, Any]]:
+    """The URL and connect arguments of a connection that cannot write: SQLite's ``mode=ro`` URI, or a
+    PostgreSQL session whose transactions are all read-only."""
+    if path is not None:
+        return url.set(database=f"file:{quote(str(path))}", query={"mode": "ro", "uri": "true"}), {}
+    if url.get_backend_name() == "postgresql":
+        return url, {"options": "-c default_transaction_read_only=on"}
+    return url, {}
+
+
+def _check_readable_schema(conn: Connection, *, target: int, where: str) -> None:
+    """A reader cannot migrate: the schema must be ours and current."""
+    version = _stored_version(conn)
+    if version is None:
+        raise DatabaseUnreadable(f"{where} is empty: it has no ethcrawl schema yet (run a crawl first)")
+    if version > target:
+        raise SchemaTooNew(f"{where} has schema version {version}, newer than this ethcrawl's {target}; upgrade ethcrawl")
+    if version < target:
+        raise MigrationMissing(
+            f"{where} has schema version {version}, older than this ethcrawl's {target}, and read-only access cannot "
+            "migrate it: run any query on it once (ethcrawl query crawls --db ...)"
+        )
+
+
 def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -223,7 +248,9 @@ def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
             cursor.close()
 
 
-def _make_engine(url: URL, busy_timeout: float, echo: bool) -> Engine:
+def _make_engine(
+    url: URL, busy_timeout: float, echo: bool, *, read_only: bool = False, extra_connect_args: Mapping[str, Any] = {}
+) -> Engine:
     backend = url.get_backend_name()
     if backend not in SUPPORTED_DIALECTS:
         raise UnsupportedDatabase(
@@ -231,15 +258,19 @@ def _make_engine(url: URL, busy_timeout: float, echo: bool) -> Engine:
         )
     if backend != "sqlite":
         try:
-            return create_engine(url, echo=echo, pool_pre_ping=True)
+            return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=dict(extra_connect_args))
         except ImportError as exc:
             raise UnsupportedDatabase(
                 f"{backend} needs its driver ({exc.name or exc}): pip install 'ethcrawl[postgres]'"
             ) from None
     # The writer works from a thread (trio.to_thread), so connections may change threads;
     # it is the only writer, serialised by a CapacityLimiter(1).
-    connect_args: dict[str, Any] = {"timeout": busy_timeout, "check_same_thread": False}
-    if _sqlite_file(url) is None:
+    connect_args: dict[str, Any] = {"timeout": busy_timeout, "check_same_thread": False, **extra_connect_args}
+    if read_only:
+        # The journal mode is the writer's to set (a read-only connection cannot); a WAL database is read as WAL.
+        engine = create_engine(url, echo=echo, connect_args=connect_args)
+        _install_sqlite_hooks(engine, wal=False)
+    elif _sqlite_file(url) is None:
         # One shared connection, or every thread would see its own empty in-memory database.
         engine = create_engine(url, echo=echo, connect_args=connect_args, poolclass=StaticPool)
         _install_sqlite_hooks(engine, wal=False)
@@ -303,12 +334,17 @@ def open_database(
     create: bool = True,
     busy_timeout: float = BUSY_TIMEOUT,
     echo: bool = False,
+    read_only: bool = False,
 ) -> Database:
     """Open the database at ``url_or_path`` (file path, ``:memory:`` or SQLAlchemy URL).
 
     Creates the schema when the database is empty (and ``create``), runs the
     registered migrations when it is older, and raises a ``DatabaseError``
     subclass when it is newer, corrupt, unreadable or locked.
+
+    ``read_only`` (a dashboard beside a running crawl): connections that cannot write (SQLite ``mode=ro``,
+    PostgreSQL read-only transactions), no write lock taken, nothing created or migrated; the schema must be
+    current.  SQLite's WAL lets it read while a crawl writes.
     """
     url = _url_for(url_or_path)
     where = url.render_as_string(hide_password=True)
@@ -323,9 +359,18 @@ def open_database(
             )
         if not path.parent.is_dir():
             raise DatabaseUnreadable(f"cannot open {where}: folder {path.parent} does not exist")
-    engine = _make_engine(url, busy_timeout, echo)
+    if read_only and path is not None and not path.exists():
+        raise DatabaseUnreadable(f"cannot open {where}: no such file (give the path of an existing ethcrawl database)")
+    if read_only:
+        url, extra = _read_only_url(url, path)
+        engine = _make_engine(url, busy_timeout, echo, read_only=True, extra_connect_args=extra)
+    else:
+        engine = _make_engine(url, busy_timeout, echo)
     try:
-        if engine.dialect.name == "sqlite":
+        if read_only:
+            with engine.connect() as conn:
+                _check_readable_schema(conn, target=SCHEMA_VERSION, where=where)
+        elif engine.dialect.name == "sqlite":
             # Take the write lock up front (BEGIN IMMEDIATE): a database another crawl is
             # writing fails here, clearly, instead of in the middle of our crawl.  AUTOCOMMIT
             # stops pysqlite from issuing its own BEGIN/COMMIT around our statements.

@@ -80,16 +80,20 @@ HELLO_DIMENSIONS = {
     "clients": DialAttempt.client_name,
     "versions": DialAttempt.client_version,
     "os": DialAttempt.client_os,
+    "arch": DialAttempt.client_arch,
     "runtimes": DialAttempt.client_runtime,
 }
 OK = "ok"  # the outcome of an attempt that completed Hello and Status
 
 
-def _latest(condition: ColumnElement[bool], crawl_id: int | None) -> Subquery:
-    """(node_id, dial_id) of each node's latest attempt meeting ``condition`` (in crawl ``crawl_id``, if given)."""
+def _latest(condition: ColumnElement[bool], crawl_id: int | None, since: datetime | None = None) -> Subquery:
+    """(node_id, dial_id) of each node's latest attempt meeting ``condition`` (in crawl ``crawl_id``, if given;
+    made at or after ``since``, if given)."""
     query = select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id")).where(condition)
     if crawl_id is not None:
         query = query.where(DialAttempt.crawl_id == crawl_id)
+    if since is not None:
+        query = query.where(DialAttempt.attempted_at >= since)
     return query.group_by(DialAttempt.node_id).subquery()
 
 
@@ -97,9 +101,9 @@ def _flag_sum(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _named_nodes(client: str, crawl_id: int | None) -> Select[bytes]:
+def _named_nodes(client: str, crawl_id: int | None, since: datetime | None = None) -> Select[bytes]:
     """Node ids whose latest attempt (in scope) that received a Hello named ``client``."""
-    latest = _latest(HELLO_RECEIVED, crawl_id)
+    latest = _latest(HELLO_RECEIVED, crawl_id, since)
     return (
         select(DialAttempt.node_id)
         .join(latest, latest.c.dial_id == DialAttempt.id)
@@ -107,9 +111,9 @@ def _named_nodes(client: str, crawl_id: int | None) -> Select[bytes]:
     )
 
 
-def _named(client: str, crawl_id: int | None) -> ColumnElement[bool]:
+def _named(client: str, crawl_id: int | None, since: datetime | None = None) -> ColumnElement[bool]:
     """Condition on DialAttempt: the node's latest attempt (in scope) that received a Hello named ``client``."""
-    return DialAttempt.node_id.in_(_named_nodes(client, crawl_id))
+    return DialAttempt.node_id.in_(_named_nodes(client, crawl_id, since))
 
 
 def node_reports(session: Session) -> list[NodeReport]:
@@ -169,18 +173,18 @@ def node_reports(session: Session) -> list[NodeReport]:
 
 def hello_counts(
     session: Session, dimension: str, *, crawl_id: int | None = None, client: str | None = None,
-    by_client: bool = False,
+    by_client: bool = False, since: datetime | None = None,
 ) -> list[HelloCount]:
     """Nodes per value of ``dimension`` (clients, versions, os, runtimes), from each node's latest attempt that
     received a Hello, whatever happened after it; ``refused`` counts those whose attempt did not end ok.
 
     ``crawl_id``: attempts of that crawl only (default: every crawl).  ``client``: nodes whose latest Hello named
-    it.  ``by_client``: count (client name, value) pairs (a version means something only with its client).  A
+    it.  ``since``: attempts made at or after it.  ``by_client``: count (client name, value) pairs (a version means something only with its client).  A
     Hello that does not name the dimension (e.g. an unparsable client id) is not counted.  Largest first.
     """
     column = HELLO_DIMENSIONS[dimension]
     keys = (DialAttempt.client_name, column) if by_client else (column,)
-    latest = _latest(HELLO_RECEIVED, crawl_id)
+    latest = _latest(HELLO_RECEIVED, crawl_id, since)
     query = (
         select(func.count(), _flag_sum(DialAttempt.outcome != OK), *keys)
         .join(latest, latest.c.dial_id == DialAttempt.id)
@@ -200,9 +204,11 @@ def has_crawl(session: Session, crawl_id: int) -> bool:
     return session.get(Crawl, crawl_id) is not None
 
 
-def outcome_counts(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> list[tuple[str, int]]:
+def outcome_counts(
+    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+) -> list[tuple[str, int]]:
     """Nodes per outcome of their latest attempt (``client``: nodes whose latest Hello named it); largest first."""
-    latest = _latest(true(), crawl_id)
+    latest = _latest(true(), crawl_id, since)
     query = (
         select(DialAttempt.outcome, func.count())
         .join(latest, latest.c.dial_id == DialAttempt.id)
@@ -210,7 +216,7 @@ def outcome_counts(session: Session, *, crawl_id: int | None = None, client: str
         .order_by(func.count().desc(), DialAttempt.outcome)
     )
     if client is not None:
-        query = query.where(_named(client, crawl_id))
+        query = query.where(_named(client, crawl_id, since))
     return [(str(o), int(n)) for o, n in session.execute(query)]
 
 
@@ -234,24 +240,28 @@ def network_name(network_id: int | None, fork_hash: bytes | None, fork_next: int
     return network, fork
 
 
-def _statuses(session: Session, crawl_id: int | None, client: str | None) -> list[tuple[int | None, bytes | None, int | None]]:
+def _statuses(
+    session: Session, crawl_id: int | None, client: str | None, since: datetime | None = None
+) -> list[tuple[int | None, bytes | None, int | None]]:
     """(network id, fork hash, fork next) of each node's latest attempt that received a Status."""
-    latest = _latest(STATUS_RECEIVED, crawl_id)
+    latest = _latest(STATUS_RECEIVED, crawl_id, since)
     query = select(DialAttempt.network_id, DialAttempt.fork_hash, DialAttempt.fork_next).join(
         latest, latest.c.dial_id == DialAttempt.id
     )
     if client is not None:
-        query = query.where(_named(client, crawl_id))
+        query = query.where(_named(client, crawl_id, since))
     return [
         (network_id, None if fork_hash is None else bytes(fork_hash), fork_next)
         for network_id, fork_hash, fork_next in session.execute(query)
     ]
 
 
-def network_counts(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> list[NetworkCount]:
+def network_counts(
+    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+) -> list[NetworkCount]:
     """Nodes per network and current fork, from each node's latest attempt that received a Status; largest first."""
     counts: dict[tuple[str, str], int] = {}
-    for network_id, fork_hash, fork_next in _statuses(session, crawl_id, client):
+    for network_id, fork_hash, fork_next in _statuses(session, crawl_id, client, since):
         network, fork = network_name(network_id, fork_hash, fork_next)
         key = (network or f"unknown ({network_id})", fork or "unknown fork")
         counts[key] = counts.get(key, 0) + 1
@@ -259,10 +269,12 @@ def network_counts(session: Session, *, crawl_id: int | None = None, client: str
     return [NetworkCount(network=net, fork=fork, nodes=n) for (net, fork), n in ordered]
 
 
-def fork_readiness(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> list[tuple[str, str, int]]:
+def fork_readiness(
+    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+) -> list[tuple[str, str, int]]:
     """(network, readiness for its next fork, nodes), from each node's latest Status with a fork id; by name."""
     counts: dict[tuple[str, str], int] = {}
-    for _, fork_hash, fork_next in _statuses(session, crawl_id, client):
+    for _, fork_hash, fork_next in _statuses(session, crawl_id, client, since):
         if fork_hash is None or fork_next is None:
             continue
         found = classify(ForkId(hash=fork_hash, next=fork_next))

@@ -24,8 +24,11 @@ from fixture_db import FORK_IDS, T0, Facts, NodeFact, database_url, fill_databas
 __all__ = ["database_url"]  # the fixture, imported so that pytest finds it here
 
 NETWORK_BY_ID = {1: "mainnet", 11155111: "sepolia"}
-DIMENSION_FIELDS = {"clients": "client_name", "versions": "client_version", "os": "client_os", "runtimes": "client_runtime"}
-LABELS = {"clients": "client", "versions": "version", "os": "os", "runtimes": "runtime", "outcomes": "outcome"}
+DIMENSION_FIELDS = {
+    "clients": "client_name", "versions": "client_version", "os": "client_os", "arch": "client_arch",
+    "runtimes": "client_runtime",
+}  # fmt: skip
+LABELS = {"clients": "client", "versions": "version", "os": "os", "arch": "arch", "runtimes": "runtime", "outcomes": "outcome"}
 
 
 def run(*args: str) -> str:
@@ -65,7 +68,7 @@ def _hello_counts(facts: Facts, field: str, *, client: str | None = None, crawl:
     return want
 
 
-@pytest.mark.parametrize("dimension", ["clients", "versions", "os", "runtimes", "outcomes"])
+@pytest.mark.parametrize("dimension", ["clients", "versions", "os", "arch", "runtimes", "outcomes"])
 def test_histograms_equal_counts_from_the_records(filled: tuple[str, Facts], dimension: str) -> None:
     url, facts = filled
     label = LABELS[dimension]
@@ -348,6 +351,7 @@ QUERY_COLUMNS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "clients": {"client": str, **HELLO_COLUMNS},
     "versions": {"client": (str, OPTIONAL), "version": str, **HELLO_COLUMNS},
     "os": {"os": str, **HELLO_COLUMNS},
+    "arch": {"arch": str, **HELLO_COLUMNS},
     "runtimes": {"runtime": str, **HELLO_COLUMNS},
     "outcomes": {"outcome": str, **SHARE_COLUMNS},
     "networks": {"network": str, "fork": str, **SHARE_COLUMNS},

@@ -1,0 +1,261 @@
+"""The page model shared by ``ethcrawl report`` and ``ethcrawl serve``: sections of panels, each a table of rows
+from db.rows (the rows ``ethcrawl query ... --format json`` prints) and the chart drawn from them.
+
+One function per section, listed in ``SECTIONS`` in page order; a new section (a new db query) is a new function
+and an entry there.  The slots for country/ASN enrichment and for the network over time are such functions that
+return an empty section saying what fills it.  Nothing here counts: every number is a db.rows value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ethcrawl.db.crawl_info import crawl_parameters
+from ethcrawl.db.rows import (
+    HELLO_LABELS, Row, Session, Table, as_text, crawl_table, iso, fork_table, hello_table, layer_table, network_table,
+    outcome_table, topology_summary, topology_table,
+)  # fmt: skip
+
+from .charts import ChartSpec
+
+__all__ = ["Scope", "Panel", "Section", "Header", "SECTIONS", "build_sections", "build_header", "SectionBuilder"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """Which attempts the share counts read: one crawl's, those made since a time, or every crawl's (each node's
+    latest in scope)."""
+
+    crawl_id: int | None = None
+    since: datetime | None = None  # aware
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """The scope as the db.rows share tables take it."""
+        return {"crawl_id": self.crawl_id, "since": self.since}
+
+    def includes(self, crawl: Row) -> bool:
+        """Whether a ``query crawls`` row is in scope: the crawl chosen, or one still running or ended since."""
+        if self.crawl_id is not None:
+            return crawl["crawl"] == self.crawl_id
+        if self.since is None:
+            return True
+        return crawl["ended"] is None or _parse_iso(str(crawl["ended"])) >= self.since
+
+    def describe(self) -> str:
+        if self.crawl_id is not None:
+            return f"crawl {self.crawl_id}"
+        if self.since is not None:
+            return f"attempts since {iso(self.since)} (each node's latest)"
+        return "every crawl (each node's latest attempt)"
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Panel:
+    """One table and the chart of its rows; ``query`` and ``api`` name the CLI command and endpoint giving them."""
+
+    key: str  # unique on the page: the chart's file name with --format png|svg, and the HTML anchor
+    caption: str
+    table: Table
+    chart: ChartSpec | None
+    query: str  # e.g. "ethcrawl query clients --crawl 2 --format json"
+    api: str | None  # e.g. "/api/clients?crawl=2"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Section:
+    key: str
+    title: str
+    panels: tuple[Panel, ...] = ()
+    note: str = ""  # what the numbers mean, or why the section is empty
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Header:
+    """The report's header: what was read, which crawls, their time span and the parameters they ran with."""
+
+    database: str
+    scope: str
+    crawls: int
+    first_started: str | None
+    last_ended: str | None  # None while the newest crawl runs (or if it was killed)
+    parameters_of: int | None  # the crawl whose parameters are shown: the one chosen, else the newest
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+SectionBuilder = Callable[[Session, Scope], Section]
+
+
+def _api(path: str, scope: Scope, *, scoped: bool = True) -> str:
+    if scoped and scope.crawl_id is not None:
+        return f"{path}?crawl={scope.crawl_id}"
+    if scoped and scope.since is not None:
+        return f"{path}?since={iso(scope.since)}"
+    return path
+
+
+def _query(command: str, scope: Scope, *, scoped: bool = True) -> str:
+    """The CLI command printing the same rows ("" where the CLI has no such scope yet)."""
+    if scoped and scope.since is not None:
+        return ""
+    crawl = f" --crawl {scope.crawl_id}" if scoped and scope.crawl_id is not None else ""
+    return f"ethcrawl query {command}{crawl} --format json"
+
+
+def _text(row: Row, column: str) -> str:
+    return as_text(row[column])
+
+
+def _hello_panel(session: Session, scope: Scope, dimension: str) -> Panel:
+    label = HELLO_LABELS[dimension]
+    if dimension == "versions":
+        name: Callable[[Row], str] = lambda r: f"{_text(r, 'client')} {_text(r, 'version')}"
+    else:
+        name = lambda r: _text(r, label)  # noqa: E731
+    return Panel(
+        key=dimension, caption=f"Nodes by {label}", table=hello_table(session, dimension, **scope.counts),
+        chart=ChartSpec(kind="barh", title=f"Nodes by {label}", label=name),
+        query=_query(dimension, scope), api=_api(f"/api/{dimension}", scope),
+    )
+
+
+def clients_section(session: Session, scope: Scope) -> Section:
+    return Section(
+        key="clients", title="Clients and versions",
+        panels=(_hello_panel(session, scope, "clients"), _hello_panel(session, scope, "versions")),
+        note="From each node's latest attempt that received a Hello; 'refused': of those, nodes whose attempt did "
+        "not end ok (a Hello, then too-many-peers, ...).",
+    )
+
+
+def platform_section(session: Session, scope: Scope) -> Section:
+    return Section(
+        key="platform", title="Operating system, architecture and runtime",
+        panels=tuple(_hello_panel(session, scope, d) for d in ("os", "arch", "runtimes")),
+        note="As the client id of each node's latest Hello names them.",
+    )
+
+
+def networks_section(session: Session, scope: Scope) -> Section:
+    table = network_table(session, **scope.counts)
+    chart = ChartSpec(kind="barh", title="Nodes by network and fork", label=lambda r: f"{_text(r, 'network')} / {_text(r, 'fork')}")
+    panel = Panel(key="networks", caption="Nodes by network and current fork", table=table, chart=chart,
+                  query=_query("networks", scope), api=_api("/api/networks", scope))
+    return Section(key="networks", title="Networks and forks", panels=(panel,),
+                   note="From each node's latest attempt that received a Status (EIP-2124 fork id).")
+
+
+def readiness_section(session: Session, scope: Scope) -> Section:
+    table = fork_table(session, **scope.counts)
+    chart = ChartSpec(kind="barh", title="Readiness for the next fork", label=lambda r: f"{_text(r, 'network')}: {_text(r, 'readiness')}")
+    panel = Panel(key="forks", caption="Readiness for the next scheduled fork, per network", table=table, chart=chart,
+                  query=_query("forks", scope), api=_api("/api/forks", scope))
+    return Section(key="forks", title="Fork readiness", panels=(panel,),
+                   note="'share': percent of the network's nodes. Per client and over time: see 'The network over time'.")
+
+
+def layers_section(session: Session, scope: Scope) -> Section:
+    chart = ChartSpec(
+        kind="barh", title="Nodes by layer and discovery protocols", keep=lambda r: r["by"] == "protocols",
+        label=lambda r: f"{_text(r, 'layer')}: {_text(r, 'value')}",
+    )
+    panel = Panel(key="layers", caption="Nodes by layer, discovery protocols and network", table=layer_table(session),
+                  chart=chart, query=_query("layers", scope, scoped=False), api="/api/layers")
+    return Section(key="layers", title="Layers and discovery protocols", panels=(panel,),
+                   note="Every stored node, from its ENR (whatever the crawl chosen): shares below each 'all' row are "
+                   "within the layer.")
+
+
+def outcomes_section(session: Session, scope: Scope) -> Section:
+    chart = ChartSpec(kind="barh", title="Nodes by outcome of their latest dial", label=lambda r: _text(r, "outcome"))
+    panel = Panel(key="outcomes", caption="Nodes by the outcome of their latest RLPx attempt",
+                  table=outcome_table(session, **scope.counts), chart=chart,
+                  query=_query("outcomes", scope), api=_api("/api/outcomes", scope))
+    return Section(key="outcomes", title="Dial outcomes", panels=(panel,))
+
+
+def topology_section(session: Session, scope: Scope) -> Section:
+    summary = topology_summary(session, scope.crawl_id)
+    if summary is None:
+        return Section(key="topology", title="Topology", note="The database holds no crawl yet.")
+    rows = topology_table(summary)
+    scope = Scope(crawl_id=int(summary["crawl"]))
+    query, api = _query("topology", scope), _api("/api/topology", scope)
+
+    def part(measure: str | None) -> Table:
+        return Table(rows.columns, [r for r in rows.rows if (r["degree"] is None if measure is None else r["measure"] == measure)])
+
+    panels = [Panel(key="topology", caption="Measures", table=part(None), chart=None, query=query, api=api)]
+    for measure, what in (("in_degree", "In-degree: how many tables we saw hold a node"),
+                          ("out_degree", "Out-degree: how many nodes a node returned")):
+        chart = ChartSpec(kind="bar", title=what, label=lambda r: _text(r, "degree"), values=("value",), xlabel=measure.replace("_", "-"))
+        panels.append(Panel(key=measure.replace("_", "-"), caption=what, table=part(measure), chart=chart, query=query, api=api))
+    return Section(
+        key="topology", title=f"Topology of crawl {summary['crawl']}", panels=tuple(panels),
+        note="Edge A -> B: A's discovery answers contained B. 'answered_but_returned_by_nobody': nodes no table we "
+        "saw held. Distribution rows: value = nodes with that degree.",
+    )
+
+
+def history_section(session: Session, scope: Scope) -> Section:
+    chart = ChartSpec(kind="line", title="Crawls", label=lambda r: f"#{_text(r, 'crawl')}",
+                      values=("nodes", "answered", "dials_ok"), xlabel="crawl")
+    crawls = crawl_table(session)
+    if scope.since is not None:  # the crawls of the window; a single --crawl still shows the whole history
+        crawls = Table(crawls.columns, [r for r in crawls.rows if scope.includes(r)])
+    panel = Panel(key="crawls", caption="Crawls, newest first", table=crawls, chart=chart,
+                  query=_query("crawls", scope, scoped=False), api="/api/crawls")
+    return Section(key="history", title="History across crawls", panels=(panel,))
+
+
+def network_over_time_section(session: Session, scope: Scope) -> Section:
+    """Slot: fork readiness per client, churn and uptime over time (issue 14's queries) go here."""
+    return Section(key="over-time", title="The network over time",
+                   note="Not in this version: per-client readiness, churn and uptime across crawls fill this section.")
+
+
+def countries_section(session: Session, scope: Scope) -> Section:
+    """Slot: nodes by country (``query countries``, after --geoip enrichment) go here."""
+    return Section(key="countries", title="Countries",
+                   note="Not enriched: country data comes with --geoip enrichment (not in this version).")
+
+
+def asns_section(session: Session, scope: Scope) -> Section:
+    """Slot: nodes by autonomous system / hosting provider (``query asns``, after --asn enrichment) go here."""
+    return Section(key="asns", title="Autonomous systems (hosting)",
+                   note="Not enriched: ASN data comes with --asn enrichment (not in this version).")
+
+
+# The page, in order.
+SECTIONS: tuple[SectionBuilder, ...] = (
+    clients_section, platform_section, networks_section, readiness_section, layers_section, outcomes_section,
+    countries_section, asns_section, topology_section, history_section, network_over_time_section,
+)
+
+
+def build_sections(session: Session, scope: Scope) -> list[Section]:
+    return [build(session, scope) for build in SECTIONS]
+
+
+def build_header(session: Session, scope: Scope, database: str) -> Header:
+    """The header: the crawls in scope (from ``query crawls``' rows), their span, and one crawl's parameters."""
+    crawls = crawl_table(session).rows  # newest first
+    chosen = [r for r in crawls if scope.includes(r)]
+    shown = scope.crawl_id if scope.crawl_id is not None else (int(str(crawls[0]["crawl"])) if crawls else None)
+    parameters = (crawl_parameters(session, shown) or {}) if shown is not None else {}
+    return Header(
+        database=database,
+        scope=scope.describe(),
+        crawls=len(chosen),
+        first_started=str(chosen[-1]["started"]) if chosen else None,
+        last_ended=None if not chosen or chosen[0]["ended"] is None else str(chosen[0]["ended"]),
+        parameters_of=shown,
+        parameters=parameters,
+    )
