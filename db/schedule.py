@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Identity, Node, Sighting
+from .models import Crawl, Identity, Node, Sighting
 
-__all__ = ["Backoff", "DueNode", "due_nodes", "next_due"]
+__all__ = ["Backoff", "DueNode", "due_nodes", "next_due", "last_walk_started"]
 
 ANSWERED_AGAIN = 600.0  # s: a node that answered is checked again this long after (the monitor's --revalidate)
 FIRST_FAILURE = 12 * 3600.0  # s, node-crawler's first retry of a node that stopped answering
@@ -154,3 +154,9 @@ def next_due(session: Session, backoff: Backoff) -> datetime | None:
         last + timedelta(seconds=backoff.delay(int(failures))) for failures, last in session.execute(query)
     )
     return min(times, default=None)
+
+
+def last_walk_started(session: Session) -> datetime | None:
+    """When the latest walk of the DHT (a crawl of kind 'crawl') started: a restarted monitor walks next one
+    interval after it, not at once."""
+    return session.scalar(select(func.max(Crawl.started_at)).where(Crawl.kind == "crawl"))
