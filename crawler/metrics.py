@@ -98,7 +98,7 @@ class Metrics:
         self._nodes: dict[str, tuple[int, int, int]] = {}  # kind -> known, answered, dialed
         self._duration: dict[str, float] = {}
         self._last_success: dict[str, float] = {}
-        self.registry.register(self)  # type: ignore[arg-type]  # a Collector is anything with collect()
+        self.registry.register(self)
 
     def watch(self, reader: Callable[[], LiveCounters] | None) -> None:
         """``crawl.CounterWatch``: a cycle starts (its counters' reader) or ends (None: its last reading kept)."""
@@ -134,7 +134,7 @@ class Metrics:
             counters[("ethcrawl_discovery_datagrams_dropped_total", (("reason", "kernel"),))] = self._kernel_drops
         for kind, count in self._cycles.items():
             counters[("ethcrawl_cycles_total", (("kind", kind),))] = count
-        families: dict[str, Metric] = {}
+        families: dict[str, CounterMetricFamily] = {}
         for (name, labels), value in sorted(counters.items()):
             family = families.get(name)
             if family is None:

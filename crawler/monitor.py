@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from ipaddress import ip_address
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import trio
 from sqlalchemy import exc as sa_exc
@@ -62,6 +62,7 @@ from .crawl import (
     live_counters,
 )
 from .dialer import dial
+from .engine import BOND_ATTEMPTS, BOND_RETRY_BACKOFF
 from .node import DiscoveryNode
 from .udp import UDPSocket
 
@@ -75,6 +76,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_INTERVAL = 1800.0  # s between walks: a mainnet walk takes minutes, and the network changes over hours
 # A pass takes every node falling due within this window: a walk's sightings spread over its minutes, and each
@@ -327,17 +330,17 @@ class _Revalidation:
         stored = _stored_enr(due)
         v5 = node.v5
         if due.protocols == ("v5",) and stored is not None and v5 is not None:
-            v5_pong = await v5.ping(stored)
+            v5_pong = await _retried(partial(v5.ping, stored))
             if v5_pong is None:
                 return (), None
             if v5_pong.enr_seq > stored.seq:
-                newer = [r for r in await v5.find_node(stored, (0,)) or () if r.seq > stored.seq]
-                return ("v5",), newer[0] if newer else stored
+                records = [r for r in await v5.find_node(stored, (0,)) or () if r.seq > stored.seq]
+                return ("v5",), records[0] if records else stored
             return ("v5",), stored
         if not target.udp:
             return (), None
         v4 = node.v4
-        pong = await v4.ping(target)
+        pong = await _retried(partial(v4.ping, target))
         if pong is None:
             return (), None
         if pong.enr_seq is None or (stored is not None and pong.enr_seq <= stored.seq):
@@ -348,6 +351,17 @@ class _Revalidation:
             if newer is not None and newer.node_id == due.node_id:
                 return ("v4",), newer
         return ("v4",), stored
+
+
+async def _retried(ping: Callable[[], Awaitable[T | None]]) -> T | None:
+    """``ping()``, and once more after a pause if it met silence, as a walk bonds: a lost datagram is no failure."""
+    for attempt in range(BOND_ATTEMPTS):
+        if attempt:
+            await trio.sleep(BOND_RETRY_BACKOFF)
+        answer = await ping()
+        if answer is not None:
+            return answer
+    return None
 
 
 def _stored_enr(due: DueNode) -> ENR | None:
