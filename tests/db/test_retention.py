@@ -9,7 +9,10 @@ from ethcrawl.db.models import Crawl, DialAttempt, Edge, EnrHistory, Node, Sight
 from ethcrawl.db.records import CrawlFinished, CrawlStarted, DialRecord, EdgeSeen, NodeSeen
 from ethcrawl.db.retention import Pruned, prune_before
 from ethcrawl.db.store import begin_crawl, write_records
+from fixture_db import database_url
 from sqlalchemy import func, select
+
+__all__ = ["database_url"]  # the fixture (SQLite, and PostgreSQL where the test server is set), imported for pytest
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -31,8 +34,8 @@ def crawl(session, at: datetime, nodes: list[int], enr_seq: int) -> int:  # type
     return crawl_id
 
 
-def test_prune_removes_old_crawls_and_their_rows_only() -> None:
-    db = open_database(":memory:")
+def test_prune_removes_old_crawls_and_their_rows_only(database_url: str) -> None:
+    db = open_database(database_url)
     with db.session() as session, session.begin():
         old = crawl(session, T0, [1, 2], enr_seq=1)
         new = crawl(session, T0 + 100 * DAY, [2, 3], enr_seq=2)

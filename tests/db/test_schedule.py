@@ -11,6 +11,9 @@ from ethcrawl.db.records import CrawlStarted, NodeSeen
 from ethcrawl.db.schedule import Backoff, due_nodes, next_due
 from ethcrawl.db.store import begin_crawl, write_records
 from ethcrawl.db.identity import register_identity
+from fixture_db import database_url
+
+__all__ = ["database_url"]  # the fixture (SQLite, and PostgreSQL where the test server is set), imported for pytest
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 HOUR = 3600.0
@@ -18,8 +21,8 @@ BACKOFF = Backoff(answered=600.0)  # the default failure steps: 12 h, 48 h, 14 d
 
 
 @pytest.fixture
-def db() -> Iterator[Database]:
-    database = open_database(":memory:")
+def db(database_url: str) -> Iterator[Database]:
+    database = open_database(database_url)
     yield database
     database.close()
 
