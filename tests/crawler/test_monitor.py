@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import trio
-from ethcrawl.crawler.monitor import CycleResult, MonitorConfig, run_schedule
+from ethcrawl.crawler.crawl import CrawlOptions
+from ethcrawl.crawler.monitor import CycleResult, MonitorConfig, run_monitor, run_schedule
+from ethcrawl.crawler.node import DiscoveryNode
+from ethcrawl.crawler.udp import Address, UDPSocket, open_udp_socket
 from ethcrawl.db.engine import Database, open_database
+from ethcrawl.db.models import Crawl, Sighting
 from ethcrawl.db.records import CrawlFinished, CrawlStarted, NodeSeen
+from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
+from sqlalchemy import select
 from ethcrawl.db.schedule import Backoff, DueNode
 from ethcrawl.db.store import begin_crawl, write_records
 
@@ -138,3 +145,54 @@ def test_config_refuses_nonsense() -> None:
         MonitorConfig(cycles=0)
     with pytest.raises(ValueError):
         MonitorConfig(keep=-1)
+
+
+class DropFirstDatagram:
+    """A UDP transport that loses the first datagram it receives, as the network sometimes does."""
+
+    def __init__(self, inner: UDPSocket) -> None:
+        self.inner = inner
+        self.local_address = inner.local_address
+        self.dropped = 0
+
+    async def sendto(self, data: bytes, addr: Address) -> None:
+        await self.inner.sendto(data, addr)
+
+    async def recvfrom(self) -> tuple[bytes, Address]:
+        data, addr = await self.inner.recvfrom()
+        if not self.dropped:
+            self.dropped += 1
+            data, addr = await self.inner.recvfrom()
+        return data, addr
+
+
+async def test_a_revalidation_ping_lost_once_is_sent_again(tmp_path: Path) -> None:
+    """The node's first Ping is lost: the pass pings again and counts it answered (it was counted a failure)."""
+    db = open_database(tmp_path / "m.db")
+    key = generate_private_key()
+    with trio.fail_after(30):
+        async with await open_udp_socket("127.0.0.1", 0) as udp, trio.open_nursery() as nursery:
+            lossy = DropFirstDatagram(udp)
+            peer = DiscoveryNode(key, host="127.0.0.1", transport=lossy, speaks_v5=False)
+            port = await nursery.start(peer.run)
+            now = datetime.now(UTC)
+            with db.session() as session, session.begin():
+                walk = begin_crawl(session, CrawlStarted(started_at=now, kind="crawl"))
+                write_records(session, [NodeSeen(
+                    crawl_id=walk, node_id=peer.node_id, pubkey=pubkey_from_private(key), ip="127.0.0.1", udp=port,
+                    tcp=None, seen_at=now - timedelta(hours=1), source="bootnode", responded=True, protocols=("v4",),
+                ), CrawlFinished(crawl_id=walk, ended_at=now)])
+            stop = trio.Event()
+
+            async def first_only(result: CycleResult) -> None:
+                stop.set()
+
+            options = CrawlOptions(seeds=(), listen_host="127.0.0.1", response_timeout=0.3)
+            await run_monitor(db, options, MonitorConfig(interval=HOUR), handle_signals=False, stop=stop, on_cycle=first_only)
+            nursery.cancel_scope.cancel()
+    assert lossy.dropped == 1
+    with db.session() as session:
+        crawl = session.scalars(select(Crawl).where(Crawl.kind == "revalidation")).one()
+        (sighting,) = session.scalars(select(Sighting).where(Sighting.crawl_id == crawl.id)).all()
+    assert sighting.responded and sighting.protocols == "v4"
+    db.close()
