@@ -14,10 +14,10 @@ from ethcrawl.crawler.monitor import CycleResult, MonitorConfig, run_monitor, ru
 from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.crawler.udp import Address, UDPSocket, open_udp_socket
 from ethcrawl.db.engine import Database, open_database
-from ethcrawl.db.models import Crawl, Sighting
+from ethcrawl.db.models import Crawl, Node, Sighting
 from ethcrawl.db.records import CrawlFinished, CrawlStarted, NodeSeen
 from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
-from sqlalchemy import select
+from sqlalchemy import func, select
 from ethcrawl.db.schedule import Backoff, DueNode
 from ethcrawl.db.store import begin_crawl, write_records
 
@@ -196,3 +196,18 @@ async def test_a_revalidation_ping_lost_once_is_sent_again(tmp_path: Path) -> No
         (sighting,) = session.scalars(select(Sighting).where(Sighting.crawl_id == crawl.id)).all()
     assert sighting.responded and sighting.protocols == "v4"
     db.close()
+
+
+async def test_keep_prunes_old_crawls_after_each_walk(db: Database, autojump_clock: trio.abc.Clock) -> None:
+    cycles = ScriptedCycles(db)
+    config = MonitorConfig(interval=HOUR, cycles=3, backoff=BACKOFF, keep=1.5 * HOUR)
+    await run_schedule(db, cycles, config, trio.Event(), wall_clock=wall)
+    with db.session() as session:
+        kept = [(c.started_at - T0).total_seconds() for c in session.scalars(select(Crawl).order_by(Crawl.id))]
+        sighted = set(session.scalars(select(Sighting.crawl_id)))
+        nodes = session.scalar(select(func.count()).select_from(Node))
+    # Pruned when the walk at 2 h ended (it takes 5 s): everything that started 1.5 h before, at 1805 s.
+    assert kept == [t for t, _, _ in cycles.ran if t >= 1805.0]
+    assert kept[0] == 2400.0
+    assert len(sighted) == len(kept)
+    assert nodes == len(NETWORK)  # the nodes table is never pruned
