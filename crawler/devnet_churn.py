@@ -35,8 +35,10 @@ __all__ = [
     "ChurnScript",
     "CycleExpectation",
     "ChurnDevnet",
+    "default_fork_next",
     "default_script",
     "expectations",
+    "node_ids",
     "open_churn_devnet",
 ]
 
