@@ -88,21 +88,21 @@ def main() -> None:
             "--timeout", "0.3", "--v5-timeout", "0.3",
         ] + (["--keep", args.keep] if args.keep else [])
         monitor = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        seen = 0
+        last_id = 0  # crawls are counted by id: retention deletes old rows
         lines: list[dict[str, object]] = []
         try:
             print("cycle kind          rss_mb  db_kb  " + "  ".join(TABLES), flush=True)
             while True:
                 finished = monitor.poll() is not None
                 crawls = ended_crawls(db)
-                for crawl_id, kind in crawls[seen:]:
+                for crawl_id, kind in [(i, k) for i, k in crawls if i > last_id]:
                     rss = rss_kb(monitor.pid) if not finished else 0
                     counts = row_counts(db)
                     line = {"cycle": len(lines), "crawl": crawl_id, "kind": kind, "rss_kb": rss, "db_bytes": db_bytes(db), **counts}
                     lines.append(line)
                     print(f"{line['cycle']:5d} {kind:12s} {rss / 1024:7.1f} {db_bytes(db) / 1024:6.0f}  "
                           + "  ".join(f"{counts[t]:>{len(t)}d}" for t in TABLES), flush=True)
-                seen = len(crawls)
+                    last_id = crawl_id
                 if finished:
                     break
                 time.sleep(POLL)
