@@ -33,15 +33,14 @@ from ipaddress import ip_address
 from typing import Protocol, TypeVar
 
 import trio
-from sqlalchemy import exc as sa_exc
 
-from ethcrawl.db.engine import Database, translate_error
+from ethcrawl.db.engine import Database
 from ethcrawl.db.identity import claim_identity
 from ethcrawl.db.records import CrawlFinished, CrawlStarted, CrawlSummary, NodeSeen
-from ethcrawl.db.retention import Pruned, prune_before
+from ethcrawl.db.retention import prune_before
 from ethcrawl.db.schedule import Backoff, DueNode, due_nodes, last_walk_started, next_due
 from ethcrawl.db.store import crawl_summary
-from ethcrawl.db.writer import begin_crawl, run_writer
+from ethcrawl.db.writer import begin_crawl, in_session, run_writer
 from ethcrawl.wire.crypto import PrivateKey
 from ethcrawl.wire.enode import Node
 from ethcrawl.wire.enr import ENR
@@ -143,17 +142,6 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
-async def _in_thread(db: Database, work: Callable[..., object], *args: object) -> object:
-    def run() -> object:
-        try:
-            with db.session() as session, session.begin():
-                return work(session, *args)
-        except sa_exc.SQLAlchemyError as exc:
-            raise translate_error(exc, "monitor database") from exc
-
-    return await trio.to_thread.run_sync(run)
-
-
 async def run_schedule(
     db: Database,
     cycles: Cycles,
@@ -177,8 +165,7 @@ async def run_schedule(
                 await _prune(db, _utc(wall_clock() - config.keep))
         else:
             horizon = _utc(wall_clock() + config.pass_window)
-            due = await _in_thread(db, partial(due_nodes, backoff=config.backoff, now=horizon, limit=config.pass_batch))
-            assert isinstance(due, list)
+            due = await in_session(db, partial(due_nodes, backoff=config.backoff, now=horizon, limit=config.pass_batch))
             if due:
                 result = await cycles.revalidate(due, stop)
         if result is not None:
@@ -196,26 +183,23 @@ async def run_schedule(
 
 async def _next_walk(db: Database, interval: float, wall_clock: Callable[[], float]) -> float:
     """When (trio's clock) the first walk starts: at once, or one interval after the database's last walk."""
-    last = await _in_thread(db, last_walk_started)
+    last = await in_session(db, last_walk_started)
     now = trio.current_time()
     if last is None:
         return now
-    assert isinstance(last, datetime)
     return now + max(0.0, last.timestamp() + interval - wall_clock())
 
 
 async def _next_due(db: Database, backoff: Backoff, wall_clock: Callable[[], float]) -> float:
     """When (trio's clock) the next known node falls due; never, when there is no node."""
-    due = await _in_thread(db, partial(next_due, backoff=backoff))
+    due = await in_session(db, partial(next_due, backoff=backoff))
     if due is None:
         return float("inf")
-    assert isinstance(due, datetime)
     return trio.current_time() + (due.timestamp() - wall_clock())
 
 
 async def _prune(db: Database, cutoff: datetime) -> None:
-    pruned = await _in_thread(db, partial(prune_before, cutoff=cutoff))
-    assert isinstance(pruned, Pruned)
+    pruned = await in_session(db, partial(prune_before, cutoff=cutoff))
     if pruned.crawls:
         log.info(
             "retention pruned crawls=%d sightings=%d edges=%d dial_attempts=%d before=%s",
@@ -281,8 +265,7 @@ class _Revalidation:
                 if self.watch is not None:
                     self.watch(None)
                 await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(self.wall_clock())))
-        summary = await _in_thread(self.db, partial(crawl_summary, crawl_id=crawl_id))
-        assert isinstance(summary, CrawlSummary)
+        summary = await in_session(self.db, partial(crawl_summary, crawl_id=crawl_id))
         return summary
 
     def _counters(self, node: DiscoveryNode, dials: DialCounter, send: trio.MemorySendChannel[object]) -> LiveCounters:

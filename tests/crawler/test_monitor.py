@@ -16,7 +16,7 @@ from ethcrawl.crawler.udp import Address, UDPSocket, open_udp_socket
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.models import Crawl, Node, Sighting
 from ethcrawl.db.records import CrawlFinished, CrawlStarted, NodeSeen
-from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
+from ethcrawl.wire.crypto import generate_private_key, keccak256, pubkey_from_private
 from sqlalchemy import func, select
 from ethcrawl.db.schedule import Backoff, DueNode
 from ethcrawl.db.store import begin_crawl, write_records
@@ -211,3 +211,44 @@ async def test_keep_prunes_old_crawls_after_each_walk(db: Database, autojump_clo
     assert kept[0] == 2400.0
     assert len(sighted) == len(kept)
     assert nodes == len(NETWORK)  # the nodes table is never pruned
+
+
+async def test_stop_inside_a_pass_ends_its_row_and_keeps_the_checks_done(tmp_path: Path) -> None:
+    """Two due nodes: one answers, one is silent (a 30 s timeout); stop comes while the pass waits on the silent one."""
+    db = open_database(tmp_path / "m.db")
+    key = generate_private_key()
+    silent_key = generate_private_key()
+    with trio.fail_after(30):
+        async with await open_udp_socket("127.0.0.1", 0) as udp, trio.open_nursery() as nursery:
+            peer = DiscoveryNode(key, host="127.0.0.1", transport=udp, speaks_v5=False)
+            port = await nursery.start(peer.run)
+            silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+            await silent.bind(("127.0.0.1", 0))
+            now = datetime.now(UTC)
+            with db.session() as session, session.begin():
+                walk = begin_crawl(session, CrawlStarted(started_at=now, kind="crawl"))
+                write_records(session, [*(NodeSeen(
+                    crawl_id=walk, node_id=keccak256(pubkey_from_private(k)), pubkey=pubkey_from_private(k),
+                    ip="127.0.0.1", udp=p, tcp=None, seen_at=now - timedelta(hours=1), source="bootnode",
+                    responded=True, protocols=("v4",),
+                ) for k, p in ((key, port), (silent_key, silent.getsockname()[1]))),
+                    CrawlFinished(crawl_id=walk, ended_at=now)])
+            stop = trio.Event()
+
+            async def stop_when_pinged() -> None:
+                await silent.recvfrom(2048)  # the pass is waiting on its Pong now
+                await trio.sleep(0.5)  # and the other node has answered
+                stop.set()
+
+            nursery.start_soon(stop_when_pinged)
+            options = CrawlOptions(seeds=(), listen_host="127.0.0.1", response_timeout=30.0)
+            ran = await run_monitor(db, options, MonitorConfig(interval=HOUR), handle_signals=False, stop=stop)
+            silent.close()
+            nursery.cancel_scope.cancel()
+    assert ran == 1
+    with db.session() as session:
+        crawl = session.scalars(select(Crawl).where(Crawl.kind == "revalidation")).one()
+        sightings = session.scalars(select(Sighting).where(Sighting.crawl_id == crawl.id)).all()
+    assert crawl.ended_at is not None
+    assert [(s.node_id, s.responded) for s in sightings] == [(peer.node_id, True)]  # the unfinished check: none
+    db.close()
