@@ -104,6 +104,9 @@ from .cli_crawl import crawl_command, ping_command  # noqa: E402
 main.add_command(crawl_command)
 main.add_command(ping_command)
 from .cli_devnet import devnet_command  # noqa: E402
+from .cli_monitor import monitor_command  # noqa: E402
+
+main.add_command(monitor_command)
 
 main.add_command(devnet_command)
 

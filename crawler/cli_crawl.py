@@ -9,7 +9,9 @@ import sys
 from datetime import datetime, timezone
 from functools import partial
 from ipaddress import ip_address
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import click
 import trio
@@ -18,7 +20,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ethcrawl.db.engine import open_database
+from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.identity import claim_identity
 from ethcrawl.db.records import CrawlSummary
@@ -32,19 +34,24 @@ from ethcrawl.wire.errors import WireError
 from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_dns_list, parse_seed, v5_bootnodes
 from .cli_common import parse_host_port
 from .cli_dns_sync import dns_server_option
-from .cli_enrich import geoip_options, open_geoip
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
 from .dns import DNSListError, DNSResolver, SyncLimits, list_records
-from .geoip import GeoIPError
+from .cli_enrich import ASN_HELP, GEOIP_HELP, open_geoip
+from .geoip import GeoIP, GeoIPError
+from .metrics import DEFAULT_HOST as METRICS_HOST
+from .metrics import Metrics, serve_metrics
 from .keyfile import KeyFileError, read_key_file
 from .node import DiscoveryNode
 from .udp import DUAL_STACK_HOST
 
-__all__ = ["crawl_command", "ping_command"]
+__all__ = ["crawl_command", "ping_command", "walk_options", "walk_setup", "with_metrics", "WalkSetup", "Seconds"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger(__name__)
 
@@ -300,51 +307,69 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
             console.print(_share_table(title, rows, counted))
 
 
-@click.command("crawl")
-@click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes and DNS lists (default mainnet when no --bootnode is given).")
-@click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL, enr: record or enrtree:// DNS node list to start from (repeatable).")
-@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
-@click.option("--duration", type=Seconds(0, MAX_DURATION, minimum_open=True), default=None, help="Stop after this many seconds (default: when done).")
-@click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_CONCURRENCY, show_default=True, help="Peers enumerated at once (most visits wait on dead records: keep it wide).")
-@click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_DIAL_CONCURRENCY, show_default=True, help="RLPx dials at once.")
-@click.option("--listen", "listen", default=None, metavar="HOST:PORT", help="Also accept inbound RLPx peers here and record them.")
-@click.option("--udp", "udp", default="[::]:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address. [::] serves IPv4 and IPv6 peers on one port (IPv4 only, with a log line, where the machine has no IPv6); 0.0.0.0 or a specific address pins one family.")
-@click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx.")
-@click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json).")
-@click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=0.5, show_default=True, help="Discovery v4 response timeout (s).")
-@click.option("--v5-timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first).")
-@click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way.")
-@click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports).")
-@click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP)
-@dns_server_option
-@geoip_options
-def crawl_command(
+# The options of a walk, shared by ``crawl`` and ``monitor`` (click builds a new Option from each per command).
+_WALK_OPTIONS = (
+    click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes and DNS lists (default mainnet when no --bootnode is given)."),
+    click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL, enr: record or enrtree:// DNS node list to start from (repeatable)."),
+    click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL."),
+    click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_CONCURRENCY, show_default=True, help="Peers enumerated at once (most visits wait on dead records: keep it wide)."),
+    click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_DIAL_CONCURRENCY, show_default=True, help="RLPx dials at once."),
+    click.option("--udp", "udp", default="[::]:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address. [::] serves IPv4 and IPv6 peers on one port (IPv4 only, with a log line, where the machine has no IPv6); 0.0.0.0 or a specific address pins one family."),
+    click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx."),
+    click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json)."),
+    click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=0.5, show_default=True, help="Discovery v4 response timeout (s)."),
+    click.option("--v5-timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first)."),
+    click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way."),
+    click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports)."),
+    click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP),
+    dns_server_option,
+    click.option("--geoip", "geoip", default=None, metavar="FILE", help=GEOIP_HELP),
+    click.option("--asn", "asn", default=None, metavar="FILE", help=ASN_HELP),
+    click.option("--metrics", "metrics_address", default=None, metavar="HOST:PORT", help=f"Serve Prometheus metrics at http://HOST:PORT/metrics while running (an empty HOST is {METRICS_HOST}: exposing them is your choice)."),
+)
+
+
+def walk_options(command: F) -> F:
+    """Decorate a command with the walk's options (``walk_setup`` turns them into what a walk needs)."""
+    for option in reversed(_WALK_OPTIONS):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WalkSetup:
+    options: CrawlOptions
+    node_key: PrivateKey | None
+    metrics_address: tuple[str, int] | None
+    # --geoip/--asn opened and checked (None without either); the caller closes it.
+    geo: GeoIP | None = None
+
+
+def walk_setup(
+    *,
     network: str | None,
     bootnode_urls: tuple[str, ...],
     db_url: str,
-    duration: float | None,
     concurrency: int,
     dial_concurrency: int,
-    listen: str | None,
     udp: str,
     no_dial: bool,
-    timeout: float,
     from_db: bool,
+    timeout: float,
     v5_timeout: float,
     discovery: str,
     dial_all: bool,
     node_key_file: str | None,
     dns_server: tuple[str, int] | None,
-    geoip: str | None,
-    asn: str | None,
-) -> None:
-    """Walk the discovery v4 and v5 DHTs, dial execution-layer nodes over RLPx, store everything in the database.
+    metrics_address: str | None,
+    geoip: str | None = None,
+    asn: str | None = None,
+    duration: float | None = None,
+    listen: str | None = None,
+) -> WalkSetup:
+    """The walk's options from the command line: seeds resolved (DNS lists too), every value checked.
 
-    Seeds: every --bootnode (enode:// URLs are walked over v4; enr: records over v4 and v5; enrtree:// DNS lists
-    are resolved before the crawl, their records visited like any enr: seed), the database's nodes with --from-db,
-    and the built-in seeds of --network (go-ethereum's v4 list and DNS lists, and its v5 ENRs for v5).
-    With --geoip/--asn, the crawl's nodes and sightings get their country and AS when it ends, before the summary.
-    """
+    A bad --geoip/--asn file is refused before anything is sent (DNS lists included)."""
     seeds = _seeds(bootnode_urls)
     list_urls = [url.strip() for url in bootnode_urls if is_dns_list(url)]
     if from_db:
@@ -362,43 +387,95 @@ def crawl_command(
         list_urls += dns_lists(network or "mainnet")
     udp_host, udp_port = _host_port(udp)
     node_key = _node_key(node_key_file)
-    geo = open_geoip(geoip, asn)  # a bad file is refused before anything is sent (DNS lists included)
+    metrics = parse_host_port(metrics_address, default_host=METRICS_HOST) if metrics_address is not None else None
+    geo = open_geoip(geoip, asn)
     try:
         seeds += _list_seeds(list_urls, dns_server)
         if not seeds:
             raise click.ClickException("no seed to start from: the DNS lists gave no records (see the warnings above)")
         if discovery == "v5" and not any(isinstance(seed, ENR) for seed in seeds):
             raise click.BadParameter("a v5 crawl needs at least one enr: seed (enode URLs carry no record)", param_hint="--bootnode")
-        options = CrawlOptions(
-            seeds=tuple(seeds),
-            network=network,
-            duration=duration,
-            concurrency=concurrency,
-            dial_concurrency=dial_concurrency,
-            dial=not no_dial,
-            listen_host=udp_host,
-            listen_port=udp_port,
-            rlpx_listen=_host_port(listen) if listen else None,
-            response_timeout=timeout,
-            v5_response_timeout=v5_timeout,
-            discovery=discovery,
-            dial_all=dial_all,
-        )
-        db = open_database(db_url)
-    except BaseException as exc:
+    except BaseException:
         if geo is not None:
             geo.close()
-        if isinstance(exc, DatabaseError):
-            raise click.ClickException(str(exc)) from None
         raise
+    options = CrawlOptions(
+        seeds=tuple(seeds),
+        network=network,
+        duration=duration,
+        concurrency=concurrency,
+        dial_concurrency=dial_concurrency,
+        dial=not no_dial,
+        listen_host=udp_host,
+        listen_port=udp_port,
+        rlpx_listen=_host_port(listen) if listen else None,
+        response_timeout=timeout,
+        v5_response_timeout=v5_timeout,
+        discovery=discovery,
+        dial_all=dial_all,
+    )
+    return WalkSetup(options=options, node_key=node_key, metrics_address=metrics, geo=geo)
+
+
+async def with_metrics(
+    address: tuple[str, int] | None, run: Callable[[Metrics | None], Awaitable[T]]
+) -> T:
+    """``run(metrics)`` with the metrics endpoint served around it when ``--metrics`` was given."""
+    if address is None:
+        return await run(None)
+    metrics = Metrics()
+    async with trio.open_nursery() as nursery:
+        try:
+            await nursery.start(serve_metrics, metrics, *address)
+        except OSError as exc:
+            raise OSError(exc.errno, f"--metrics {address[0]}:{address[1]}: {exc.strerror}") from exc
+        result = await run(metrics)
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def _crawl_with_metrics(
+    db: Database, setup: WalkSetup, on_progress: Callable[[CrawlProgress], None] | None, metrics: Metrics | None
+) -> CrawlSummary:
+    watch = metrics.watch if metrics is not None else None
+    started = trio.current_time()
+    summary = await run_crawl(
+        db, setup.options, private_key=setup.node_key, on_progress=on_progress, watch=watch, locator=setup.geo
+    )
+    if metrics is not None and summary.ended_at is not None:
+        metrics.cycle_finished(
+            "crawl", duration=trio.current_time() - started, finished_at=summary.ended_at.timestamp(), stopped=False
+        )
+    return summary
+
+
+@click.command("crawl")
+@walk_options
+@click.option("--duration", type=Seconds(0, MAX_DURATION, minimum_open=True), default=None, help="Stop after this many seconds (default: when done).")
+@click.option("--listen", "listen", default=None, metavar="HOST:PORT", help="Also accept inbound RLPx peers here and record them.")
+def crawl_command(duration: float | None, listen: str | None, **walk: Any) -> None:
+    """Walk the discovery v4 and v5 DHTs, dial execution-layer nodes over RLPx, store everything in the database.
+
+    Seeds: every --bootnode (enode:// URLs are walked over v4; enr: records over v4 and v5; enrtree:// DNS lists
+    are resolved before the crawl, their records visited like any enr: seed), the database's nodes with --from-db,
+    and the built-in seeds of --network (go-ethereum's v4 list and DNS lists, and its v5 ENRs for v5).
+    With --geoip/--asn, the crawl's nodes and sightings get their country and AS when it ends, before the summary.
+    """
+    setup = walk_setup(duration=duration, listen=listen, **walk)
+    try:
+        db = open_database(walk["db_url"])
+    except DatabaseError as exc:
+        if setup.geo is not None:
+            setup.geo.close()
+        raise click.ClickException(str(exc)) from None
     console = Console(stderr=True)
-    run = partial(run_crawl, db, options, private_key=node_key, locator=geo)
     try:
         if console.is_terminal:
             with Live(console=console, refresh_per_second=4, transient=True) as live:
-                summary = trio.run(partial(run, on_progress=lambda p: live.update(_progress_table(p))))
+                show = lambda p: live.update(_progress_table(p))  # noqa: E731
+                summary = trio.run(with_metrics, setup.metrics_address, partial(_crawl_with_metrics, db, setup, show))
         else:
-            summary = trio.run(run)
+            summary = trio.run(with_metrics, setup.metrics_address, partial(_crawl_with_metrics, db, setup, None))
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
     except GeoIPError as exc:
@@ -407,8 +484,8 @@ def crawl_command(
         raise click.ClickException(f"cannot open sockets: {exc}") from None
     finally:
         db.close()
-        if geo is not None:
-            geo.close()
+        if setup.geo is not None:
+            setup.geo.close()
     _print_summary(Console(), summary)
     _print_dropped(Console(), summary)
 

@@ -18,7 +18,7 @@ before ``run_crawl`` returns: nothing learned is lost.
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 import signal
 import time
 from contextlib import asynccontextmanager
@@ -43,14 +43,17 @@ from ethcrawl.wire.rlpx.connection import RLPxConnection
 from ethcrawl.wire.rlpx.session import PeerSession
 
 from .dialer import DialConfig, DialResult, dial, local_hello, serve_session
-from .discovery import DiscoveryConfig
-from .discovery_v5 import DiscoveryV5Config
+from .discovery import DiscoveryConfig, DiscoveryStats
+from .discovery_v5 import DiscoveryV5Config, DiscoveryV5Stats
 from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, CrawlConfig, Crawler, CrawlStats
 from .node import DiscoveryNode
 from .targets import TargetTable
 from .udp import DUAL_STACK_HOST, UDPSocket, bind_socket, open_udp_socket, unmapped
 
-__all__ = ["CrawlOptions", "run_crawl", "dial_record", "CrawlProgress", "DISCOVERY_MODES"]
+__all__ = [
+    "CrawlOptions", "run_crawl", "crawl_on_sockets", "bound_sockets", "discovery_node", "dial_config", "dial_record",
+    "CrawlProgress", "LiveCounters", "CounterWatch", "DialCounter", "live_counters", "cancel_when_set", "DISCOVERY_MODES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +190,99 @@ def dial_record(result: DialResult, crawl_id: int, node: Node | None) -> DialRec
 
 
 @dataclass(eq=False)
-class _DialCounter:
+class DialCounter:
+    """RLPx attempts of one cycle as they end: ok, failed, and per outcome (the live display's and metrics' source)."""
+
     ok: int = 0
     failed: int = 0
-    results: list[DialResult] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def count(self, result: DialResult) -> None:
+        outcome = result.outcome.value
+        self.outcomes[outcome] += 1
+        if outcome == "ok":
+            self.ok += 1
+        else:
+            self.failed += 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveCounters:
+    """What a running cycle (a walk, or a monitor's revalidation pass) has counted so far, read at one moment.
+
+    The engine's, the discovery sockets' and the dialer's own counters, gathered for ``--metrics``
+    (``metrics.Metrics``), which defines nothing of its own.
+    """
+
+    kind: str  # db.records.CRAWL_KINDS
+    nodes: int  # known in this cycle: a walk's discovered nodes, a pass's nodes checked so far
+    answered: int  # of those, answered discovery
+    dials_started: int
+    dial_outcomes: Mapping[str, int]
+    v4: DiscoveryStats | None
+    v5: DiscoveryV5Stats | None
+    lane_overflow: int  # datagrams our own protocol lanes dropped (a reader fell behind)
+    kernel_drops: int | None  # datagrams the kernel dropped for a full receive buffer, where the platform tells
+    queues: Mapping[str, int]  # waiting work: frontier, visits and dials in flight, records on their way to the db
+
+
+# Called with a reader of the running cycle's counters when it starts, and with None when it ends.
+CounterWatch = Callable[[Callable[[], LiveCounters] | None], None]
+
+
+def live_counters(
+    kind: str,
+    node: DiscoveryNode,
+    udp: UDPSocket,
+    dials: DialCounter,
+    records: trio.MemorySendChannel[object],
+    *,
+    nodes: int,
+    answered: int,
+    dials_started: int,
+    queues: Mapping[str, int] | None = None,
+) -> LiveCounters:
+    """One reading of a cycle's counters (``queues`` gains the records waiting for the writer)."""
+    lanes = node.demux
+    return LiveCounters(
+        kind=kind, nodes=nodes, answered=answered, dials_started=dials_started, dial_outcomes=dict(dials.outcomes),
+        v4=node.v4.statistics() if node.speaks_v4 else None,
+        v5=node.v5.statistics() if node.v5 is not None else None,
+        lane_overflow=lanes.v4.overflowed + lanes.v5.overflowed if lanes is not None else 0,
+        kernel_drops=udp.kernel_drops(),
+        queues={**(queues or {}), "records": records.statistics().current_buffer_used},
+    )
+
+
+def _walk_counters(
+    node: DiscoveryNode, udp: UDPSocket, crawler: Crawler, dials: DialCounter, records: trio.MemorySendChannel[object]
+) -> LiveCounters:
+    c = crawler.statistics()
+    return live_counters(
+        "crawl", node, udp, dials, records, nodes=c.discovered, answered=c.responded, dials_started=c.dials_started,
+        queues={"frontier": c.queued, "visits": c.in_flight, "dials": c.dials_in_flight},
+    )
+
+
+def dial_config(options: CrawlOptions) -> DialConfig:
+    """The RLPx dialer's timeouts for ``--timeout``-style options: one per stage."""
+    t = options.dial_timeout
+    return DialConfig(handshake_timeout=t, status_timeout=t, header_timeout=t)
+
+
+def discovery_node(
+    key: PrivateKey, udp: UDPSocket, options: CrawlOptions, wall_clock: Callable[[], float]
+) -> DiscoveryNode:
+    """Our discovery node on the bound socket: both protocols, whatever is walked, as go-ethereum does."""
+    return DiscoveryNode(
+        key,
+        host=udp.local_address[0],  # what was bound: 0.0.0.0 where :: fell back for want of IPv6
+        port=options.listen_port,
+        v4_config=DiscoveryConfig(response_timeout=options.response_timeout),
+        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
+        wall_clock=wall_clock,
+        transport=udp,
+    )
 
 
 async def run_crawl(
@@ -203,8 +295,10 @@ async def run_crawl(
     wall_clock: Callable[[], float] = time.time,
     handle_signals: bool = True,
     locator: Locator | None = None,
+    stop: trio.Event | None = None,
+    watch: CounterWatch | None = None,
 ) -> CrawlSummary:
-    """Run one crawl into ``db`` and return its summary (also after Ctrl-C or --duration).
+    """Run one crawl into ``db`` and return its summary (also after Ctrl-C, --duration or ``stop``).
 
     ``locator`` (--geoip/--asn, ``crawler.geoip.GeoIP``): fill the crawl's country and AS columns when it ends,
     before the summary; a ``GeoIPError`` from it comes out after the crawl is stored.
@@ -215,15 +309,15 @@ async def run_crawl(
     The sockets are bound before the crawl row is written: a port in use or an
     address this machine lacks raises ``OSError`` and leaves no half-open crawl.
     """
-    async with _bound_sockets(options) as (udp, rlpx_listeners):
-        return await _crawl(
+    async with bound_sockets(options) as (udp, rlpx_listeners):
+        return await crawl_on_sockets(
             db, options, udp, rlpx_listeners, private_key=private_key, on_progress=on_progress, on_ready=on_ready,
-            wall_clock=wall_clock, handle_signals=handle_signals, locator=locator,
+            wall_clock=wall_clock, handle_signals=handle_signals, locator=locator, stop=stop, watch=watch,
         )
 
 
 @asynccontextmanager
-async def _bound_sockets(options: CrawlOptions) -> AsyncIterator[tuple[UDPSocket, list[trio.SocketListener]]]:
+async def bound_sockets(options: CrawlOptions) -> AsyncIterator[tuple[UDPSocket, list[trio.SocketListener]]]:
     """The discovery UDP socket and the --listen TCP listeners, closed on the way out; OSError names the address.
 
     ``::`` (the default) binds one dual-stack socket per protocol, IPv4 and
@@ -259,19 +353,26 @@ async def _bound_sockets(options: CrawlOptions) -> AsyncIterator[tuple[UDPSocket
                     await listener.aclose()
 
 
-async def _crawl(
+async def crawl_on_sockets(
     db: Database,
     options: CrawlOptions,
     udp: UDPSocket,
     rlpx_listeners: list[trio.SocketListener],
     *,
     private_key: PrivateKey | None,
-    on_progress: Callable[[CrawlProgress], None] | None,
-    on_ready: Callable[[DiscoveryNode], None] | None,
-    wall_clock: Callable[[], float],
-    handle_signals: bool,
+    on_progress: Callable[[CrawlProgress], None] | None = None,
+    on_ready: Callable[[DiscoveryNode], None] | None = None,
+    wall_clock: Callable[[], float] = time.time,
+    handle_signals: bool = False,
     locator: Locator | None = None,
+    stop: trio.Event | None = None,
+    watch: CounterWatch | None = None,
 ) -> CrawlSummary:
+    """``run_crawl`` on sockets the caller bound and keeps (the monitor walks many times on one port).
+
+    ``stop`` set ends the walk early like a signal: its row ended, everything learned written.  ``watch`` is
+    given a reader of the walk's counters when it starts and None when it ends (``--metrics``).
+    """
     node_key = private_key.secret if private_key is not None else None
     identity = await trio.to_thread.run_sync(partial(claim_identity, db, node_key=node_key, now=_utc(wall_clock())))
     key = PrivateKey(identity.private_key)
@@ -280,34 +381,20 @@ async def _crawl(
         CrawlStarted(started_at=_utc(wall_clock()), parameters=options.parameters(), local_node_id=identity.node_id),
     )
     send, receive = trio.open_memory_channel[object](RECORD_BUFFER)
-    counter = _DialCounter()
-    dial_config = DialConfig(
-        handshake_timeout=options.dial_timeout, status_timeout=options.dial_timeout, header_timeout=options.dial_timeout
-    )
+    counter = DialCounter()
+    dialing = dial_config(options)
 
     async def record_dial(result: DialResult, node: Node | None) -> None:
-        if result.outcome.value == "ok":
-            counter.ok += 1
-        else:
-            counter.failed += 1
+        counter.count(result)
         await send.send(dial_record(result, crawl_id, node))
 
     async def dialer(node: Node, enr: ENR | None) -> None:
-        result = await dial(node, key, config=dial_config, wall_clock=wall_clock)
+        result = await dial(node, key, config=dialing, wall_clock=wall_clock)
         await record_dial(result, node)
 
     crawl_v4 = options.discovery in ("v4", "both")
     crawl_v5 = options.discovery in ("v5", "both")
-    # Our node serves both protocols on its one port whatever is walked, as go-ethereum does.
-    node = DiscoveryNode(
-        key,
-        host=udp.local_address[0],  # what was bound: 0.0.0.0 where :: fell back for want of IPv6
-        port=options.listen_port,
-        v4_config=DiscoveryConfig(response_timeout=options.response_timeout),
-        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
-        wall_clock=wall_clock,
-        transport=udp,
-    )
+    node = discovery_node(key, udp, options, wall_clock)
     crawler: Crawler | None = None
     async with trio.open_nursery() as outer:
         await outer.start(run_writer, db, receive)
@@ -319,10 +406,12 @@ async def _crawl(
                 async with trio.open_nursery() as nursery:
                     if handle_signals:
                         nursery.start_soon(_cancel_on_signal, crawl_scope)
+                    if stop is not None:
+                        nursery.start_soon(cancel_when_set, stop, crawl_scope)
                     if rlpx_listeners:
                         # Served first, so that our ENR and Pongs advertise the real TCP port.
                         node.tcp_port = await nursery.start(
-                            _serve_inbound, rlpx_listeners, key, dial_config, crawl_id, send, record_dial, wall_clock,
+                            _serve_inbound, rlpx_listeners, key, dialing, crawl_id, send, record_dial, wall_clock,
                             identity.excluded,
                         )
                     await nursery.start(node.run)
@@ -344,6 +433,8 @@ async def _crawl(
                     )
                     if on_ready is not None:
                         on_ready(node)
+                    if watch is not None:
+                        watch(partial(_walk_counters, node, udp, crawler, counter, send))
                     report = partial(_report, on_progress, crawler, counter, started, _RateMeter())
                     if on_progress is not None:
                         nursery.start_soon(_progress_loop, report)
@@ -353,6 +444,8 @@ async def _crawl(
                         # Listening crawls keep accepting inbound peers until --duration.
                         await trio.sleep_forever()
                     nursery.cancel_scope.cancel()
+            if watch is not None and crawler is not None:
+                watch(None)
             stats: dict[str, int] = {}
             if crawler is not None:
                 counters = crawler.statistics()
@@ -377,7 +470,7 @@ async def _crawl(
 def _report(
     on_progress: Callable[[CrawlProgress], None] | None,
     crawler: Crawler,
-    counter: _DialCounter,
+    counter: DialCounter,
     started: float,
     meter: _RateMeter,
 ) -> None:
@@ -427,6 +520,12 @@ async def _cancel_on_signal(scope: trio.CancelScope) -> None:
             log.warning("received %s, stopping the crawl", signal.Signals(signum).name)
             scope.cancel()
             return
+
+
+async def cancel_when_set(stop: trio.Event, scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` once ``stop`` is set: how a monitor's signal ends the cycle that is running."""
+    await stop.wait()
+    scope.cancel()
 
 
 async def _progress_loop(report: Callable[[], None]) -> None:

@@ -447,6 +447,10 @@ class DevnetNode:
         self.left = True
         self._scope.cancel()
 
+    def announce(self, head: ChainHead) -> None:
+        """From the next session on, say ``head`` in Status (the churning devnet's fork id switches)."""
+        self._head = head
+
     def _serve_listener(self, listener: trio.SocketListener) -> None:
         assert self._nursery is not None
         scope = trio.CancelScope()

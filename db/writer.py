@@ -21,9 +21,11 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
 
 from .engine import Database, translate_error
 from .records import CrawlFinished, CrawlStarted, DialRecord, EdgeSeen, NodeSeen, Record
@@ -38,9 +40,12 @@ __all__ = [
     "Writer",
     "run_writer",
     "begin_crawl",
+    "in_session",
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BATCH_SIZE = 500  # records per transaction: big enough to amortise the commit, small enough to stay responsive
 FLUSH_INTERVAL = 0.5  # s, the longest a received record waits before it is written
@@ -223,3 +228,17 @@ async def begin_crawl(db: Database, record: CrawlStarted) -> int:
 
     return await trio.to_thread.run_sync(_begin)
 
+
+
+async def in_session(db: Database, work: Callable[[Session], T]) -> T:
+    """``work(session)`` in one transaction in a worker thread, its SQL errors translated: the crawler's reads and
+    small writes outside the record stream (the monitor's schedule, its retention, a crawl's summary)."""
+
+    def run() -> T:
+        try:
+            with db.session() as session, session.begin():
+                return work(session)
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate_error(exc, "crawl database") from exc
+
+    return await trio.to_thread.run_sync(run)
