@@ -16,14 +16,16 @@ from typing import Any, TypeVar
 import click
 
 from ethcrawl.db.queries import (
-    NodeReport, crawl_history, edge_list, fork_readiness, has_crawl, hello_counts, layer_counts, network_counts, node_reports,
+    NodeReport, crawl_history, edge_list, fork_readiness, hello_counts, layer_counts, network_counts, node_reports,
     outcome_counts, responders,
 )  # fmt: skip
 from ethcrawl.db.topology import Topology, analyse
 from ethcrawl.wire.chains import CHAINS
 from ethcrawl.wire.forkid import fork_hashes
 
-from .cli_common import CSV_COLUMNS, Row, database, db_option, emit_rows, format_option, iso, node_row, share
+from .cli_common import (
+    CSV_COLUMNS, Row, crawl_scope, database, db_option, emit_rows, format_option, iso, node_row, scope_options, share,
+)  # fmt: skip
 
 __all__ = ["query_group", "NODE_TABLE_COLUMNS", "TOPOLOGY_COLUMNS"]
 
@@ -44,27 +46,23 @@ def query_group() -> None:
     """Answers from the node database (see the README's "What the numbers mean" for each count)."""
 
 
-crawl_option = click.option(
-    "--crawl", "crawl_id", type=click.IntRange(min=1), default=None,
-    help="Only this crawl's attempts (default: every crawl).",
-)
 client_option = click.option("--client", default=None, help="Only nodes whose latest Hello named this client (e.g. geth).")
 
 
 def _share_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options every share query takes: --db, --format, --crawl, --client."""
-    for option in (client_option, crawl_option, format_option, db_option):
+    """The options every share query takes: --db, --format, --crawl/--since/--until, --client."""
+    for option in (client_option, scope_options, format_option, db_option):
         command = option(command)
     return command
 
 
-def _counted(db_url: str, crawl_id: int | None, client: str | None, count: Callable[..., T], **kwargs: Any) -> T:
-    """``count(session, crawl_id=..., client=..., **kwargs)`` on the database; one line if the crawl is unknown."""
+def _counted(db_url: str, scoped: tuple[int | None, datetime | None, datetime | None], client: str | None,
+             count: Callable[..., T], **kwargs: Any) -> T:
+    """``count(session, scope=..., client=..., **kwargs)`` on the database; one line if the crawl is unknown."""
     with database(db_url) as db, db.session() as session:
-        if crawl_id is not None and not has_crawl(session, crawl_id):
-            raise click.ClickException(f"the database holds no crawl {crawl_id}")
+        scope = crawl_scope(session, *scoped)
         # Client names are stored lower case (wire.clientid).
-        return count(session, crawl_id=crawl_id, client=None if client is None else client.lower(), **kwargs)
+        return count(session, scope=scope, client=None if client is None else client.lower(), **kwargs)
 
 
 def _hello_command(dimension: str, label: str) -> click.Command:
@@ -78,8 +76,10 @@ def _hello_command(dimension: str, label: str) -> click.Command:
         "'share': percent of the nodes counted.",
     )
     @_share_options
-    def command(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
-        counts = _counted(db_url, crawl_id, client, partial(hello_counts, dimension=dimension), by_client=by_client)
+    def command(
+        db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+    ) -> None:
+        counts = _counted(db_url, (crawl_id, since, until), client, partial(hello_counts, dimension=dimension), by_client=by_client)
         total = sum(c.nodes for c in counts)
         rows: list[Row] = [
             {"client": c.client, label: c.value, "nodes": c.nodes, "refused": c.refused, "share": share(c.nodes, total)}
@@ -96,18 +96,22 @@ for _dimension, _label in (("clients", "client"), ("versions", "version"), ("os"
 
 @query_group.command("outcomes")
 @_share_options
-def query_outcomes(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
+def query_outcomes(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
     """Nodes by the outcome of their latest RLPx attempt ('share': percent of the nodes counted)."""
-    counts = _counted(db_url, crawl_id, client, outcome_counts)
+    counts = _counted(db_url, (crawl_id, since, until), client, outcome_counts)
     total = sum(n for _, n in counts)
     emit_rows(("outcome", "nodes", "share"), [{"outcome": o, "nodes": n, "share": share(n, total)} for o, n in counts], fmt)
 
 
 @query_group.command("networks")
 @_share_options
-def query_networks(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
+def query_networks(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
     """Nodes by network and current fork, from each node's latest attempt that received a Status (EIP-2124)."""
-    counts = _counted(db_url, crawl_id, client, network_counts)
+    counts = _counted(db_url, (crawl_id, since, until), client, network_counts)
     total = sum(c.nodes for c in counts)
     rows: list[Row] = [{"network": c.network, "fork": c.fork, "nodes": c.nodes, "share": share(c.nodes, total)} for c in counts]
     emit_rows(("network", "fork", "nodes", "share"), rows, fmt)
@@ -115,12 +119,14 @@ def query_networks(db_url: str, fmt: str, crawl_id: int | None, client: str | No
 
 @query_group.command("forks")
 @_share_options
-def query_forks(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
+def query_forks(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
     """Readiness for the next scheduled fork, per network (ready, stale, unknown-next), from each node's latest Status.
 
     'share': percent of the network's nodes counted.
     """
-    counts = _counted(db_url, crawl_id, client, fork_readiness)
+    counts = _counted(db_url, (crawl_id, since, until), client, fork_readiness)
     per_network: dict[str, int] = {}
     for network, _, n in counts:
         per_network[network] = per_network.get(network, 0) + n
@@ -216,7 +222,8 @@ _LAYER_ORDER = ("execution", "consensus", "other", None)
 @query_group.command("layers")
 @db_option
 @format_option
-def query_layers(db_url: str, fmt: str) -> None:
+@scope_options
+def query_layers(db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None) -> None:
     """Nodes by layer (from each node's stored ENR), split by discovery protocols and network.
 
     For each layer -- execution (ENR has an eth entry), consensus (eth2 entry),
@@ -225,9 +232,10 @@ def query_layers(db_url: str, fmt: str) -> None:
     answered them (v4, v5, v4,v5, none); consensus nodes by network/fork from their
     fork digest (unknown digests as hex), execution nodes by network from their
     fork id.  Shares (percent) below the "all" row are within the layer.
+    With --crawl/--since/--until: the nodes sighted in those crawls.
     """
     with database(db_url) as db, db.session() as session:
-        counts = layer_counts(session)
+        counts = layer_counts(session, crawl_scope(session, crawl_id, since, until))
     total = sum(n for _, _, n in counts.by_protocols)
     rows: list[Row] = []
     for layer in _LAYER_ORDER:
