@@ -25,7 +25,7 @@ __all__ = [
     "NodeReport", "node_reports", "HELLO_DIMENSIONS", "hello_counts", "outcome_counts", "dial_outcomes", "has_crawl",
     "network_name", "network_counts", "fork_readiness", "Totals", "totals", "CrawlRow", "crawl_history",
     "edge_list", "edge_table", "responders", "LayerCounts", "layer_counts", "nodes_in_scope", "HELLO_RECEIVED",
-    "STATUS_RECEIVED", "OK",
+    "STATUS_RECEIVED", "OK", "StatusReport", "latest_statuses",
 ]
 
 
@@ -234,18 +234,40 @@ def network_name(network_id: int | None, fork_hash: bytes | None, fork_next: int
     return network, fork
 
 
-def _statuses(session: Session, scope: CrawlScope, client: str | None) -> list[tuple[int | None, bytes | None, int | None]]:
-    """(network id, fork hash, fork next) of each node's latest attempt that received a Status."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusReport:
+    """A node's latest attempt (in scope) that received a Status, and the Hello the same attempt received."""
+
+    node_id: bytes
+    client_name: str | None
+    client_version: str | None
+    network_id: int | None
+    fork_hash: bytes | None
+    fork_next: int | None
+
+
+def latest_statuses(session: Session, scope: CrawlScope = EVERY_CRAWL, client: str | None = None) -> list[StatusReport]:
+    """Each node's latest attempt in ``scope`` that received a Status (``client``: nodes whose latest Hello named
+    it), by node id: what networks, forks and readiness count."""
     latest = _latest(STATUS_RECEIVED, scope)
-    query = select(DialAttempt.network_id, DialAttempt.fork_hash, DialAttempt.fork_next).join(
-        latest, latest.c.dial_id == DialAttempt.id
-    )
+    query = select(
+        DialAttempt.node_id, DialAttempt.client_name, DialAttempt.client_version, DialAttempt.network_id,
+        DialAttempt.fork_hash, DialAttempt.fork_next,
+    ).join(latest, latest.c.dial_id == DialAttempt.id).order_by(DialAttempt.node_id)  # fmt: skip
     if client is not None:
         query = query.where(_named(client, scope))
     return [
-        (network_id, None if fork_hash is None else bytes(fork_hash), fork_next)
-        for network_id, fork_hash, fork_next in session.execute(query)
+        StatusReport(
+            node_id=bytes(node_id), client_name=name, client_version=version, network_id=network_id,
+            fork_hash=None if fork_hash is None else bytes(fork_hash), fork_next=fork_next,
+        )
+        for node_id, name, version, network_id, fork_hash, fork_next in session.execute(query)
     ]
+
+
+def _statuses(session: Session, scope: CrawlScope, client: str | None) -> list[tuple[int | None, bytes | None, int | None]]:
+    """(network id, fork hash, fork next) of each node's latest attempt that received a Status."""
+    return [(s.network_id, s.fork_hash, s.fork_next) for s in latest_statuses(session, scope, client)]
 
 
 def network_counts(session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None) -> list[NetworkCount]:
