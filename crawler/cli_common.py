@@ -17,15 +17,14 @@ import click
 
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
-from ethcrawl.db.queries import NodeReport, has_crawl, network_name
-from ethcrawl.db.scope import CrawlScope, share
-from sqlalchemy.orm import Session
+from ethcrawl.db.queries import NodeReport, network_name
+from ethcrawl.db.scope import share
 from ethcrawl.wire.enode import Node, format_enode
 
 __all__ = [
     "DEFAULT_DB", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "db_option", "format_option", "database", "output",
     "read_json", "write_text", "parse_host_port", "iso", "node_row", "share", "as_text", "emit_rows",
-    "parse_duration", "Duration", "parse_when", "When", "scope_options", "crawl_scope",
+    "parse_duration", "Duration", "parse_when", "When", "scope_options",
 ]
 
 DEFAULT_DB = "ethcrawl.db"
@@ -276,7 +275,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def scope_options(command: F) -> F:
-    """--crawl, --since, --until: which crawls a query reads (db.scope.CrawlScope; README "What the numbers mean")."""
+    """--crawl, --since, --until: which crawls a query reads (db.scope.scope_of; README "What the numbers mean")."""
     options = (
         click.option(
             "--crawl", "crawl_id", type=click.IntRange(min=1), default=None,
@@ -291,12 +290,3 @@ def scope_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
-
-
-def crawl_scope(session: Session, crawl_id: int | None, since: datetime | None, until: datetime | None) -> CrawlScope:
-    """The scope the options name, or one clear line: an unknown crawl, an empty window."""
-    if crawl_id is not None and not has_crawl(session, crawl_id):
-        raise click.ClickException(f"the database holds no crawl {crawl_id}")
-    if since is not None and until is not None and since >= until:
-        raise click.ClickException(f"--since {iso(since)} is not before --until {iso(until)}")
-    return CrawlScope(crawl_id=crawl_id, since=since, until=until)

@@ -13,17 +13,18 @@ from networkx import generate_graphml
 
 from ethcrawl.db.nodesjson import NodeFilter, export_nodes_json, filter_nodes_json, import_nodes_json
 from ethcrawl.db.queries import NodeReport, edge_table, node_reports
+from ethcrawl.db.scope import scope_of
 from ethcrawl.db.topology import build_graph
 from ethcrawl.wire.chains import chain_by_name
 
 from .cli_common import (
-    CSV_COLUMNS, Duration, as_text, crawl_scope, database, db_option, emit_rows, node_row, output, parse_duration, read_json,
+    CSV_COLUMNS, Duration, as_text, database, db_option, emit_rows, node_row, output, read_json,
     scope_options,
 )  # fmt: skip
 from .cli_query import _cidr  # the one CIDR option parser (query nodes --ip)
 
 __all__ = [
-    "export_group", "import_group", "parse_duration", "CSV_COLUMNS", "EDGE_CSV_COLUMNS",
+    "export_group", "import_group", "CSV_COLUMNS", "EDGE_CSV_COLUMNS",
     "GRAPHML_NODE_ATTRIBUTES", "FILTER_NETWORKS",
 ]
 
@@ -52,7 +53,7 @@ def export_csv(db_url: str, out: str, crawl_id: int | None, since: datetime | No
     outcome fields of those crawls' attempts (address, ENR and first/last seen stay the node's latest).
     """
     with database(db_url) as db, db.session() as session:
-        reports = node_reports(session, crawl_scope(session, crawl_id, since, until))
+        reports = node_reports(session, scope_of(session, crawl_id, since, until))
     with output(out) as handle:
         emit_rows(CSV_COLUMNS, [node_row(r) for r in reports], "csv", handle)
 
@@ -95,7 +96,7 @@ def export_nodes(
             raise click.ClickException(f"no fork schedule known for {eth_network}")
     criteria = NodeFilter(eth_network=chain, min_age=min_age, snap=snap, ip=ip_range, limit=limit)
     with database(db_url) as db, db.session() as session:
-        scope = crawl_scope(session, crawl_id, since, until)
+        scope = scope_of(session, crawl_id, since, until)
         data = filter_nodes_json(export_nodes_json(session, layer, scope), criteria)
     with output(out) as handle:
         json.dump(data, handle, indent=2)

@@ -15,8 +15,9 @@ import click
 from ethcrawl.db.history import HISTORY_KINDS, PERIODS, churn, share_history, uptime_distribution, uptimes
 from ethcrawl.db.node_story import NodeStory, node_story, resolve_node
 from ethcrawl.db.readiness import named_forks, next_forks, not_ready, readiness
+from ethcrawl.db.scope import scope_of
 
-from .cli_common import Row, When, crawl_scope, database, db_option, emit_rows, format_option, iso, scope_options, share
+from .cli_common import Row, When, database, db_option, emit_rows, format_option, iso, scope_options, share
 from .cli_query import _fork  # the one fork name parser (query nodes --fork)
 
 __all__ = ["HISTORY_COMMANDS", "HISTORY_COLUMNS", "CHURN_COLUMNS", "UPTIME_COLUMNS", "READINESS_COLUMNS"]
@@ -37,7 +38,7 @@ def _time(value: datetime | None) -> str | None:
 @db_option
 @format_option
 @scope_options
-@click.argument("kind", type=click.Choice(HISTORY_KINDS))
+@click.argument("kind", metavar="KIND", type=click.Choice(HISTORY_KINDS))
 @click.option(
     "--every", type=click.Choice(PERIODS), default="crawl", show_default=True,
     help="One period per crawl (either kind), per UTC day, or per ISO week (from Monday).",
@@ -52,7 +53,7 @@ def query_history(
     Values: versions "client version", networks "network fork", forks "network readiness".
     """
     with database(db_url) as db, db.session() as session:
-        rows = share_history(session, kind, every, crawl_scope(session, crawl_id, since, until))
+        rows = share_history(session, kind, every, scope_of(session, crawl_id, since, until))
     emit_rows(HISTORY_COLUMNS, [{"period": r.period, "value": r.value, "nodes": r.nodes, "share": r.share} for r in rows], fmt)
 
 
@@ -93,7 +94,7 @@ def query_uptime(
     answered discovery or sent its Hello), uptime = answered / checks (0-1), and the first and last time it was
     met answering (empty if never).  Highest uptime first."""
     with database(db_url) as db, db.session() as session:
-        found = uptimes(session, crawl_scope(session, crawl_id, since, until))
+        found = uptimes(session, scope_of(session, crawl_id, since, until))
     if distribution:
         buckets = uptime_distribution(found)
         total = sum(n for _, n in buckets)
@@ -129,13 +130,13 @@ def query_readiness(
     share_ready: percent of the row's nodes that are ready.
     """
     now = at or datetime.now(timezone.utc)
-    targets = named_forks(fork) if fork is not None else next_forks(now)
-    if not targets:
-        raise click.ClickException(
-            f"no network has a fork scheduled after {iso(now)} in the fork tables; ask about one with --fork NAME"
-        )
     with database(db_url) as db, db.session() as session:
-        scope = crawl_scope(session, crawl_id, since, until)
+        scope = scope_of(session, crawl_id, since, until)
+        targets = named_forks(fork) if fork is not None else next_forks(now)
+        if not targets:
+            raise click.ClickException(
+                f"no network has a fork scheduled after {iso(now)} in the fork tables; ask about one with --fork NAME"
+            )
         if not_ready_only:
             lagging = not_ready(session, targets, scope)
         else:

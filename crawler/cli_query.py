@@ -19,12 +19,13 @@ from ethcrawl.db.queries import (
     NodeReport, crawl_history, edge_list, fork_readiness, hello_counts, layer_counts, network_counts, node_reports,
     outcome_counts, responders,
 )  # fmt: skip
+from ethcrawl.db.scope import scope_of
 from ethcrawl.db.topology import Topology, analyse
 from ethcrawl.wire.chains import CHAINS
 from ethcrawl.wire.forkid import fork_hashes
 
 from .cli_common import (
-    CSV_COLUMNS, Row, crawl_scope, database, db_option, emit_rows, format_option, iso, node_row, scope_options, share,
+    CSV_COLUMNS, Row, database, db_option, emit_rows, format_option, iso, node_row, scope_options, share,
 )  # fmt: skip
 
 __all__ = ["query_group", "NODE_TABLE_COLUMNS", "TOPOLOGY_COLUMNS"]
@@ -60,7 +61,7 @@ def _counted(db_url: str, scoped: tuple[int | None, datetime | None, datetime | 
              count: Callable[..., T], **kwargs: Any) -> T:
     """``count(session, scope=..., client=..., **kwargs)`` on the database; one line if the crawl is unknown."""
     with database(db_url) as db, db.session() as session:
-        scope = crawl_scope(session, *scoped)
+        scope = scope_of(session, *scoped)
         # Client names are stored lower case (wire.clientid).
         return count(session, scope=scope, client=None if client is None else client.lower(), **kwargs)
 
@@ -235,7 +236,7 @@ def query_layers(db_url: str, fmt: str, crawl_id: int | None, since: datetime | 
     With --crawl/--since/--until: the nodes sighted in those crawls.
     """
     with database(db_url) as db, db.session() as session:
-        counts = layer_counts(session, crawl_scope(session, crawl_id, since, until))
+        counts = layer_counts(session, scope_of(session, crawl_id, since, until))
     total = sum(n for _, _, n in counts.by_protocols)
     rows: list[Row] = []
     for layer in _LAYER_ORDER:

@@ -168,8 +168,12 @@ def _clients_up_to(session: Session, crawl_id: int, nodes: set[bytes]) -> dict[b
     return {bytes(n): (name, version) for n, name, version in session.execute(query) if bytes(n) in nodes}
 
 
-def _walk_before(session: Session, crawl_id: int) -> int | None:
-    return session.scalar(select(func.max(Crawl.id)).where(Crawl.kind == CRAWL_KIND_WALK, Crawl.id < crawl_id))
+def _walk_before(session: Session, crawl_id: int | None) -> int | None:
+    """The latest walk before crawl ``crawl_id`` (None: the latest walk of all)."""
+    query = select(func.max(Crawl.id)).where(Crawl.kind == CRAWL_KIND_WALK)
+    if crawl_id is not None:
+        query = query.where(Crawl.id < crawl_id)
+    return session.scalar(query)
 
 
 def churn(session: Session, crawl_id: int | None = None, against: int | None = None) -> Churn:
@@ -181,7 +185,7 @@ def churn(session: Session, crawl_id: int | None = None, against: int | None = N
     of its latest Hello up to the crawl differs from that up to ``against`` (both known).  NotFound otherwise.
     """
     if crawl_id is None:
-        crawl_id = _walk_before(session, 2**63 - 1)
+        crawl_id = _walk_before(session, None)
         if crawl_id is None:
             raise NotFound("the database holds no walk (crawl) yet")
     elif session.get(Crawl, crawl_id) is None:

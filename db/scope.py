@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, select, true
 from sqlalchemy.orm import Session
 
-from .errors import InvalidRecord
+from .errors import InvalidRecord, NotFound
 from .models import Crawl
 
-__all__ = ["CrawlScope", "EVERY_CRAWL", "share"]
+__all__ = ["CrawlScope", "EVERY_CRAWL", "scope_of", "share"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +60,7 @@ class CrawlScope:
             conditions.append(Crawl.started_at < self.until)
         return and_(true(), *conditions)
 
-    def crawl_ids(self) -> Select[tuple[int]]:
+    def crawl_ids(self) -> Select[int]:
         """``SELECT id FROM crawls WHERE <in scope>``, for ``column.in_(...)``."""
         return select(Crawl.id).where(self.crawl_condition())
 
@@ -83,6 +83,20 @@ class CrawlScope:
 
 
 EVERY_CRAWL = CrawlScope()
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def scope_of(session: Session, crawl_id: int | None, since: datetime | None, until: datetime | None) -> CrawlScope:
+    """The scope a user named (--crawl, --since, --until); NotFound for a crawl the database does not hold or a
+    window no crawl can start in."""
+    if since is not None and until is not None and since >= until:
+        raise NotFound(f"no crawl starts at or after {_iso(since)} and before {_iso(until)}: --since is not before --until")
+    if crawl_id is not None and session.get(Crawl, crawl_id) is None:
+        raise NotFound(f"the database holds no crawl {crawl_id}")
+    return CrawlScope(crawl_id=crawl_id, since=since, until=until)
 
 
 def share(part: int, whole: int) -> float:
