@@ -3,8 +3,8 @@
 Definitions (README, "What the numbers mean"; one function each):
 
 - A node is **present** in a crawl when it answered discovery in it (a v4 bond or v5 PONG: its sighting's
-  ``responded``) or one of the crawl's RLPx attempts with it received its Hello.  ``presence`` is the one place
-  that says so; churn and uptime both read it.
+  ``responded``, ``ANSWERED``) or one of the crawl's RLPx attempts with it received its Hello
+  (``queries.HELLO_RECEIVED``).  ``presence`` (churn) and ``uptimes`` are built from those two conditions only.
 - A node was **checked** by a crawl when the crawl sighted it (a walk heard of it, a revalidation pass re-checked
   it) or made an RLPx attempt with it.
 - **History**: a period's counts are the share query's counts over the crawls started in that period (a crawl, a
@@ -28,7 +28,7 @@ from .queries import HELLO_RECEIVED, fork_readiness, hello_counts, layer_counts,
 from .scope import EVERY_CRAWL, CrawlScope, share
 
 __all__ = [
-    "HISTORY_KINDS", "PERIODS", "HistoryRow", "value_counts", "share_history", "presence", "CHURN_CHANGES",
+    "HISTORY_KINDS", "PERIODS", "ANSWERED", "HistoryRow", "value_counts", "share_history", "presence", "CHURN_CHANGES",
     "ChurnRow", "Churn", "churn", "NodeUptime", "uptimes", "UPTIME_BUCKETS", "uptime_distribution",
 ]
 
@@ -41,6 +41,8 @@ CRAWL_KIND_WALK = "crawl"  # records.CRAWL_KINDS: a walk of the DHT, the only ki
 CHURN_CHANGES = ("new", "gone", "returned", "upgraded")
 UPTIME_BUCKETS = 10  # the distribution's buckets: uptime in tenths, the last one closed (0.9-1.0 holds 1.0)
 UPTIME_DIGITS = 4  # decimals of an uptime: a node checked 10,000 times still shows one miss
+# A sighting whose node answered discovery in that crawl: half of "present" (HELLO_RECEIVED is the other).
+ANSWERED: ColumnElement[bool] = Sighting.responded.is_(True)
 
 
 # ---------------------------------------------------------------- shares over time
@@ -125,7 +127,7 @@ def share_history(session: Session, kind: str, every: str, scope: CrawlScope = E
 
 def presence(scope: CrawlScope) -> Select[tuple[int, bytes]]:
     """(crawl_id, node_id) for every node present in a crawl in ``scope``: it answered discovery or sent a Hello."""
-    answered = select(Sighting.crawl_id, Sighting.node_id).where(Sighting.responded.is_(True), scope.holds(Sighting.crawl_id))
+    answered = select(Sighting.crawl_id, Sighting.node_id).where(ANSWERED, scope.holds(Sighting.crawl_id))
     hello = select(DialAttempt.crawl_id, DialAttempt.node_id).where(HELLO_RECEIVED, scope.holds(DialAttempt.crawl_id))
     both = union(answered, hello).subquery()
     return select(both.c.crawl_id, both.c.node_id)
@@ -239,12 +241,11 @@ class NodeUptime:
 def uptimes(session: Session, scope: CrawlScope = EVERY_CRAWL) -> list[NodeUptime]:
     """Every node checked in ``scope``: checks, answered, and when it was met present; highest uptime first,
     then most checks, then node id."""
-    sighting_answered = Sighting.responded.is_(True)
     contacts = union_all(
         select(
             Sighting.crawl_id, Sighting.node_id,
-            case((sighting_answered, 1), else_=0).label("answered"),
-            case((sighting_answered, Sighting.first_seen), else_=None).label("at"),
+            case((ANSWERED, 1), else_=0).label("answered"),
+            case((ANSWERED, Sighting.first_seen), else_=None).label("at"),
         ).where(scope.holds(Sighting.crawl_id)),
         select(
             DialAttempt.crawl_id, DialAttempt.node_id,
