@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from ethcrawl.crawler.cli import main
 from ethcrawl.db.engine import open_database
-from ethcrawl.db.history import churn, share_history, uptimes
+from ethcrawl.db.history import churn, uptimes
 from ethcrawl.db.readiness import named_forks, next_forks, readiness
 from ethcrawl.db.scope import CrawlScope
 from ethcrawl.wire.chains import Chain, Fork
@@ -120,18 +120,30 @@ def test_history_per_crawl_day_and_week(story: tuple[str, History]) -> None:
     ]  # fmt: skip
 
 
-def test_history_of_every_kind_matches_its_share_query(story: tuple[str, History]) -> None:
-    """A period's counts are the share query's over that period's crawls (one definition)."""
+# How each share query's JSON row names the value history gives as one text.
+VALUE_OF = {
+    "clients": lambda r: r["client"], "os": lambda r: r["os"], "runtimes": lambda r: r["runtime"],
+    "versions": lambda r: f"{r['client']} {r['version']}", "networks": lambda r: f"{r['network']} {r['fork']}",
+    "forks": lambda r: f"{r['network']} {r['readiness']}", "layers": lambda r: r["layer"], "outcomes": lambda r: r["outcome"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(VALUE_OF))
+def test_history_of_every_kind_is_its_share_query_per_crawl(story: tuple[str, History], kind: str) -> None:
+    """A period's counts are the share query's over that period's crawls: one definition."""
     url, _ = story
-    db = open_database(url)
-    try:
-        with db.session() as session:
-            for kind in ("clients", "versions", "os", "runtimes", "networks", "forks", "layers", "outcomes"):
-                rows = share_history(session, kind, "crawl")
-                assert {r.period for r in rows} <= {1, 2, 3, 4}
-                assert rows, kind
-    finally:
-        db.close()
+    history = json_rows("query", "history", kind, "--db", url)
+    assert {r["period"] for r in history} == {1, 2, 3, 4}
+    for crawl in range(1, 5):
+        rows = json_rows("query", kind, "--db", url, "--crawl", str(crawl))
+        if kind == "layers":
+            rows = [r for r in rows if r["by"] == "all"]
+        want = {VALUE_OF[kind](r): (r["nodes"], r["share"]) for r in rows}
+        assert {r["value"]: (r["nodes"], r["share"]) for r in history if r["period"] == crawl} == want
+
+
+def test_history_of_networks(story: tuple[str, History]) -> None:
+    url, _ = story
     got = {(r["value"], r["nodes"], r["share"]) for r in json_rows("query", "history", "networks", "--db", url, "--crawl", "4")}
     assert got == {("mainnet Prague", 1, 33.3), ("mainnet BPO2", 1, 33.3), ("sepolia Prague", 1, 33.3)}
 
