@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 # The share queries history can follow, each as `ethcrawl query KIND` counts it.
-HISTORY_KINDS = ("clients", "versions", "os", "runtimes", "networks", "forks", "layers", "outcomes")
+HISTORY_KINDS = ("clients", "versions", "os", "runtimes", "networks", "forks", "layers", "outcomes")  # = _COUNTS
 PERIODS = ("crawl", "day", "week")
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -56,32 +56,57 @@ class HistoryRow:
     share: float  # percent of the period's nodes counted (forks: of the network's)
 
 
-def _pairs(counts: list[tuple[str, int]]) -> list[tuple[str, int, str]]:
-    return [(value, nodes, "") for value, nodes in counts]
+Counted = list[tuple[str, int, str]]  # (value, nodes, share group)
 
 
-def value_counts(session: Session, kind: str, scope: CrawlScope = EVERY_CRAWL) -> list[tuple[str, int, str]]:
+def _hello(kind: str) -> Callable[[Session, CrawlScope], Counted]:
+    def count(session: Session, scope: CrawlScope) -> Counted:
+        return [(c.value, c.nodes, "") for c in hello_counts(session, kind, scope=scope)]
+
+    return count
+
+
+def _versions(session: Session, scope: CrawlScope) -> Counted:
+    counts = hello_counts(session, "versions", scope=scope, by_client=True)
+    return [(f"{c.client or 'unknown'} {c.value}", c.nodes, "") for c in counts]
+
+
+def _networks(session: Session, scope: CrawlScope) -> Counted:
+    return [(f"{c.network} {c.fork}", c.nodes, "") for c in network_counts(session, scope=scope)]
+
+
+def _forks(session: Session, scope: CrawlScope) -> Counted:
+    return [(f"{network} {ready}", n, network) for network, ready, n in fork_readiness(session, scope=scope)]
+
+
+def _layers(session: Session, scope: CrawlScope) -> Counted:
+    layers: Counter[str] = Counter()
+    for layer, _, n in layer_counts(session, scope).by_protocols:
+        layers[layer or "unknown"] += n
+    return [(layer, n, "") for layer, n in sorted(layers.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _outcomes(session: Session, scope: CrawlScope) -> Counted:
+    return [(outcome, n, "") for outcome, n in outcome_counts(session, scope=scope)]
+
+
+# Each history KIND -> the share query it follows (HISTORY_KINDS, in that order).
+_COUNTS: dict[str, Callable[[Session, CrawlScope], Counted]] = {
+    "clients": _hello("clients"), "versions": _versions, "os": _hello("os"), "runtimes": _hello("runtimes"),
+    "networks": _networks, "forks": _forks, "layers": _layers, "outcomes": _outcomes,
+}  # fmt: skip
+
+
+def value_counts(session: Session, kind: str, scope: CrawlScope = EVERY_CRAWL) -> Counted:
     """(value, nodes, share group) for one share query over ``scope``: the same numbers as ``ethcrawl query KIND``.
 
     Values are one text each: versions "client version", networks "network fork", forks "network readiness".
     Shares are taken within a group: the whole result, except forks (within the network, as query forks).
     """
-    if kind in ("clients", "os", "runtimes"):
-        return _pairs([(c.value, c.nodes) for c in hello_counts(session, kind, scope=scope)])
-    if kind == "versions":
-        return _pairs([(f"{c.client} {c.value}", c.nodes) for c in hello_counts(session, kind, scope=scope, by_client=True)])
-    if kind == "networks":
-        return _pairs([(f"{c.network} {c.fork}", c.nodes) for c in network_counts(session, scope=scope)])
-    if kind == "forks":
-        return [(f"{network} {ready}", n, network) for network, ready, n in fork_readiness(session, scope=scope)]
-    if kind == "layers":
-        layers: Counter[str] = Counter()
-        for layer, _, n in layer_counts(session, scope).by_protocols:
-            layers[layer or "unknown"] += n
-        return _pairs(sorted(layers.items(), key=lambda kv: (-kv[1], kv[0])))
-    if kind == "outcomes":
-        return _pairs(outcome_counts(session, scope=scope))
-    raise InvalidRecord(f"no history of {kind!r}; one of {', '.join(HISTORY_KINDS)}")
+    count = _COUNTS.get(kind)
+    if count is None:
+        raise InvalidRecord(f"no history of {kind!r}; one of {', '.join(HISTORY_KINDS)}")
+    return count(session, scope)
 
 
 def _midnight(when: datetime) -> datetime:

@@ -341,3 +341,9 @@ def test_db_functions_agree_with_the_cli(story: tuple[str, History]) -> None:
             }
     finally:
         db.close()
+
+
+def test_every_history_kind_has_its_count() -> None:
+    from ethcrawl.db.history import _COUNTS, HISTORY_KINDS
+
+    assert tuple(_COUNTS) == HISTORY_KINDS
