@@ -124,3 +124,6 @@ main.add_command(key_group)
 from .cli_dns_sync import sync_command  # noqa: E402
 
 dns_group.add_command(sync_command)
+from .cli_enrich import enrich_command  # noqa: E402
+
+main.add_command(enrich_command)

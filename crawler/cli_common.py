@@ -43,6 +43,8 @@ CSV_COLUMNS = (
     # Schema v2 (discovery v5): protocols that ever answered, and what the node's ENR says.
     "layer", "protocols", "execution_network", "eth2_fork_digest", "consensus_network", "consensus_fork",
     "attnets_count", "syncnets_count",
+    # Schema v4: where the node's latest address is (ethcrawl enrich, crawl --geoip/--asn).
+    "country", "asn", "as_org",
 )  # fmt: skip
 
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
@@ -161,6 +163,9 @@ def node_row(report: NodeReport) -> Row:
         "consensus_fork": report.consensus_fork,
         "attnets_count": report.attnets_count,
         "syncnets_count": report.syncnets_count,
+        "country": report.country,
+        "asn": report.asn,
+        "as_org": report.as_org,
     }
 
 

@@ -32,12 +32,14 @@ from ethcrawl.wire.errors import WireError
 from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_dns_list, parse_seed, v5_bootnodes
 from .cli_common import parse_host_port
 from .cli_dns_sync import dns_server_option
+from .cli_enrich import geoip_options, open_geoip
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
 from .dns import DNSListError, DNSResolver, SyncLimits, list_records
+from .geoip import GeoIPError
 from .keyfile import KeyFileError, read_key_file
 from .node import DiscoveryNode
 from .udp import DUAL_STACK_HOST
@@ -155,6 +157,8 @@ def _database_seeds(db_url: str) -> list[Node | ENR]:
 # Terminal columns below which the live display uses its short labels.
 PROGRESS_WIDE = 110
 PROGRESS_GAP = "  "  # between two cells of the live display
+# Countries and ASes in the end-of-crawl summary; the rest are one "other" row (query countries/asns has them all).
+SUMMARY_PLACES = 10
 
 
 def _duration(seconds: float | None) -> str:
@@ -251,6 +255,21 @@ def _share_table(title: str, rows: tuple[tuple[str, int, int | None], ...], coun
     return table
 
 
+def _as_label(asn: int | None, org: str | None) -> str:
+    return "unknown" if asn is None else f"AS{asn} {org}" if org else f"AS{asn}"
+
+
+def _top(rows: tuple[tuple[str, int], ...], *, placed: bool) -> tuple[tuple[str, int, int | None], ...]:
+    """The largest SUMMARY_PLACES rows and one "other" row for the rest; none at all for a crawl not enriched."""
+    if not placed:
+        return ()
+    shown = [(key, n, None) for key, n in rows[:SUMMARY_PLACES]]
+    rest = rows[SUMMARY_PLACES:]
+    if rest:
+        shown.append((f"other ({len(rest)})", sum(n for _, n in rest), None))
+    return tuple(shown)
+
+
 def _print_summary(console: Console, summary: CrawlSummary) -> None:
     """The end-of-crawl summary; every count as the README's "What the numbers mean" defines it.
 
@@ -271,6 +290,10 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
         ("dial outcome", "dials", tuple((key, n, None) for key, n in summary.outcomes)),  # attempts, not nodes
         ("client", "nodes", tuple((c.value, c.nodes, c.refused) for c in summary.clients)),
         ("network", "nodes", tuple((f"{n.network} {n.fork}", n.nodes, None) for n in summary.networks)),
+        ("country", "nodes", _top(tuple((country or "unknown", n) for country, n in summary.countries), placed=any(
+            country is not None for country, _ in summary.countries))),
+        ("AS", "nodes", _top(tuple((_as_label(a, org), n) for a, org, n in summary.asns), placed=any(
+            a is not None for a, _, _ in summary.asns))),
     )
     for title, counted, rows in sections:
         if rows:
@@ -294,6 +317,7 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports).")
 @click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP)
 @dns_server_option
+@geoip_options
 def crawl_command(
     network: str | None,
     bootnode_urls: tuple[str, ...],
@@ -311,12 +335,15 @@ def crawl_command(
     dial_all: bool,
     node_key_file: str | None,
     dns_server: tuple[str, int] | None,
+    geoip: str | None,
+    asn: str | None,
 ) -> None:
     """Walk the discovery v4 and v5 DHTs, dial execution-layer nodes over RLPx, store everything in the database.
 
     Seeds: every --bootnode (enode:// URLs are walked over v4; enr: records over v4 and v5; enrtree:// DNS lists
     are resolved before the crawl, their records visited like any enr: seed), the database's nodes with --from-db,
     and the built-in seeds of --network (go-ethereum's v4 list and DNS lists, and its v5 ENRs for v5).
+    With --geoip/--asn, the crawl's nodes and sightings get their country and AS when it ends, before the summary.
     """
     seeds = _seeds(bootnode_urls)
     list_urls = [url.strip() for url in bootnode_urls if is_dns_list(url)]
@@ -335,45 +362,53 @@ def crawl_command(
         list_urls += dns_lists(network or "mainnet")
     udp_host, udp_port = _host_port(udp)
     node_key = _node_key(node_key_file)
-    seeds += _list_seeds(list_urls, dns_server)
-    if not seeds:
-        raise click.ClickException("no seed to start from: the DNS lists gave no records (see the warnings above)")
-    if discovery == "v5" and not any(isinstance(seed, ENR) for seed in seeds):
-        raise click.BadParameter("a v5 crawl needs at least one enr: seed (enode URLs carry no record)", param_hint="--bootnode")
-    options = CrawlOptions(
-        seeds=tuple(seeds),
-        network=network,
-        duration=duration,
-        concurrency=concurrency,
-        dial_concurrency=dial_concurrency,
-        dial=not no_dial,
-        listen_host=udp_host,
-        listen_port=udp_port,
-        rlpx_listen=_host_port(listen) if listen else None,
-        response_timeout=timeout,
-        v5_response_timeout=v5_timeout,
-        discovery=discovery,
-        dial_all=dial_all,
-    )
+    geo = open_geoip(geoip, asn)  # a bad file is refused before anything is sent (DNS lists included)
     try:
+        seeds += _list_seeds(list_urls, dns_server)
+        if not seeds:
+            raise click.ClickException("no seed to start from: the DNS lists gave no records (see the warnings above)")
+        if discovery == "v5" and not any(isinstance(seed, ENR) for seed in seeds):
+            raise click.BadParameter("a v5 crawl needs at least one enr: seed (enode URLs carry no record)", param_hint="--bootnode")
+        options = CrawlOptions(
+            seeds=tuple(seeds),
+            network=network,
+            duration=duration,
+            concurrency=concurrency,
+            dial_concurrency=dial_concurrency,
+            dial=not no_dial,
+            listen_host=udp_host,
+            listen_port=udp_port,
+            rlpx_listen=_host_port(listen) if listen else None,
+            response_timeout=timeout,
+            v5_response_timeout=v5_timeout,
+            discovery=discovery,
+            dial_all=dial_all,
+        )
         db = open_database(db_url)
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
+    except BaseException as exc:
+        if geo is not None:
+            geo.close()
+        if isinstance(exc, DatabaseError):
+            raise click.ClickException(str(exc)) from None
+        raise
     console = Console(stderr=True)
+    run = partial(run_crawl, db, options, private_key=node_key, locator=geo)
     try:
         if console.is_terminal:
             with Live(console=console, refresh_per_second=4, transient=True) as live:
-                summary = trio.run(
-                    partial(run_crawl, db, options, private_key=node_key, on_progress=lambda p: live.update(_progress_table(p)))
-                )
+                summary = trio.run(partial(run, on_progress=lambda p: live.update(_progress_table(p))))
         else:
-            summary = trio.run(partial(run_crawl, db, options, private_key=node_key))
+            summary = trio.run(run)
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
+    except GeoIPError as exc:
+        raise click.ClickException(f"the crawl is stored, but not enriched: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"cannot open sockets: {exc}") from None
     finally:
         db.close()
+        if geo is not None:
+            geo.close()
     _print_summary(Console(), summary)
     _print_dropped(Console(), summary)
 

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 import click
 
 from ethcrawl.db.queries import (
-    NodeReport, crawl_history, edge_list, fork_readiness, hello_counts, layer_counts, network_counts, node_reports,
-    outcome_counts, responders,
+    NodeReport, asn_counts, country_counts, crawl_history, edge_list, fork_readiness, hello_counts, layer_counts,
+    network_counts, node_reports, outcome_counts, responders,
 )  # fmt: skip
+from ethcrawl.db.records import MAX_ASN
 from ethcrawl.db.scope import scope_of
 from ethcrawl.db.topology import Topology, analyse
 from ethcrawl.wire.chains import CHAINS
@@ -104,6 +105,38 @@ def query_outcomes(
     counts = _counted(db_url, (crawl_id, since, until), client, outcome_counts)
     total = sum(n for _, n in counts)
     emit_rows(("outcome", "nodes", "share"), [{"outcome": o, "nodes": n, "share": share(n, total)} for o, n in counts], fmt)
+
+
+@query_group.command("countries")
+@_share_options
+def query_countries(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
+    """Nodes by the country of their address (ISO 3166 code), once enriched (ethcrawl enrich, crawl --geoip).
+
+    Every node with a known address, at its latest one; with --crawl/--since/--until, the nodes sighted in those
+    crawls, each at the address of its latest sighting there.  An empty country: an address the database file did not place, or not enriched yet.
+    'share': percent of the nodes counted.
+    """
+    counts = _counted(db_url, (crawl_id, since, until), client, country_counts)
+    total = sum(n for _, n in counts)
+    emit_rows(("country", "nodes", "share"), [{"country": c, "nodes": n, "share": share(n, total)} for c, n in counts], fmt)
+
+
+@query_group.command("asns")
+@_share_options
+def query_asns(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
+    """Nodes by the autonomous system announcing their address (hosting providers: how much runs on one cloud).
+
+    Counted as 'query countries' counts (crawl --asn, ethcrawl enrich --asn); an empty asn: an address the
+    database file did not place, or not enriched yet.  'share': percent of the nodes counted.
+    """
+    counts = _counted(db_url, (crawl_id, since, until), client, asn_counts)
+    total = sum(n for _, _, n in counts)
+    rows: list[Row] = [{"asn": a, "as_org": o, "nodes": n, "share": share(n, total)} for a, o, n in counts]
+    emit_rows(("asn", "as_org", "nodes", "share"), rows, fmt)
 
 
 @query_group.command("networks")
@@ -298,9 +331,27 @@ def _fork(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     return names[value.lower()]
 
 
+def _country_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not (len(value) == 2 and value.isascii() and value.isalpha()):
+        raise click.BadParameter(f"{value!r} is not a two-letter country code (ISO 3166, e.g. DE)")
+    return value.upper()
+
+
+def _as_number(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    digits = value[2:] if value[:2].upper() == "AS" else value
+    if not (digits.isascii() and digits.isdigit() and int(digits) <= MAX_ASN):
+        raise click.BadParameter(f"{value!r} is not an AS number (e.g. 3320 or AS3320)")
+    return int(digits)
+
+
 def _node_filter(
     client: str | None, version_prefix: str | None, network: str | None, fork: str | None, cidr: Any,
     seen_since: datetime | None, synced: bool | None, dialable: bool, layer: str | None, discovery: str | None,
+    country: str | None = None, asn: int | None = None,
 ) -> Callable[[NodeReport, Row], bool]:
     """One predicate over a node (its report and row) for every ``query nodes`` filter given."""
     checks: list[Callable[[Row], bool]] = []
@@ -322,6 +373,10 @@ def _node_filter(
         checks.append(lambda r: (r["layer"] or "unknown") == layer)
     if discovery is not None:
         checks.append(lambda r: discovery in (r["protocols"] or []))  # type: ignore[operator]
+    if country is not None:
+        checks.append(lambda r: r["country"] == country)
+    if asn is not None:
+        checks.append(lambda r: r["asn"] == asn)
     return lambda report, row: (seen_since is None or report.last_seen >= seen_since) and all(c(row) for c in checks)
 
 
@@ -347,11 +402,13 @@ def _node_filter(
     "--discovery", "discovery", type=click.Choice(["v4", "v5"]), default=None,
     help="Only nodes that answered this discovery protocol.",
 )
+@click.option("--country", default=None, callback=_country_code, help="Only nodes whose latest address is in this country (e.g. DE; once enriched).")
+@click.option("--asn", default=None, callback=_as_number, help="Only nodes whose latest address this AS announces (e.g. 3320 or AS3320; once enriched).")
 @click.option("--limit", type=click.IntRange(min=1), default=None)
 def query_nodes(
     db_url: str, fmt: str, client: str | None, version_prefix: str | None, network: str | None, fork: str | None,
     cidr: Any, seen_since: datetime | None, synced: bool | None, dialable: bool, layer: str | None,
-    discovery: str | None, limit: int | None,
+    discovery: str | None, country: str | None, asn: int | None, limit: int | None,
 ) -> None:
     """Nodes matching every filter: enode URLs (default) or rows.
 
@@ -360,7 +417,9 @@ def query_nodes(
     """
     with database(db_url) as db, db.session() as session:
         reports = node_reports(session)
-    keep = _node_filter(client, version_prefix, network, fork, cidr, seen_since, synced, dialable, layer, discovery)
+    keep = _node_filter(
+        client, version_prefix, network, fork, cidr, seen_since, synced, dialable, layer, discovery, country, asn
+    )
     rows: list[Row] = []
     for report in reports:
         row = node_row(report)

@@ -31,6 +31,7 @@ from typing import AsyncIterator, Awaitable, Callable, Mapping
 import trio
 
 from ethcrawl.db.engine import Database
+from ethcrawl.db.enrich import Locator, enrich_database
 from ethcrawl.db.identity import claim_identity
 from ethcrawl.db.records import DROPPED_PREFIX, CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
 from ethcrawl.db.store import crawl_summary
@@ -201,8 +202,12 @@ async def run_crawl(
     on_ready: Callable[[DiscoveryNode], None] | None = None,
     wall_clock: Callable[[], float] = time.time,
     handle_signals: bool = True,
+    locator: Locator | None = None,
 ) -> CrawlSummary:
     """Run one crawl into ``db`` and return its summary (also after Ctrl-C or --duration).
+
+    ``locator`` (--geoip/--asn, ``crawler.geoip.GeoIP``): fill the crawl's country and AS columns when it ends,
+    before the summary; a ``GeoIPError`` from it comes out after the crawl is stored.
 
     The crawl runs as ``private_key`` (--node-key; registered in the database as one of our identities) or as
     the database's own generated identity, and never counts any identity ethcrawl used on this database.
@@ -213,7 +218,7 @@ async def run_crawl(
     async with _bound_sockets(options) as (udp, rlpx_listeners):
         return await _crawl(
             db, options, udp, rlpx_listeners, private_key=private_key, on_progress=on_progress, on_ready=on_ready,
-            wall_clock=wall_clock, handle_signals=handle_signals,
+            wall_clock=wall_clock, handle_signals=handle_signals, locator=locator,
         )
 
 
@@ -265,6 +270,7 @@ async def _crawl(
     on_ready: Callable[[DiscoveryNode], None] | None,
     wall_clock: Callable[[], float],
     handle_signals: bool,
+    locator: Locator | None = None,
 ) -> CrawlSummary:
     node_key = private_key.secret if private_key is not None else None
     identity = await trio.to_thread.run_sync(partial(claim_identity, db, node_key=node_key, now=_utc(wall_clock())))
@@ -356,6 +362,10 @@ async def _crawl(
                 log.info("crawl stopped early (duration or signal); saving what was learned")
             await send.send(CrawlFinished(crawl_id=crawl_id, ended_at=_utc(wall_clock()), stats=stats))
         # The channel is closed: the writer drains what it holds and returns.
+
+    if locator is not None:
+        # Everything is written: place the crawl's nodes and sightings before the summary counts them.
+        await trio.to_thread.run_sync(partial(enrich_database, db, locator, crawl_id=crawl_id))
 
     def _summary() -> CrawlSummary:
         with db.session() as session:

@@ -8,11 +8,14 @@ without knowing SQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Subquery, case, func, select, true
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from ethcrawl.wire.chains import chain_by_network_id
 from ethcrawl.wire.forkid import ForkId, classify
@@ -24,8 +27,8 @@ from .scope import EVERY_CRAWL, CrawlScope
 __all__ = [
     "NodeReport", "node_reports", "HELLO_DIMENSIONS", "hello_counts", "outcome_counts", "dial_outcomes", "has_crawl",
     "network_name", "network_counts", "fork_readiness", "Totals", "totals", "CrawlRow", "crawl_history",
-    "edge_list", "edge_table", "responders", "LayerCounts", "layer_counts", "nodes_in_scope", "HELLO_RECEIVED",
-    "STATUS_RECEIVED", "OK", "StatusReport", "latest_statuses",
+    "edge_list", "edge_table", "responders", "LayerCounts", "layer_counts", "country_counts", "asn_counts",
+    "nodes_in_scope", "HELLO_RECEIVED", "STATUS_RECEIVED", "OK", "StatusReport", "latest_statuses",
 ]
 
 
@@ -63,6 +66,10 @@ class NodeReport:
     consensus_fork: str | None = None
     attnets_count: int | None = None
     syncnets_count: int | None = None
+    # Schema v4: where its latest address is (country code, AS number and organisation), once enriched.
+    country: str | None = None
+    asn: int | None = None
+    as_org: str | None = None
 
 
 # An attempt "received a Hello" when the peer's Hello arrived: the store keeps its client id text then, even "".
@@ -91,15 +98,19 @@ def _flag_sum(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _named(client: str, scope: CrawlScope) -> ColumnElement[bool]:
-    """Condition on DialAttempt: the node's latest attempt (in scope) that received a Hello named ``client``."""
+def _named_nodes(client: str, scope: CrawlScope) -> Select[bytes]:
+    """Node ids whose latest attempt (in scope) that received a Hello named ``client``."""
     latest = _latest(HELLO_RECEIVED, scope)
-    named = (
+    return (
         select(DialAttempt.node_id)
         .join(latest, latest.c.dial_id == DialAttempt.id)
         .where(DialAttempt.client_name == client)
     )
-    return DialAttempt.node_id.in_(named)
+
+
+def _named(client: str, scope: CrawlScope) -> ColumnElement[bool]:
+    """Condition on DialAttempt: the node's latest attempt (in scope) that received a Hello named ``client``."""
+    return DialAttempt.node_id.in_(_named_nodes(client, scope))
 
 
 def node_reports(session: Session, scope: CrawlScope = EVERY_CRAWL) -> list[NodeReport]:
@@ -155,6 +166,9 @@ def node_reports(session: Session, scope: CrawlScope = EVERY_CRAWL) -> list[Node
                 consensus_fork=node.consensus_fork,
                 attnets_count=node.attnets_count,
                 syncnets_count=node.syncnets_count,
+                country=node.country,
+                asn=node.asn,
+                as_org=node.as_org,
             )
         )
     return reports
@@ -425,3 +439,59 @@ def layer_counts(session: Session, scope: CrawlScope = EVERY_CRAWL) -> LayerCoun
     consensus.sort(key=lambda r: (-r[3], str(r[0]), str(r[1]), r[2] or b""))
     execution.sort(key=lambda r: (-r[1], str(r[0])))
     return LayerCounts(by_protocols=by_protocols, consensus=consensus, execution=execution)
+
+
+def _placed(
+    session: Session, keys: Callable[[type[Node] | type[Sighting]], Sequence[SQLCoreOperations[Any]]],
+    scope: CrawlScope, client: str | None,
+) -> list[tuple[Any, ...]]:
+    """(*keys, nodes) over the nodes with a known address: every crawl, each at its latest address (``nodes``);
+    with a narrower ``scope``, the nodes sighted in it, each at its address in the latest crawl in scope that
+    sighted it with one (``sightings``).  ``client``: nodes whose latest Hello (in scope) named it."""
+    if scope.everything:
+        columns = keys(Node)
+        query = select(*columns, func.count()).where(Node.ip.is_not(None))
+        node_id = Node.node_id
+    else:
+        latest = (
+            select(Sighting.node_id, func.max(Sighting.crawl_id).label("crawl_id"))
+            .where(Sighting.ip.is_not(None), scope.holds(Sighting.crawl_id))
+            .group_by(Sighting.node_id)
+            .subquery()
+        )
+        columns = keys(Sighting)
+        query = select(*columns, func.count()).join(
+            latest, (latest.c.node_id == Sighting.node_id) & (latest.c.crawl_id == Sighting.crawl_id)
+        )
+        node_id = Sighting.node_id
+    query = query.group_by(*columns[:1])
+    if client is not None:
+        query = query.where(node_id.in_(_named_nodes(client, scope)))
+    return [tuple(row) for row in session.execute(query)]
+
+
+def country_counts(
+    session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None
+) -> list[tuple[str | None, int]]:
+    """Nodes per country code of their address (None: an address no lookup placed, or not enriched yet).
+
+    Whole database: every node with a known address, at its latest one (``nodes.country``).  A narrower ``scope``
+    (one crawl, a window): the nodes sighted in it with a known address, at the address of the latest such
+    sighting (``sightings.country``).  ``client``: nodes whose latest Hello (in scope) named it.  Largest first,
+    None after the codes it ties with.
+    """
+    counts = [(country, int(n)) for country, n in _placed(session, lambda t: [t.country], scope, client)]
+    return sorted(counts, key=lambda r: (-r[1], r[0] is None, r[0] or ""))
+
+
+def asn_counts(
+    session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None
+) -> list[tuple[int | None, str | None, int]]:
+    """Nodes per autonomous system of their address, as ``country_counts`` counts countries: (asn, as_org, nodes).
+
+    ``as_org`` is the organisation stored with the number (the greatest, should files of different dates have
+    named it differently).  Largest first, None after the numbers it ties with.
+    """
+    rows = _placed(session, lambda t: [t.asn, func.max(t.as_org)], scope, client)
+    counts = [(None if asn is None else int(asn), org, int(n)) for asn, org, n in rows]
+    return sorted(counts, key=lambda r: (-r[2], r[0] is None, r[0] or 0))

@@ -36,6 +36,7 @@ __all__ = [
     "HelloCount",
     "NetworkCount",
     "CrawlSummary",
+    "Place",
 ]
 
 NODE_ID_SIZE = 32  # bytes, keccak256 of the public key
@@ -43,6 +44,8 @@ PUBKEY_SIZE = 64  # bytes, uncompressed secp256k1 x||y
 HASH_SIZE = 32  # bytes, block hashes
 FORK_HASH_SIZE = 4  # bytes, EIP-2124 CRC32
 MAX_PORT = 65535
+COUNTRY_CODE_LETTERS = 2  # ISO 3166-1 alpha-2
+MAX_ASN = 2**32 - 1  # AS numbers are 32 bits (RFC 6793)
 
 # How we first heard of a node in a crawl.  "database" is a node loaded with --from-db;
 # "neighbors" came in a discv4 NEIGHBORS reply, "nodes" in a discv5 NODES reply.
@@ -305,3 +308,27 @@ class CrawlSummary:
     layers: tuple[tuple[str, int], ...] = ()
     # Relayed nodes the sybil bound dropped, per rule ("endpoint", "ip", "subnet", "source"), from the crawl's stats.
     dropped: tuple[tuple[str, int], ...] = ()
+    # Nodes sighted in this crawl by the country and the AS of their address in it (queries.country_counts and
+    # asn_counts: None where no file placed it); all None when the crawl was not enriched.
+    countries: tuple[tuple[str | None, int], ...] = ()
+    asns: tuple[tuple[int | None, str | None, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Place:
+    """Where an address is, as a MaxMind-format database says; None for what it does not say (or was not asked).
+
+    ``country``: ISO 3166-1 alpha-2 code (upper case); ``asn``: the autonomous system announcing the address;
+    ``as_org``: that AS's organisation, as the database names it.
+    """
+
+    country: str | None = None
+    asn: int | None = None
+    as_org: str | None = None
+
+    def __post_init__(self) -> None:
+        code = self.country
+        if code is not None and not (len(code) == COUNTRY_CODE_LETTERS and code.isascii() and code.isalpha() and code.isupper()):
+            raise InvalidRecord(f"country {code!r} is not an ISO 3166-1 alpha-2 code")
+        if self.asn is not None and not 0 <= self.asn <= MAX_ASN:
+            raise InvalidRecord(f"AS number {self.asn} is not a 32-bit number")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, case, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Table, case, func, insert, literal, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from ethcrawl.wire.errors import WireError
 
 from .errors import InvalidRecord, UnsupportedDatabase
 from .models import Crawl, DialAttempt, Edge, EnrHistory, Node, Sighting
-from .queries import dial_outcomes, hello_counts, network_counts, totals
+from .queries import asn_counts, country_counts, dial_outcomes, hello_counts, network_counts, totals
 from .scope import CrawlScope
 from .records import (
     DROPPED_PREFIX,
@@ -45,6 +45,7 @@ from .records import (
 __all__ = [
     "INT64_MAX",
     "CLASSIFICATION_COLUMNS",
+    "PLACE_COLUMNS",
     "classification_columns",
     "begin_crawl",
     "write_records",
@@ -85,6 +86,8 @@ CLASSIFICATION_COLUMNS = (
     "layer", "execution_network", "eth2_fork_digest", "consensus_network", "consensus_fork",
     "attnets_count", "syncnets_count",
 )  # fmt: skip
+# Where a node's address is (schema v4), filled by db.enrich and cleared when the address changes.
+PLACE_COLUMNS = ("country", "asn", "as_org")
 
 
 def classification_columns(enr: bytes | None) -> dict[str, Any]:
@@ -332,6 +335,7 @@ def node_upsert(dialect: str) -> Any:
     new = stmt.excluded
     newer_enr = new.enr_seq.is_not(None) & (table.c.enr_seq.is_(None) | (new.enr_seq > table.c.enr_seq))
     later = new.last_seen >= table.c.last_seen
+    moved = later & new.ip.is_not(None) & new.ip.is_distinct_from(table.c.ip)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.node_id],
         set_={
@@ -346,6 +350,8 @@ def node_upsert(dialect: str) -> Any:
             "last_seen": case((later, new.last_seen), else_=table.c.last_seen),
             "protocols": union_protocols(table.c.protocols, new.protocols),
             **{name: case((newer_enr, new[name]), else_=table.c[name]) for name in CLASSIFICATION_COLUMNS},
+            # Country and AS describe the address (db.enrich): a node that moved is unplaced until enriched again.
+            **{name: case((moved, null()), else_=table.c[name]) for name in PLACE_COLUMNS},
         },
     )
     return stmt
@@ -518,6 +524,8 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
         protocols=protocols,
         layers=layers,
         dropped=_dropped(crawl.stats),
+        countries=tuple(country_counts(session, scope=CrawlScope(crawl_id=crawl_id))),
+        asns=tuple(asn_counts(session, scope=CrawlScope(crawl_id=crawl_id))),
     )
 
 

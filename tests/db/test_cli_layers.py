@@ -43,6 +43,7 @@ V2_CSV_COLUMNS = (
     "layer", "protocols", "execution_network", "eth2_fork_digest", "consensus_network", "consensus_fork",
     "attnets_count", "syncnets_count",
 )  # fmt: skip
+V4_CSV_COLUMNS = ("country", "asn", "as_org")  # where the address is (tests/db/test_enrich.py)
 
 
 def run(*args: str) -> str:
@@ -134,7 +135,7 @@ def test_csv_appends_the_v2_columns(filled: tuple[str, dict[str, Any]]) -> None:
     reader = csv.DictReader(io.StringIO(run("export", "csv", "--db", url)))
     header = tuple(reader.fieldnames or ())
     assert header[: len(V1_CSV_COLUMNS)] == V1_CSV_COLUMNS
-    assert header == V1_CSV_COLUMNS + V2_CSV_COLUMNS == CSV_COLUMNS
+    assert header == V1_CSV_COLUMNS + V2_CSV_COLUMNS + V4_CSV_COLUMNS == CSV_COLUMNS
     rows = {r["node_id"]: r for r in reader}
     for enr in facts["bootnodes"]:
         found = classify(enr)

@@ -362,7 +362,7 @@ QUERY_COLUMNS: dict[str, dict[str, type | tuple[type, ...]]] = {
 NODE_TYPES: dict[str, type | tuple[type, ...]] = {
     "udp_port": (int, OPTIONAL), "tcp_port": (int, OPTIONAL), "enr_seq": (int, OPTIONAL), "network_id": (int, OPTIONAL),
     "fork_next": (int, OPTIONAL), "synced": (bool, OPTIONAL), "protocols": list, "capabilities": (list, OPTIONAL),
-    "attnets_count": (int, OPTIONAL), "syncnets_count": (int, OPTIONAL),
+    "attnets_count": (int, OPTIONAL), "syncnets_count": (int, OPTIONAL), "asn": (int, OPTIONAL),
 }  # fmt: skip
 
 
