@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy.orm import Session
 
 from ethcrawl.wire.chains import CHAINS, Chain
-from ethcrawl.wire.forkid import ForkId, Readiness, classify, fork_hashes
+from ethcrawl.wire.forkid import ForkEpoch, ForkId, Readiness, classify, fork_hashes
 
 from .queries import StatusReport, latest_statuses
 from .scope import EVERY_CRAWL, CrawlScope, share
@@ -40,10 +41,16 @@ class ForkTarget:
     epoch: int  # index in wire.forkid.fork_hashes(chain) of the epoch the fork begins
 
 
+@cache
+def _epochs(chain: Chain) -> tuple[ForkEpoch, ...]:
+    """fork_hashes, once per chain: readiness asks for every node's epoch."""
+    return fork_hashes(chain)
+
+
 def _targets(chain: Chain) -> list[ForkTarget]:
     return [
         ForkTarget(network=chain.name, fork=epoch.name, at=epoch.start, by_time=epoch.by_time, epoch=index)
-        for index, epoch in enumerate(fork_hashes(chain))
+        for index, epoch in enumerate(_epochs(chain))
         if index > 0
     ]
 
@@ -65,7 +72,7 @@ def named_forks(fork: str, chains: Mapping[str, Chain] = CHAINS) -> list[ForkTar
     wanted = fork.lower()
     found = []
     for name in sorted(chains):
-        epochs = fork_hashes(chains[name])
+        epochs = _epochs(chains[name])
         for target in _targets(chains[name]):
             if wanted in (f.lower() for f in epochs[target.epoch].forks):
                 found.append(target)
@@ -78,7 +85,7 @@ def is_ready(fork_id: ForkId, target: ForkTarget, chains: Mapping[str, Chain] = 
     found = classify(fork_id, chains)
     if found.network != target.network or found.epoch is None:
         return None
-    epoch = fork_hashes(chains[target.network]).index(found.epoch)
+    epoch = _epochs(chains[target.network]).index(found.epoch)
     return epoch >= target.epoch or (epoch == target.epoch - 1 and found.readiness is Readiness.READY)
 
 
