@@ -111,11 +111,14 @@ main.add_command(monitor_command)
 main.add_command(devnet_command)
 
 from .cli_export import export_group, import_group  # noqa: E402
+from .cli_history import HISTORY_COMMANDS  # noqa: E402
 from .cli_query import query_group  # noqa: E402
 
 main.add_command(export_group)
 main.add_command(import_group)
 main.add_command(query_group)
+for _command in HISTORY_COMMANDS:
+    query_group.add_command(_command)
 
 from .cli_dns import dns_group, key_group  # noqa: E402
 

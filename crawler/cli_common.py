@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from ipaddress import ip_address
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import click
 
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
+from ethcrawl.db.node_filter import BadFilter
 # The row shapes are defined once in db.rows (the web report and dashboard show the same rows); re-exported here.
 from ethcrawl.db.rows import CSV_COLUMNS, LIST_DELIMITER, Row, Value, as_text, iso, node_row, share
 
 __all__ = [
     "DEFAULT_DB", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "db_option", "format_option", "database", "output",
-    "read_json", "write_text", "parse_host_port", "iso", "node_row", "share", "as_text", "emit_rows",
+    "read_json", "write_text", "filter_callback", "parse_host_port", "iso", "node_row", "share", "as_text", "emit_rows",
+    "parse_duration", "Duration", "parse_when", "When", "scope_options",
 ]
 
 DEFAULT_DB = "ethcrawl.db"
@@ -130,3 +134,100 @@ def emit_rows(columns: Sequence[str], rows: Iterable[Row], fmt: str, handle: IO[
     out.write(line(columns) + "\n")
     for texts in cells:
         out.write(line(texts) + "\n")
+
+
+# Go's time.ParseDuration units, and days (list makers think in days; Go has none).
+_DURATION_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
+}  # fmt: skip
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h|d)")
+MAX_MIN_AGE = timedelta(days=100 * 365)  # beyond any node's life; bounds timedelta arithmetic
+
+
+def parse_duration(text: str) -> timedelta:
+    """Go's duration syntax ("72h", "1h30m", "90s"), plus "d" for days; ValueError otherwise."""
+    position, seconds = 0, 0.0
+    while position < len(text):
+        part = _DURATION_PART.match(text, position)
+        if part is None:
+            raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 7d")
+        seconds += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
+        position = part.end()
+    if not text or seconds > MAX_MIN_AGE.total_seconds():
+        raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 7d")
+    return timedelta(seconds=seconds)
+
+
+class Duration(click.ParamType[timedelta]):
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """A point in time: ISO 8601 (a date, or a date and time; UTC unless it says otherwise), or a duration
+    before ``now`` ("7d", "12h", "1h30m": parse_duration's syntax); ValueError otherwise."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return now - parse_duration(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is neither an ISO 8601 time (2026-11-01, 2026-11-01T12:00Z) nor an age such as 7d or 12h") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+class When(click.ParamType[datetime]):
+    """--since / --until: parse_when against the wall clock at the moment the command starts."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_when(str(value), datetime.now(timezone.utc))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def filter_callback(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
+    """A click callback: the option's text through ``parse`` (a db.node_filter parser), BadFilter as a usage error."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except BadFilter as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def scope_options(command: F) -> F:
+    """--crawl, --since, --until: which crawls a query reads (db.scope.scope_of; README "What the numbers mean")."""
+    options = (
+        click.option(
+            "--crawl", "crawl_id", type=click.IntRange(min=1), default=None,
+            help="Only this crawl (default: every crawl in the window).",
+        ),
+        click.option(
+            "--since", type=When(), default=None,
+            help="Only crawls started at or after this time: ISO 8601 (UTC unless given) or an age such as 7d, 12h.",
+        ),
+        click.option("--until", type=When(), default=None, help="Only crawls started before this time (as --since)."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command

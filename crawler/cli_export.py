@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Network, IPv6Network
-from typing import Any
 
 import click
 from networkx import generate_graphml
 
 from ethcrawl.db.nodesjson import NodeFilter, export_nodes_json, filter_nodes_json, import_nodes_json
 from ethcrawl.db.queries import NodeReport, edge_table, node_reports
+from ethcrawl.db.scope import scope_of
 from ethcrawl.db.topology import build_graph
 from ethcrawl.wire.chains import chain_by_name
 
-from .cli_common import CSV_COLUMNS, as_text, database, db_option, emit_rows, node_row, output, read_json
+from .cli_common import (
+    CSV_COLUMNS, Duration, as_text, database, db_option, emit_rows, node_row, output, read_json,
+    scope_options,
+)  # fmt: skip
 from .cli_query import _cidr  # the one CIDR option parser (query nodes --ip)
 
 __all__ = [
-    "export_group", "import_group", "parse_duration", "CSV_COLUMNS", "EDGE_CSV_COLUMNS",
+    "export_group", "import_group", "CSV_COLUMNS", "EDGE_CSV_COLUMNS",
     "GRAPHML_NODE_ATTRIBUTES", "FILTER_NETWORKS",
 ]
 
@@ -37,7 +39,8 @@ def export_group() -> None:
 @export_group.command("csv")
 @db_option
 @click.option("--out", default="-", show_default=True, help="File to write, or - for stdout.")
-def export_csv(db_url: str, out: str) -> None:
+@scope_options
+def export_csv(db_url: str, out: str, crawl_id: int | None, since: datetime | None, until: datetime | None) -> None:
     """One row per node: client fields from its latest attempt that received a Hello, chain fields from its latest
     that received a Status, its latest dial outcome (ISO 8601 UTC times; lists such as protocols joined by ",").
 
@@ -45,47 +48,18 @@ def export_csv(db_url: str, out: str) -> None:
     node ("v4", "v5", "v4,v5"), and its ENR's layer (execution, consensus,
     other), execution network, consensus fork digest, network and fork, and
     attnets/syncnets subnet counts.  Columns are only ever appended.
+
+    --crawl/--since/--until: only the nodes sighted or dialed in those crawls, with the client, chain and
+    outcome fields of those crawls' attempts (address, ENR and first/last seen stay the node's latest).
     """
     with database(db_url) as db, db.session() as session:
-        reports = node_reports(session)
+        reports = node_reports(session, scope_of(session, crawl_id, since, until))
     with output(out) as handle:
         emit_rows(CSV_COLUMNS, [node_row(r) for r in reports], "csv", handle)
 
 
 # The networks go-ethereum's `devp2p nodeset filter -eth-network` knows (cmd/devp2p/nodesetcmd.go).
 FILTER_NETWORKS = ("mainnet", "sepolia", "holesky", "hoodi")
-# Go's time.ParseDuration units, and days (list makers think in days; Go has none).
-_DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
-}  # fmt: skip
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h|d)")
-MAX_MIN_AGE = timedelta(days=100 * 365)  # beyond any node's life; bounds timedelta arithmetic
-
-
-def parse_duration(text: str) -> timedelta:
-    """Go's duration syntax ("72h", "1h30m", "90s"), plus "d" for days; ValueError otherwise."""
-    position, seconds = 0, 0.0
-    while position < len(text):
-        part = _DURATION_PART.match(text, position)
-        if part is None:
-            raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 7d")
-        seconds += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
-        position = part.end()
-    if not text or seconds > MAX_MIN_AGE.total_seconds():
-        raise ValueError(f"{text!r} is not a duration such as 24h, 90m or 7d")
-    return timedelta(seconds=seconds)
-
-
-class Duration(click.ParamType[timedelta]):
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 @export_group.command("nodes-json")
@@ -103,13 +77,17 @@ class Duration(click.ParamType[timedelta]):
 @click.option("--snap", is_flag=True, help="Only records with a snap entry.")
 @click.option("--ip", "ip_range", default=None, callback=_cidr, help="Only records whose IP is in this CIDR range.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Then keep the N best-scored nodes.")
+@scope_options
 def export_nodes(
     db_url: str, out: str, layer: str | None, eth_network: str | None, min_age: timedelta | None, snap: bool,
-    ip_range: IPv4Network | IPv6Network | None, limit: int | None,
+    ip_range: IPv4Network | IPv6Network | None, limit: int | None, crawl_id: int | None, since: datetime | None,
+    until: datetime | None,
 ) -> None:
     """go-ethereum's devp2p nodes.json (every node with an ENR), filtered as `devp2p nodeset filter` does.
 
     All the filters given must hold; --limit then keeps the N nodes with the best score (ties: lowest node id).
+    --crawl/--since/--until keep the nodes sighted or dialed in those crawls (each entry stays as the database
+    knows the node: its latest record and its score over every crawl).
     """
     chain = None
     if eth_network is not None:
@@ -118,7 +96,8 @@ def export_nodes(
             raise click.ClickException(f"no fork schedule known for {eth_network}")
     criteria = NodeFilter(eth_network=chain, min_age=min_age, snap=snap, ip=ip_range, limit=limit)
     with database(db_url) as db, db.session() as session:
-        data = filter_nodes_json(export_nodes_json(session, layer), criteria)
+        scope = scope_of(session, crawl_id, since, until)
+        data = filter_nodes_json(export_nodes_json(session, layer, scope), criteria)
     with output(out) as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")

@@ -19,13 +19,13 @@ from ethcrawl.db.node_filter import (
     DISCOVERY_PROTOCOLS, LAYERS, BadFilter, IPNetwork, NodeFilter, filter_nodes, parse_asn, parse_cidr, parse_country,
     parse_fork, parse_network,
 )  # fmt: skip
-from ethcrawl.db.queries import has_crawl
 from ethcrawl.db.rows import (
     HELLO_LABELS, TOPOLOGY_COLUMNS, Table, asn_table, country_table, crawl_table, fork_table, hello_table, layer_table, network_table,
     outcome_table, topology_summary, topology_table,
 )  # fmt: skip
+from ethcrawl.db.scope import scope_of
 
-from .cli_common import CSV_COLUMNS, database, db_option, emit_rows, format_option
+from .cli_common import CSV_COLUMNS, database, db_option, emit_rows, filter_callback, format_option, scope_options
 
 __all__ = ["query_group", "NODE_TABLE_COLUMNS", "TOPOLOGY_COLUMNS"]
 
@@ -43,27 +43,23 @@ def query_group() -> None:
     """Answers from the node database (see the README's "What the numbers mean" for each count)."""
 
 
-crawl_option = click.option(
-    "--crawl", "crawl_id", type=click.IntRange(min=1), default=None,
-    help="Only this crawl's attempts (default: every crawl).",
-)
 client_option = click.option("--client", default=None, help="Only nodes whose latest Hello named this client (e.g. geth).")
 
 
 def _share_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options every share query takes: --db, --format, --crawl, --client."""
-    for option in (client_option, crawl_option, format_option, db_option):
+    """The options every share query takes: --db, --format, --crawl/--since/--until, --client."""
+    for option in (client_option, scope_options, format_option, db_option):
         command = option(command)
     return command
 
 
-def _counted(db_url: str, crawl_id: int | None, client: str | None, count: Callable[..., T], **kwargs: Any) -> T:
-    """``count(session, crawl_id=..., client=..., **kwargs)`` on the database; one line if the crawl is unknown."""
+def _counted(db_url: str, scoped: tuple[int | None, datetime | None, datetime | None], client: str | None,
+             count: Callable[..., T], **kwargs: Any) -> T:
+    """``count(session, scope=..., client=..., **kwargs)`` on the database; one line if the crawl is unknown."""
     with database(db_url) as db, db.session() as session:
-        if crawl_id is not None and not has_crawl(session, crawl_id):
-            raise click.ClickException(f"the database holds no crawl {crawl_id}")
+        scope = scope_of(session, *scoped)
         # Client names are stored lower case (wire.clientid).
-        return count(session, crawl_id=crawl_id, client=None if client is None else client.lower(), **kwargs)
+        return count(session, scope=scope, client=None if client is None else client.lower(), **kwargs)
 
 
 def _hello_command(dimension: str, label: str) -> click.Command:
@@ -74,8 +70,10 @@ def _hello_command(dimension: str, label: str) -> click.Command:
         "'share': percent of the nodes counted.",
     )
     @_share_options
-    def command(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
-        _emit(_counted(db_url, crawl_id, client, partial(hello_table, dimension=dimension)), fmt)
+    def command(
+        db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+    ) -> None:
+        _emit(_counted(db_url, (crawl_id, since, until), client, partial(hello_table, dimension=dimension)), fmt)
 
     return command
 
@@ -90,49 +88,59 @@ for _dimension, _label in HELLO_LABELS.items():
 
 @query_group.command("outcomes")
 @_share_options
-def query_outcomes(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
+def query_outcomes(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
     """Nodes by the outcome of their latest RLPx attempt ('share': percent of the nodes counted)."""
-    _emit(_counted(db_url, crawl_id, client, outcome_table), fmt)
+    _emit(_counted(db_url, (crawl_id, since, until), client, outcome_table), fmt)
 
 
 @query_group.command("countries")
 @_share_options
-def query_countries(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
+def query_countries(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
     """Nodes by the country of their address (ISO 3166 code), once enriched (ethcrawl enrich, crawl --geoip).
 
-    Every node with a known address, at its latest one; with --crawl, the nodes sighted in that crawl at the
-    address they had in it.  An empty country: an address the database file did not place, or not enriched yet.
+    Every node with a known address, at its latest one; with --crawl/--since/--until, the nodes sighted in those
+    crawls, each at the address of its latest sighting there.  An empty country: an address the database file did not place, or not enriched yet.
     'share': percent of the nodes counted.
     """
-    _emit(_counted(db_url, crawl_id, client, country_table), fmt)
+    _emit(_counted(db_url, (crawl_id, since, until), client, country_table), fmt)
 
 
 @query_group.command("asns")
 @_share_options
-def query_asns(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
+def query_asns(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
     """Nodes by the autonomous system announcing their address (hosting providers: how much runs on one cloud).
 
     Counted as 'query countries' counts (crawl --asn, ethcrawl enrich --asn); an empty asn: an address the
     database file did not place, or not enriched yet.  'share': percent of the nodes counted.
     """
-    _emit(_counted(db_url, crawl_id, client, asn_table), fmt)
+    _emit(_counted(db_url, (crawl_id, since, until), client, asn_table), fmt)
 
 
 @query_group.command("networks")
 @_share_options
-def query_networks(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
+def query_networks(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
     """Nodes by network and current fork, from each node's latest attempt that received a Status (EIP-2124)."""
-    _emit(_counted(db_url, crawl_id, client, network_table), fmt)
+    _emit(_counted(db_url, (crawl_id, since, until), client, network_table), fmt)
 
 
 @query_group.command("forks")
 @_share_options
-def query_forks(db_url: str, fmt: str, crawl_id: int | None, client: str | None) -> None:
+def query_forks(
+    db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None, client: str | None
+) -> None:
     """Readiness for the next scheduled fork, per network (ready, stale, unknown-next), from each node's latest Status.
 
     'share': percent of the network's nodes counted.
     """
-    _emit(_counted(db_url, crawl_id, client, fork_table), fmt)
+    _emit(_counted(db_url, (crawl_id, since, until), client, fork_table), fmt)
 
 
 @query_group.command("crawls")
@@ -175,7 +183,8 @@ def query_topology(db_url: str, fmt: str, crawl_id: int | None, protocol: str | 
 @query_group.command("layers")
 @db_option
 @format_option
-def query_layers(db_url: str, fmt: str) -> None:
+@scope_options
+def query_layers(db_url: str, fmt: str, crawl_id: int | None, since: datetime | None, until: datetime | None) -> None:
     """Nodes by layer (from each node's stored ENR), split by discovery protocols and network.
 
     For each layer -- execution (ENR has an eth entry), consensus (eth2 entry),
@@ -184,27 +193,14 @@ def query_layers(db_url: str, fmt: str) -> None:
     answered them (v4, v5, v4,v5, none); consensus nodes by network/fork from their
     fork digest (unknown digests as hex), execution nodes by network from their
     fork id.  Shares (percent) below the "all" row are within the layer.
+    With --crawl/--since/--until: the nodes sighted in those crawls.
     """
     with database(db_url) as db, db.session() as session:
-        _emit(layer_table(session), fmt)
-
-
-def _parsed(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
-    """A click callback: the option's text through ``parse`` (a db.node_filter parser), BadFilter as a usage error."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except BadFilter as exc:
-            raise click.BadParameter(str(exc)) from None
-
-    return callback
+        _emit(layer_table(session, scope_of(session, crawl_id, since, until)), fmt)
 
 
 # The CIDR option of ``query nodes --ip`` and ``export nodes-json --ip``.
-_cidr = _parsed(parse_cidr)
+_cidr = filter_callback(parse_cidr)
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -225,8 +221,8 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 )
 @click.option("--client", default=None, help="Client name, e.g. geth.")
 @click.option("--version", "version_prefix", default=None, help="Client version prefix, e.g. 1.14.")
-@click.option("--network", default=None, callback=_parsed(parse_network), help="Network name from the fork id, e.g. mainnet.")
-@click.option("--fork", default=None, callback=_parsed(parse_fork), help="Current fork name, e.g. Prague.")
+@click.option("--network", default=None, callback=filter_callback(parse_network), help="Network name from the fork id, e.g. mainnet.")
+@click.option("--fork", default=None, callback=filter_callback(parse_fork), help="Current fork name, e.g. Prague.")
 @click.option("--ip", "cidr", default=None, callback=_cidr, help="Only addresses in this CIDR.")
 @click.option("--seen-since", default=None, callback=_since, help="Last seen at or after this ISO 8601 time.")
 @click.option("--synced/--not-synced", default=None, help="Only nodes whose head is (not) recent.")
@@ -241,11 +237,11 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     help="Only nodes that answered this discovery protocol.",
 )
 @click.option(
-    "--country", default=None, callback=_parsed(parse_country),
+    "--country", default=None, callback=filter_callback(parse_country),
     help="Only nodes whose latest address is in this country (e.g. DE; once enriched).",
 )
 @click.option(
-    "--asn", default=None, callback=_parsed(parse_asn),
+    "--asn", default=None, callback=filter_callback(parse_asn),
     help="Only nodes whose latest address this AS announces (e.g. 3320 or AS3320; once enriched).",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None)

@@ -17,6 +17,7 @@ __all__ = [
     "MigrationMissing",
     "UnsupportedDatabase",
     "InvalidRecord",
+    "NotFound",
 ]
 
 
@@ -54,3 +55,8 @@ class UnsupportedDatabase(DatabaseError):
 
 class InvalidRecord(DatabaseError, ValueError):
     """Raised when our own code builds a record the database cannot hold (API misuse, not a peer's fault)."""
+
+
+class NotFound(DatabaseError, LookupError):
+    """Raised when a query names what the database does not hold: a crawl, a node, a node id prefix that
+    matches several nodes, or a comparison without its second crawl (churn with a single walk)."""

@@ -38,6 +38,8 @@ from ethcrawl.wire.forkid import ForkId, validate
 
 from .errors import InvalidRecord
 from .models import Node, Sighting
+from .queries import nodes_in_scope
+from .scope import EVERY_CRAWL, CrawlScope
 from .store import INT64_MAX, classification_columns, node_upsert
 
 __all__ = [
@@ -181,8 +183,11 @@ def import_nodes_json(session: Session, data: Mapping[str, Any], *, now: datetim
     )
 
 
-def export_nodes_json(session: Session, layer: str | None = None) -> dict[str, dict[str, Any]]:
-    """Every node with an ENR (of ``layer`` only, if given), in nodes.json form, ordered by node id like geth's."""
+def export_nodes_json(
+    session: Session, layer: str | None = None, scope: CrawlScope = EVERY_CRAWL
+) -> dict[str, dict[str, Any]]:
+    """Every node with an ENR (of ``layer`` only, if given; sighted or dialed in ``scope``), in nodes.json form,
+    ordered by node id like geth's."""
     answered = _answered_crawls()
     query = (
         select(Node, func.coalesce(Node.imported_score, 0) + func.coalesce(answered.c.crawls, 0))
@@ -192,6 +197,8 @@ def export_nodes_json(session: Session, layer: str | None = None) -> dict[str, d
     )
     if layer is not None:
         query = query.where(Node.layer == layer)
+    if not scope.everything:
+        query = query.where(Node.node_id.in_(nodes_in_scope(scope)))
     out: dict[str, dict[str, Any]] = {}
     for node, score in session.execute(query):
         assert node.enr is not None  # the query selects nodes with an ENR

@@ -8,7 +8,7 @@ without knowing SQL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,11 +22,13 @@ from ethcrawl.wire.forkid import ForkId, classify
 
 from .models import Crawl, DialAttempt, Edge, Node, Sighting
 from .records import HelloCount, NetworkCount
+from .scope import EVERY_CRAWL, CrawlScope
 
 __all__ = [
     "NodeReport", "node_reports", "HELLO_DIMENSIONS", "hello_counts", "outcome_counts", "dial_outcomes", "has_crawl",
     "network_name", "network_counts", "fork_readiness", "Totals", "totals", "CrawlRow", "crawl_history",
     "edge_list", "edge_table", "responders", "LayerCounts", "layer_counts", "country_counts", "asn_counts",
+    "nodes_in_scope", "HELLO_RECEIVED", "STATUS_RECEIVED", "OK", "StatusReport", "latest_statuses",
 ]
 
 
@@ -86,14 +88,10 @@ HELLO_DIMENSIONS = {
 OK = "ok"  # the outcome of an attempt that completed Hello and Status
 
 
-def _latest(condition: ColumnElement[bool], crawl_id: int | None, since: datetime | None = None) -> Subquery:
-    """(node_id, dial_id) of each node's latest attempt meeting ``condition`` (in crawl ``crawl_id``, if given;
-    made at or after ``since``, if given)."""
+def _latest(condition: ColumnElement[bool], scope: CrawlScope) -> Subquery:
+    """(node_id, dial_id) of each node's latest attempt meeting ``condition`` in a crawl in ``scope``."""
     query = select(DialAttempt.node_id, func.max(DialAttempt.id).label("dial_id")).where(condition)
-    if crawl_id is not None:
-        query = query.where(DialAttempt.crawl_id == crawl_id)
-    if since is not None:
-        query = query.where(DialAttempt.attempted_at >= since)
+    query = query.where(scope.holds(DialAttempt.crawl_id))
     return query.group_by(DialAttempt.node_id).subquery()
 
 
@@ -101,9 +99,9 @@ def _flag_sum(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _named_nodes(client: str, crawl_id: int | None, since: datetime | None = None) -> Select[bytes]:
+def _named_nodes(client: str, scope: CrawlScope) -> Select[bytes]:
     """Node ids whose latest attempt (in scope) that received a Hello named ``client``."""
-    latest = _latest(HELLO_RECEIVED, crawl_id, since)
+    latest = _latest(HELLO_RECEIVED, scope)
     return (
         select(DialAttempt.node_id)
         .join(latest, latest.c.dial_id == DialAttempt.id)
@@ -111,16 +109,20 @@ def _named_nodes(client: str, crawl_id: int | None, since: datetime | None = Non
     )
 
 
-def _named(client: str, crawl_id: int | None, since: datetime | None = None) -> ColumnElement[bool]:
+def _named(client: str, scope: CrawlScope) -> ColumnElement[bool]:
     """Condition on DialAttempt: the node's latest attempt (in scope) that received a Hello named ``client``."""
-    return DialAttempt.node_id.in_(_named_nodes(client, crawl_id, since))
+    return DialAttempt.node_id.in_(_named_nodes(client, scope))
 
 
-def node_reports(session: Session) -> list[NodeReport]:
+def node_reports(session: Session, scope: CrawlScope = EVERY_CRAWL) -> list[NodeReport]:
     """Every known node, ordered by node id: client fields from its latest attempt that received a Hello,
-    chain fields from its latest that received a Status, ``last_outcome`` from its latest attempt."""
+    chain fields from its latest that received a Status, ``last_outcome`` from its latest attempt.
+
+    With a ``scope``: the nodes sighted or dialed in a crawl in it, and those attempts only (the node's own
+    columns -- address, ENR, first and last seen -- stay what the database knows).
+    """
     last, hello, status = (aliased(DialAttempt) for _ in range(3))
-    latest, latest_hello, latest_status = _latest(true(), None), _latest(HELLO_RECEIVED, None), _latest(STATUS_RECEIVED, None)
+    latest, latest_hello, latest_status = (_latest(c, scope) for c in (true(), HELLO_RECEIVED, STATUS_RECEIVED))
     query = (
         select(Node, last.outcome, hello, status)
         .outerjoin(latest, latest.c.node_id == Node.node_id)
@@ -131,6 +133,8 @@ def node_reports(session: Session) -> list[NodeReport]:
         .outerjoin(status, status.id == latest_status.c.dial_id)
         .order_by(Node.node_id)
     )
+    if not scope.everything:
+        query = query.where(Node.node_id.in_(nodes_in_scope(scope)))
     reports = []
     for node, outcome, h, s in session.execute(query):
         reports.append(
@@ -171,20 +175,27 @@ def node_reports(session: Session) -> list[NodeReport]:
     return reports
 
 
+def nodes_in_scope(scope: CrawlScope) -> Select[tuple[bytes]]:
+    """The nodes sighted or dialed in a crawl in ``scope`` (``SELECT node_id``, for ``in_``)."""
+    sighted = select(Sighting.node_id).where(scope.holds(Sighting.crawl_id))
+    dialed = select(DialAttempt.node_id).where(scope.holds(DialAttempt.crawl_id))
+    return select(sighted.union(dialed).subquery().c.node_id)
+
+
 def hello_counts(
-    session: Session, dimension: str, *, crawl_id: int | None = None, client: str | None = None,
-    by_client: bool = False, since: datetime | None = None,
+    session: Session, dimension: str, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None,
+    by_client: bool = False,
 ) -> list[HelloCount]:
     """Nodes per value of ``dimension`` (clients, versions, os, runtimes), from each node's latest attempt that
     received a Hello, whatever happened after it; ``refused`` counts those whose attempt did not end ok.
 
-    ``crawl_id``: attempts of that crawl only (default: every crawl).  ``client``: nodes whose latest Hello named
-    it.  ``since``: attempts made at or after it.  ``by_client``: count (client name, value) pairs (a version means something only with its client).  A
+    ``scope``: attempts of crawls in it only (default: every crawl).  ``client``: nodes whose latest Hello named
+    it.  ``by_client``: count (client name, value) pairs (a version means something only with its client).  A
     Hello that does not name the dimension (e.g. an unparsable client id) is not counted.  Largest first.
     """
     column = HELLO_DIMENSIONS[dimension]
     keys = (DialAttempt.client_name, column) if by_client else (column,)
-    latest = _latest(HELLO_RECEIVED, crawl_id, since)
+    latest = _latest(HELLO_RECEIVED, scope)
     query = (
         select(func.count(), _flag_sum(DialAttempt.outcome != OK), *keys)
         .join(latest, latest.c.dial_id == DialAttempt.id)
@@ -204,11 +215,9 @@ def has_crawl(session: Session, crawl_id: int) -> bool:
     return session.get(Crawl, crawl_id) is not None
 
 
-def outcome_counts(
-    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
-) -> list[tuple[str, int]]:
+def outcome_counts(session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None) -> list[tuple[str, int]]:
     """Nodes per outcome of their latest attempt (``client``: nodes whose latest Hello named it); largest first."""
-    latest = _latest(true(), crawl_id, since)
+    latest = _latest(true(), scope)
     query = (
         select(DialAttempt.outcome, func.count())
         .join(latest, latest.c.dial_id == DialAttempt.id)
@@ -216,7 +225,7 @@ def outcome_counts(
         .order_by(func.count().desc(), DialAttempt.outcome)
     )
     if client is not None:
-        query = query.where(_named(client, crawl_id, since))
+        query = query.where(_named(client, scope))
     return [(str(o), int(n)) for o, n in session.execute(query)]
 
 
@@ -240,28 +249,46 @@ def network_name(network_id: int | None, fork_hash: bytes | None, fork_next: int
     return network, fork
 
 
-def _statuses(
-    session: Session, crawl_id: int | None, client: str | None, since: datetime | None = None
-) -> list[tuple[int | None, bytes | None, int | None]]:
-    """(network id, fork hash, fork next) of each node's latest attempt that received a Status."""
-    latest = _latest(STATUS_RECEIVED, crawl_id, since)
-    query = select(DialAttempt.network_id, DialAttempt.fork_hash, DialAttempt.fork_next).join(
-        latest, latest.c.dial_id == DialAttempt.id
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusReport:
+    """A node's latest attempt (in scope) that received a Status, and the Hello the same attempt received."""
+
+    node_id: bytes
+    client_name: str | None
+    client_version: str | None
+    network_id: int | None
+    fork_hash: bytes | None
+    fork_next: int | None
+
+
+def latest_statuses(session: Session, scope: CrawlScope = EVERY_CRAWL, client: str | None = None) -> list[StatusReport]:
+    """Each node's latest attempt in ``scope`` that received a Status (``client``: nodes whose latest Hello named
+    it), by node id: what networks, forks and readiness count."""
+    latest = _latest(STATUS_RECEIVED, scope)
+    query = select(
+        DialAttempt.node_id, DialAttempt.client_name, DialAttempt.client_version, DialAttempt.network_id,
+        DialAttempt.fork_hash, DialAttempt.fork_next,
+    ).join(latest, latest.c.dial_id == DialAttempt.id).order_by(DialAttempt.node_id)  # fmt: skip
     if client is not None:
-        query = query.where(_named(client, crawl_id, since))
+        query = query.where(_named(client, scope))
     return [
-        (network_id, None if fork_hash is None else bytes(fork_hash), fork_next)
-        for network_id, fork_hash, fork_next in session.execute(query)
+        StatusReport(
+            node_id=bytes(node_id), client_name=name, client_version=version, network_id=network_id,
+            fork_hash=None if fork_hash is None else bytes(fork_hash), fork_next=fork_next,
+        )
+        for node_id, name, version, network_id, fork_hash, fork_next in session.execute(query)
     ]
 
 
-def network_counts(
-    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
-) -> list[NetworkCount]:
+def _statuses(session: Session, scope: CrawlScope, client: str | None) -> list[tuple[int | None, bytes | None, int | None]]:
+    """(network id, fork hash, fork next) of each node's latest attempt that received a Status."""
+    return [(s.network_id, s.fork_hash, s.fork_next) for s in latest_statuses(session, scope, client)]
+
+
+def network_counts(session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None) -> list[NetworkCount]:
     """Nodes per network and current fork, from each node's latest attempt that received a Status; largest first."""
     counts: dict[tuple[str, str], int] = {}
-    for network_id, fork_hash, fork_next in _statuses(session, crawl_id, client, since):
+    for network_id, fork_hash, fork_next in _statuses(session, scope, client):
         network, fork = network_name(network_id, fork_hash, fork_next)
         key = (network or f"unknown ({network_id})", fork or "unknown fork")
         counts[key] = counts.get(key, 0) + 1
@@ -269,12 +296,10 @@ def network_counts(
     return [NetworkCount(network=net, fork=fork, nodes=n) for (net, fork), n in ordered]
 
 
-def fork_readiness(
-    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
-) -> list[tuple[str, str, int]]:
+def fork_readiness(session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None) -> list[tuple[str, str, int]]:
     """(network, readiness for its next fork, nodes), from each node's latest Status with a fork id; by name."""
     counts: dict[tuple[str, str], int] = {}
-    for _, fork_hash, fork_next in _statuses(session, crawl_id, client, since):
+    for _, fork_hash, fork_next in _statuses(session, scope, client):
         if fork_hash is None or fork_next is None:
             continue
         found = classify(ForkId(hash=fork_hash, next=fork_next))
@@ -385,26 +410,30 @@ class LayerCounts:
     execution: list[tuple[str | None, int]]
 
 
-def layer_counts(session: Session) -> LayerCounts:
-    """Node counts by layer and discovery protocols, consensus by network/fork, execution by network."""
+def layer_counts(session: Session, scope: CrawlScope = EVERY_CRAWL) -> LayerCounts:
+    """Node counts by layer and discovery protocols, consensus by network/fork, execution by network.
+
+    With a ``scope``: the nodes sighted in a crawl in it, each by its stored (latest) ENR and protocols.
+    """
+    in_scope = true() if scope.everything else Node.node_id.in_(select(Sighting.node_id).where(scope.holds(Sighting.crawl_id)))
     by_protocols = [
         (layer, str(protocols), int(count))
         for layer, protocols, count in session.execute(
-            select(Node.layer, Node.protocols, func.count()).group_by(Node.layer, Node.protocols)
+            select(Node.layer, Node.protocols, func.count()).where(in_scope).group_by(Node.layer, Node.protocols)
         )
     ]
     consensus = [
         (network, fork, None if digest is None else bytes(digest), int(count))
         for network, fork, digest, count in session.execute(
             select(Node.consensus_network, Node.consensus_fork, Node.eth2_fork_digest, func.count())
-            .where(Node.layer == "consensus")
+            .where(Node.layer == "consensus", in_scope)
             .group_by(Node.consensus_network, Node.consensus_fork, Node.eth2_fork_digest)
         )
     ]
     execution = [
         (network, int(count))
         for network, count in session.execute(
-            select(Node.execution_network, func.count()).where(Node.layer == "execution").group_by(Node.execution_network)
+            select(Node.execution_network, func.count()).where(Node.layer == "execution", in_scope).group_by(Node.execution_network)
         )
     ]
     by_protocols.sort(key=lambda r: (-r[2], str(r[0]), r[1]))
@@ -414,42 +443,56 @@ def layer_counts(session: Session) -> LayerCounts:
 
 
 def _placed(
-    session: Session, keys: Sequence[SQLCoreOperations[Any]], crawl_id: int | None, client: str | None
+    session: Session, keys: Callable[[type[Node] | type[Sighting]], Sequence[SQLCoreOperations[Any]]],
+    scope: CrawlScope, client: str | None,
 ) -> list[tuple[Any, ...]]:
-    """(*keys, nodes) over the nodes with a known address: each at its latest address (``nodes``), or with
-    ``crawl_id`` at its address in that crawl (``sightings``); ``client``: nodes whose latest Hello named it."""
-    node_id, ip = (Node.node_id, Node.ip) if crawl_id is None else (Sighting.node_id, Sighting.ip)
-    query = select(*keys, func.count()).where(ip.is_not(None)).group_by(*keys[:1])
-    if crawl_id is not None:
-        query = query.where(Sighting.crawl_id == crawl_id)
+    """(*keys, nodes) over the nodes with a known address: every crawl, each at its latest address (``nodes``);
+    with a narrower ``scope``, the nodes sighted in it, each at its address in the latest crawl in scope that
+    sighted it with one (``sightings``).  ``client``: nodes whose latest Hello (in scope) named it."""
+    if scope.everything:
+        columns = keys(Node)
+        query = select(*columns, func.count()).where(Node.ip.is_not(None))
+        node_id = Node.node_id
+    else:
+        latest = (
+            select(Sighting.node_id, func.max(Sighting.crawl_id).label("crawl_id"))
+            .where(Sighting.ip.is_not(None), scope.holds(Sighting.crawl_id))
+            .group_by(Sighting.node_id)
+            .subquery()
+        )
+        columns = keys(Sighting)
+        query = select(*columns, func.count()).join(
+            latest, (latest.c.node_id == Sighting.node_id) & (latest.c.crawl_id == Sighting.crawl_id)
+        )
+        node_id = Sighting.node_id
+    query = query.group_by(*columns[:1])
     if client is not None:
-        query = query.where(node_id.in_(_named_nodes(client, crawl_id)))
+        query = query.where(node_id.in_(_named_nodes(client, scope)))
     return [tuple(row) for row in session.execute(query)]
 
 
 def country_counts(
-    session: Session, *, crawl_id: int | None = None, client: str | None = None
+    session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None
 ) -> list[tuple[str | None, int]]:
     """Nodes per country code of their address (None: an address no lookup placed, or not enriched yet).
 
-    Whole database: every node with a known address, at its latest one (``nodes.country``).  ``crawl_id``: the
-    nodes sighted in that crawl with a known address, at the address they had in it (``sightings.country``).
-    ``client``: nodes whose latest Hello (in scope) named it.  Largest first, None after the codes it ties with.
+    Whole database: every node with a known address, at its latest one (``nodes.country``).  A narrower ``scope``
+    (one crawl, a window): the nodes sighted in it with a known address, at the address of the latest such
+    sighting (``sightings.country``).  ``client``: nodes whose latest Hello (in scope) named it.  Largest first,
+    None after the codes it ties with.
     """
-    column = Node.country if crawl_id is None else Sighting.country
-    counts = [(country, int(n)) for country, n in _placed(session, [column], crawl_id, client)]
+    counts = [(country, int(n)) for country, n in _placed(session, lambda t: [t.country], scope, client)]
     return sorted(counts, key=lambda r: (-r[1], r[0] is None, r[0] or ""))
 
 
 def asn_counts(
-    session: Session, *, crawl_id: int | None = None, client: str | None = None
+    session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None
 ) -> list[tuple[int | None, str | None, int]]:
     """Nodes per autonomous system of their address, as ``country_counts`` counts countries: (asn, as_org, nodes).
 
     ``as_org`` is the organisation stored with the number (the greatest, should files of different dates have
     named it differently).  Largest first, None after the numbers it ties with.
     """
-    table = Node if crawl_id is None else Sighting
-    rows = _placed(session, [table.asn, func.max(table.as_org)], crawl_id, client)
+    rows = _placed(session, lambda t: [t.asn, func.max(t.as_org)], scope, client)
     counts = [(None if asn is None else int(asn), org, int(n)) for asn, org, n in rows]
     return sorted(counts, key=lambda r: (-r[2], r[0] is None, r[0] or 0))

@@ -21,6 +21,7 @@ from .queries import (
     NodeReport, asn_counts, country_counts, crawl_history, edge_list, fork_readiness, hello_counts, layer_counts, network_counts, network_name,
     outcome_counts, responders,
 )  # fmt: skip
+from .scope import EVERY_CRAWL, CrawlScope, share
 from .topology import analyse
 
 __all__ = [
@@ -52,11 +53,6 @@ CSV_COLUMNS = (
 
 def iso(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def share(part: int, whole: int) -> float:
-    """``part`` as a percentage of ``whole``, to one decimal (0.0 of nothing)."""
-    return round(100 * part / whole, 1) if whole else 0.0
 
 
 def as_text(value: Value) -> str:
@@ -129,13 +125,12 @@ HELLO_LABELS = {"clients": "client", "versions": "version", "os": "os", "arch": 
 
 
 def hello_table(
-    session: Session, dimension: str, *, crawl_id: int | None = None, client: str | None = None,
-    since: datetime | None = None,
+    session: Session, dimension: str, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None,
 ) -> Table:
     """``query clients|versions|os|arch|runtimes``: nodes per value, 'refused' of those, 'share' percent of the counted."""
     label = HELLO_LABELS[dimension]
     by_client = dimension == "versions"  # a version means something only with its client
-    counts = hello_counts(session, dimension, crawl_id=crawl_id, client=client, by_client=by_client, since=since)
+    counts = hello_counts(session, dimension, scope=scope, client=client, by_client=by_client)
     total = sum(c.nodes for c in counts)
     rows: list[Row] = [
         {**({"client": c.client} if by_client else {}), label: c.value, "nodes": c.nodes, "refused": c.refused,
@@ -146,44 +141,44 @@ def hello_table(
 
 
 def outcome_table(
-    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+    session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None
 ) -> Table:
     """``query outcomes``: nodes by the outcome of their latest attempt."""
-    counts = outcome_counts(session, crawl_id=crawl_id, client=client, since=since)
+    counts = outcome_counts(session, scope=scope, client=client)
     total = sum(n for _, n in counts)
     return Table(("outcome", "nodes", "share"), [{"outcome": o, "nodes": n, "share": share(n, total)} for o, n in counts])
 
 
-def country_table(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+def country_table(session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None) -> Table:
     """``query countries``: nodes by the country of their address (an empty country: not placed or not enriched)."""
-    counts = country_counts(session, crawl_id=crawl_id, client=client)
+    counts = country_counts(session, scope=scope, client=client)
     total = sum(n for _, n in counts)
     return Table(("country", "nodes", "share"), [{"country": c, "nodes": n, "share": share(n, total)} for c, n in counts])
 
 
-def asn_table(session: Session, *, crawl_id: int | None = None, client: str | None = None) -> Table:
+def asn_table(session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None) -> Table:
     """``query asns``: nodes by the autonomous system announcing their address."""
-    counts = asn_counts(session, crawl_id=crawl_id, client=client)
+    counts = asn_counts(session, scope=scope, client=client)
     total = sum(n for _, _, n in counts)
     rows: list[Row] = [{"asn": a, "as_org": o, "nodes": n, "share": share(n, total)} for a, o, n in counts]
     return Table(("asn", "as_org", "nodes", "share"), rows)
 
 
 def network_table(
-    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+    session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None
 ) -> Table:
     """``query networks``: nodes by network and current fork."""
-    counts = network_counts(session, crawl_id=crawl_id, client=client, since=since)
+    counts = network_counts(session, scope=scope, client=client)
     total = sum(c.nodes for c in counts)
     rows: list[Row] = [{"network": c.network, "fork": c.fork, "nodes": c.nodes, "share": share(c.nodes, total)} for c in counts]
     return Table(("network", "fork", "nodes", "share"), rows)
 
 
 def fork_table(
-    session: Session, *, crawl_id: int | None = None, client: str | None = None, since: datetime | None = None
+    session: Session, *, scope: CrawlScope = EVERY_CRAWL, client: str | None = None
 ) -> Table:
     """``query forks``: readiness for the next fork per network; 'share' of the network's nodes."""
-    counts = fork_readiness(session, crawl_id=crawl_id, client=client, since=since)
+    counts = fork_readiness(session, scope=scope, client=client)
     per_network: dict[str, int] = {}
     for network, _, n in counts:
         per_network[network] = per_network.get(network, 0) + n
@@ -218,10 +213,10 @@ def crawl_table(session: Session) -> Table:
 LAYER_ORDER = ("execution", "consensus", "other", None)
 
 
-def layer_table(session: Session) -> Table:
+def layer_table(session: Session, scope: CrawlScope = EVERY_CRAWL) -> Table:
     """``query layers``: per layer an "all" row (share of every node), then its nodes by discovery protocols,
     consensus nodes by network/fork, execution nodes by network (shares within the layer)."""
-    counts = layer_counts(session)
+    counts = layer_counts(session, scope)
     total = sum(n for _, _, n in counts.by_protocols)
     rows: list[Row] = []
     for layer in LAYER_ORDER:

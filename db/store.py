@@ -27,6 +27,7 @@ from ethcrawl.wire.errors import WireError
 from .errors import InvalidRecord, UnsupportedDatabase
 from .models import Crawl, DialAttempt, Edge, EnrHistory, Node, Sighting
 from .queries import asn_counts, country_counts, dial_outcomes, hello_counts, network_counts, totals
+from .scope import CrawlScope
 from .records import (
     DROPPED_PREFIX,
     CrawlFinished,
@@ -518,13 +519,13 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
         dials_ok=counts.dials_ok,
         dials_failed=counts.dials_failed,
         outcomes=tuple(dial_outcomes(session, crawl_id=crawl_id)),
-        clients=tuple(hello_counts(session, "clients", crawl_id=crawl_id)),
-        networks=tuple(network_counts(session, crawl_id=crawl_id)),
+        clients=tuple(hello_counts(session, "clients", scope=CrawlScope(crawl_id=crawl_id))),
+        networks=tuple(network_counts(session, scope=CrawlScope(crawl_id=crawl_id))),
         protocols=protocols,
         layers=layers,
         dropped=_dropped(crawl.stats),
-        countries=tuple(country_counts(session, crawl_id=crawl_id)),
-        asns=tuple(asn_counts(session, crawl_id=crawl_id)),
+        countries=tuple(country_counts(session, scope=CrawlScope(crawl_id=crawl_id))),
+        asns=tuple(asn_counts(session, scope=CrawlScope(crawl_id=crawl_id))),
     )
 
 

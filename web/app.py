@@ -19,12 +19,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from ethcrawl.db.engine import Database
 from ethcrawl.db.errors import DatabaseError
-from ethcrawl.db.node_filter import BadFilter, NodeFilter, NodePage, filter_nodes, parse_cidr, parse_fork, parse_network
-from ethcrawl.db.queries import has_crawl
-from ethcrawl.db.rows import (
-    HELLO_LABELS, Row, Session, Table, crawl_table, fork_table, hello_table, layer_table, network_table, outcome_table,
-    topology_summary,
+from ethcrawl.db.errors import NotFound
+from ethcrawl.db.node_filter import (
+    BadFilter, NodeFilter, NodePage, filter_nodes, parse_asn, parse_cidr, parse_country, parse_fork, parse_network,
 )  # fmt: skip
+from ethcrawl.db.rows import (
+    HELLO_LABELS, Row, Session, Table, asn_table, country_table, crawl_table, fork_table, hello_table, layer_table,
+    network_table, outcome_table, topology_summary,
+)  # fmt: skip
+from ethcrawl.db.scope import scope_of
 
 from .model import Scope, build_header, build_sections
 from .pages import chart_svgs, ethcrawl_version, now_text, render
@@ -47,9 +50,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
-CrawlParam = Annotated[int | None, Query(ge=1, description="One crawl's attempts only (default: every crawl).")]
+CrawlParam = Annotated[int | None, Query(ge=1, description="One crawl only (default: every crawl in the window).")]
 ClientParam = Annotated[str | None, Query(description="Only nodes whose latest Hello named this client.")]
-SinceParam = Annotated[datetime | None, Query(description="Only attempts made at or after this time (ISO 8601; UTC if no zone).")]
+SinceParam = Annotated[datetime | None, Query(description="Only crawls started at or after this time (ISO 8601; UTC if no zone).")]
+UntilParam = Annotated[datetime | None, Query(description="Only crawls started before this time (ISO 8601; UTC if no zone).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Nodes per page (at most {MAX_PAGE}).")]
 Offset = Annotated[int, Query(ge=0)]
 
@@ -86,6 +90,8 @@ def node_filter_params(
     synced: bool | None = None,
     dialable: bool = False,
     seen_since: datetime | None = None,
+    country: Annotated[str | None, Query(description="ISO 3166 code of the latest address, e.g. DE (once enriched).")] = None,
+    asn: Annotated[str | None, Query(description="AS announcing the latest address, e.g. 3320 or AS3320 (once enriched).")] = None,
 ) -> NodeFilter:
     """The node filters of ``query nodes`` as query parameters (same meaning; empty values are ignored)."""
     try:
@@ -98,6 +104,8 @@ def node_filter_params(
             layer=_empty_is_none(layer), outcome=_empty_is_none(outcome), discovery=_empty_is_none(discovery),
             synced=synced, dialable=dialable,
             seen_since=_aware(seen_since),
+            country=parse_country(country) if country else None,
+            asn=parse_asn(asn) if asn else None,
         )
     except BadFilter as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
@@ -125,16 +133,23 @@ def create_app(db: Database, *, database_name: str) -> FastAPI:
     async def database_error(request: Request, exc: DatabaseError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    def scoped(s: Session, crawl: int | None) -> Scope:
-        if crawl is not None and not has_crawl(s, crawl):
-            raise HTTPException(status_code=404, detail=f"the database holds no crawl {crawl}")
-        return Scope(crawl_id=crawl)
+    def scoped(s: Session, crawl: int | None, since: datetime | None = None, until: datetime | None = None) -> Scope:
+        """The crawls a request names (db.scope.scope_of: an unknown crawl or a window no crawl can start in, 404)."""
+        since, until = _aware(since), _aware(until)
+        try:
+            scope_of(s, crawl, since, until)
+        except NotFound as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
+        return Scope(crawl_id=crawl, since=since, until=until)
 
     def share_route(name: str, table: Callable[..., Table], summary: str) -> None:
-        def endpoint(s: SessionDep, crawl: CrawlParam = None, client: ClientParam = None, since: SinceParam = None) -> list[Row]:
-            scope = scoped(s, crawl)
+        def endpoint(
+            s: SessionDep, crawl: CrawlParam = None, client: ClientParam = None, since: SinceParam = None,
+            until: UntilParam = None,
+        ) -> list[Row]:
+            scope = scoped(s, crawl, since, until)
             lowered = None if client is None else client.lower()  # client names are stored lower case
-            return table(s, crawl_id=scope.crawl_id, client=lowered, since=_aware(since)).rows
+            return table(s, client=lowered, **scope.counts).rows
 
         app.add_api_route(f"/api/{name}", endpoint, methods=["GET"], name=f"api_{name}", summary=summary,
                           response_model=list[dict[str, Any]])
@@ -144,10 +159,14 @@ def create_app(db: Database, *, database_name: str) -> FastAPI:
     share_route("outcomes", outcome_table, "Nodes by the outcome of their latest attempt (query outcomes)")
     share_route("networks", network_table, "Nodes by network and fork (query networks)")
     share_route("forks", fork_table, "Readiness for the next fork per network (query forks)")
+    share_route("countries", country_table, "Nodes by the country of their address (query countries)")
+    share_route("asns", asn_table, "Nodes by the autonomous system announcing their address (query asns)")
 
     @app.get("/api/layers", summary="Nodes by layer, discovery protocols and network (query layers)")
-    def api_layers(s: SessionDep) -> list[dict[str, Any]]:
-        return [dict(r) for r in layer_table(s).rows]
+    def api_layers(
+        s: SessionDep, crawl: CrawlParam = None, since: SinceParam = None, until: UntilParam = None
+    ) -> list[dict[str, Any]]:
+        return [dict(r) for r in layer_table(s, scoped(s, crawl, since, until).crawls).rows]
 
     @app.get("/api/crawls", summary="Every crawl, newest first (query crawls)")
     def api_crawls(s: SessionDep) -> list[dict[str, Any]]:

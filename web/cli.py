@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import re
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from ipaddress import ip_address
 from pathlib import Path
 
 import click
 
-from ethcrawl.crawler.cli_common import database, db_option, parse_host_port, write_text
-from ethcrawl.db.queries import has_crawl
+from ethcrawl.crawler.cli_common import database, db_option, parse_host_port, scope_options, write_text
+from ethcrawl.db.scope import scope_of
 
 __all__ = ["report_command", "serve_command", "DEFAULT_LISTEN"]
 
@@ -22,37 +21,17 @@ DEFAULT_LISTEN = "127.0.0.1:8000"  # loopback: the dashboard is for this machine
 LISTEN_BACKLOG = 64  # pending connections; a dashboard has few users
 
 
-# --since DURATION: a number and its unit.
-_DURATION = re.compile(r"^(\d+)([dhm])$")
-_UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
-
-
-def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    duration = _DURATION.match(value.strip())
-    if duration:
-        return datetime.now(timezone.utc) - int(duration.group(1)) * _UNITS[duration.group(2)]
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither a duration like 30d, 12h, 90m nor an ISO 8601 time") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
 @click.command("report")
 @db_option
 @click.option("--out", "out", required=True, help="The HTML file to write ('-' for stdout), or with --format png|svg a folder.")
-@click.option("--crawl", "crawl_id", type=click.IntRange(min=1), default=None, help="One crawl only (default: every crawl, each node's latest attempt).")
-@click.option(
-    "--since", default=None, callback=_since,
-    help="Only attempts made since: a duration back from now (30d, 12h, 90m) or an ISO 8601 time (UTC if no zone).",
-)
+@scope_options
 @click.option(
     "--format", "fmt", type=click.Choice(["html", "png", "svg"]), default="html", show_default=True,
     help="html: one self-contained file; png or svg: each chart as an image file in the folder --out.",
 )
-def report_command(db_url: str, out: str, crawl_id: int | None, since: datetime | None, fmt: str) -> None:
+def report_command(
+    db_url: str, out: str, crawl_id: int | None, since: datetime | None, until: datetime | None, fmt: str
+) -> None:
     """Write a report: charts of clients, versions, platforms, networks, forks, layers, outcomes, topology and
     history, each beside the table of its numbers (the rows `ethcrawl query ... --format json` prints).
 
@@ -62,12 +41,9 @@ def report_command(db_url: str, out: str, crawl_id: int | None, since: datetime 
     from .model import Scope
     from .report import report_html, report_images
 
-    if crawl_id is not None and since is not None:
-        raise click.UsageError("give --crawl or --since, not both")
-    scope = Scope(crawl_id=crawl_id, since=since)
     with database(db_url, read_only=True) as db, db.session() as session:
-        if crawl_id is not None and not has_crawl(session, crawl_id):
-            raise click.ClickException(f"the database holds no crawl {crawl_id}")
+        scope_of(session, crawl_id, since, until)  # an unknown crawl or an empty window: one line
+        scope = Scope(crawl_id=crawl_id, since=since, until=until)
         if fmt == "html":
             write_text(out, report_html(session, scope, db_url))
             return

@@ -14,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from ethcrawl.db.crawl_info import crawl_parameters
+from ethcrawl.db.scope import CrawlScope
 from ethcrawl.db.rows import (
-    HELLO_LABELS, Row, Session, Table, as_text, crawl_table, iso, fork_table, hello_table, layer_table, network_table,
+    HELLO_LABELS, Row, Session, Table, as_text, asn_table, country_table, crawl_table, iso, fork_table, hello_table, layer_table, network_table,
     outcome_table, topology_summary, topology_table,
 )  # fmt: skip
 
@@ -26,31 +27,47 @@ __all__ = ["Scope", "Panel", "Section", "Header", "SECTIONS", "build_sections", 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scope:
-    """Which attempts the share counts read: one crawl's, those made since a time, or every crawl's (each node's
-    latest in scope)."""
+    """Which crawls the share counts read (db.scope.CrawlScope: one crawl, the crawls started in [since, until),
+    or every crawl; each node's latest attempt in them), with what a page says about it."""
 
     crawl_id: int | None = None
     since: datetime | None = None  # aware
+    until: datetime | None = None  # aware
+
+    @property
+    def crawls(self) -> CrawlScope:
+        return CrawlScope(crawl_id=self.crawl_id, since=self.since, until=self.until)
 
     @property
     def counts(self) -> dict[str, Any]:
         """The scope as the db.rows share tables take it."""
-        return {"crawl_id": self.crawl_id, "since": self.since}
+        return {"scope": self.crawls}
 
     def includes(self, crawl: Row) -> bool:
-        """Whether a ``query crawls`` row is in scope: the crawl chosen, or one still running or ended since."""
-        if self.crawl_id is not None:
-            return crawl["crawl"] == self.crawl_id
-        if self.since is None:
-            return True
-        return crawl["ended"] is None or _parse_iso(str(crawl["ended"])) >= self.since
+        """Whether a ``query crawls`` row is in scope (db.scope: a crawl belongs to the window its start is in)."""
+        if self.crawl_id is not None and crawl["crawl"] != self.crawl_id:
+            return False
+        started = _parse_iso(str(crawl["started"]))
+        return (self.since is None or started >= self.since) and (self.until is None or started < self.until)
 
     def describe(self) -> str:
+        window = "".join(
+            text for text in (
+                f" started since {iso(self.since)}" if self.since is not None else "",
+                f" started before {iso(self.until)}" if self.until is not None else "",
+            )
+        )
         if self.crawl_id is not None:
             return f"crawl {self.crawl_id}"
-        if self.since is not None:
-            return f"attempts since {iso(self.since)} (each node's latest)"
+        if window:
+            return f"crawls{window} (each node's latest attempt in them)"
         return "every crawl (each node's latest attempt)"
+
+    def parameters(self) -> list[tuple[str, str]]:
+        """The scope as query parameters / CLI options (name, value)."""
+        found = [("crawl", str(self.crawl_id))] if self.crawl_id is not None else []
+        found += [("since", iso(self.since))] if self.since is not None else []
+        return found + ([("until", iso(self.until))] if self.until is not None else [])
 
 
 def _parse_iso(text: str) -> datetime:
@@ -94,19 +111,14 @@ SectionBuilder = Callable[[Session, Scope], Section]
 
 
 def _api(path: str, scope: Scope, *, scoped: bool = True) -> str:
-    if scoped and scope.crawl_id is not None:
-        return f"{path}?crawl={scope.crawl_id}"
-    if scoped and scope.since is not None:
-        return f"{path}?since={iso(scope.since)}"
-    return path
+    parameters = scope.parameters() if scoped else []
+    return path + ("?" + "&".join(f"{name}={value}" for name, value in parameters) if parameters else "")
 
 
 def _query(command: str, scope: Scope, *, scoped: bool = True) -> str:
-    """The CLI command printing the same rows ("" where the CLI has no such scope yet)."""
-    if scoped and scope.since is not None:
-        return ""
-    crawl = f" --crawl {scope.crawl_id}" if scoped and scope.crawl_id is not None else ""
-    return f"ethcrawl query {command}{crawl} --format json"
+    """The CLI command printing the same rows."""
+    options = "".join(f" --{name} {value}" for name, value in (scope.parameters() if scoped else []))
+    return f"ethcrawl query {command}{options} --format json"
 
 
 def _text(row: Row, column: str) -> str:
@@ -166,11 +178,11 @@ def layers_section(session: Session, scope: Scope) -> Section:
         kind="barh", title="Nodes by layer and discovery protocols", keep=lambda r: r["by"] == "protocols",
         label=lambda r: f"{_text(r, 'layer')}: {_text(r, 'value')}",
     )
-    panel = Panel(key="layers", caption="Nodes by layer, discovery protocols and network", table=layer_table(session),
-                  chart=chart, query=_query("layers", scope, scoped=False), api="/api/layers")
+    panel = Panel(key="layers", caption="Nodes by layer, discovery protocols and network", table=layer_table(session, scope.crawls),
+                  chart=chart, query=_query("layers", scope), api=_api("/api/layers", scope))
     return Section(key="layers", title="Layers and discovery protocols", panels=(panel,),
-                   note="Every stored node, from its ENR (whatever the crawl chosen): shares below each 'all' row are "
-                   "within the layer.")
+                   note="The nodes sighted in the crawls in scope, each by its stored (latest) ENR: shares below each "
+                   "'all' row are within the layer.")
 
 
 def outcomes_section(session: Session, scope: Scope) -> Section:
@@ -208,7 +220,7 @@ def history_section(session: Session, scope: Scope) -> Section:
     chart = ChartSpec(kind="line", title="Crawls", label=lambda r: f"#{_text(r, 'crawl')}",
                       values=("nodes", "answered", "dials_ok"), xlabel="crawl")
     crawls = crawl_table(session)
-    if scope.since is not None:  # the crawls of the window; a single --crawl still shows the whole history
+    if scope.since is not None or scope.until is not None:  # the window's crawls; one --crawl still shows them all
         crawls = Table(crawls.columns, [r for r in crawls.rows if scope.includes(r)])
     panel = Panel(key="crawls", caption="Crawls, newest first", table=crawls, chart=chart,
                   query=_query("crawls", scope, scoped=False), api="/api/crawls")
@@ -221,16 +233,36 @@ def network_over_time_section(session: Session, scope: Scope) -> Section:
                    note="Not in this version: per-client readiness, churn and uptime across crawls fill this section.")
 
 
+def _not_enriched(table: Table, key: str) -> bool:
+    """No node in scope has a place: the database was never enriched (``ethcrawl enrich``, crawl --geoip/--asn)."""
+    return all(row[key] is None for row in table.rows)
+
+
 def countries_section(session: Session, scope: Scope) -> Section:
-    """Slot: nodes by country (``query countries``, after --geoip enrichment) go here."""
-    return Section(key="countries", title="Countries",
-                   note="Not enriched: country data comes with --geoip enrichment (not in this version).")
+    table = country_table(session, **scope.counts)
+    if _not_enriched(table, "country"):
+        return Section(key="countries", title="Countries",
+                       note="Not enriched: run `ethcrawl enrich --geoip FILE.mmdb` (or crawl with --geoip) to place nodes.")
+    chart = ChartSpec(kind="barh", title="Nodes by country", label=lambda r: _text(r, "country") or "unknown")
+    panel = Panel(key="countries", caption="Nodes by the country of their address", table=table, chart=chart,
+                  query=_query("countries", scope), api=_api("/api/countries", scope))
+    return Section(key="countries", title="Countries", panels=(panel,),
+                   note="An empty country: an address the GeoIP file did not place.")
 
 
 def asns_section(session: Session, scope: Scope) -> Section:
-    """Slot: nodes by autonomous system / hosting provider (``query asns``, after --asn enrichment) go here."""
-    return Section(key="asns", title="Autonomous systems (hosting)",
-                   note="Not enriched: ASN data comes with --asn enrichment (not in this version).")
+    table = asn_table(session, **scope.counts)
+    if _not_enriched(table, "asn"):
+        return Section(key="asns", title="Autonomous systems (hosting)",
+                       note="Not enriched: run `ethcrawl enrich --asn FILE.mmdb` (or crawl with --asn) to place nodes.")
+    chart = ChartSpec(
+        kind="barh", title="Nodes by autonomous system",
+        label=lambda r: f"AS{_text(r, 'asn')} {_text(r, 'as_org')}".strip() if r["asn"] is not None else "unknown",
+    )
+    panel = Panel(key="asns", caption="Nodes by the autonomous system announcing their address", table=table,
+                  chart=chart, query=_query("asns", scope), api=_api("/api/asns", scope))
+    return Section(key="asns", title="Autonomous systems (hosting)", panels=(panel,),
+                   note="How much of the network runs in one provider's network. An empty asn: not placed.")
 
 
 # The page, in order.

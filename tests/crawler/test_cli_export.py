@@ -351,7 +351,7 @@ def test_bad_nodes_json_filters(tmp_path: Path, args: list[str], message: str) -
 
 
 def test_parse_duration_is_gos_syntax() -> None:
-    from ethcrawl.crawler.cli_export import parse_duration
+    from ethcrawl.crawler.cli_common import parse_duration
 
     assert parse_duration("1h30m") == timedelta(minutes=90)
     assert parse_duration("1.5h") == timedelta(minutes=90)

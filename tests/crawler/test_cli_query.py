@@ -14,7 +14,7 @@ from ethcrawl.db.engine import SCHEMA_VERSION, open_database
 READ_COMMANDS = [
     ["query", "clients"], ["query", "versions"], ["query", "os"], ["query", "runtimes"], ["query", "networks"],
     ["query", "forks"], ["query", "outcomes"], ["query", "nodes"], ["query", "crawls"], ["query", "topology"],
-    ["export", "csv"], ["export", "edges"], ["export", "nodes-json"],
+    ["export", "csv"], ["export", "edges"], ["export", "nodes-json"], ["query", "history", "clients"], ["query", "uptime"],
 ]  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from ethcrawl.db.engine import open_database
 from ethcrawl.db.enrich import EnrichCounts, enrich_database
 from ethcrawl.db.models import Node, Sighting
 from ethcrawl.db.queries import asn_counts, country_counts
+from ethcrawl.db.scope import CrawlScope
 from ethcrawl.db.records import CrawlStarted, DialRecord, NodeSeen, Place, Record
 from ethcrawl.db.store import begin_crawl, write_records
 
@@ -222,11 +223,16 @@ def test_country_and_asn_counts_match_the_hand_computed_ones(filled: str, files:
         [(*CLOUD, 2), (*TELECOM, 2), (*V6, 1), (None, None, 1)],
     )
     # Crawl 1, each node at its address then: A DE, B DE, C US, D -, E -.
-    assert _counted(filled, crawl_id=1) == ([("DE", 2), (None, 2), ("US", 1)], [(*CLOUD, 2), (*TELECOM, 2), (None, None, 1)])
-    assert _counted(filled, crawl_id=2) == ([("DE", 1), ("JP", 1), ("US", 1)], [(*CLOUD, 1), (*TELECOM, 1), (*V6, 1)])
+    assert _counted(filled, scope=CrawlScope(crawl_id=1)) == ([("DE", 2), (None, 2), ("US", 1)], [(*CLOUD, 2), (*TELECOM, 2), (None, None, 1)])
+    assert _counted(filled, scope=CrawlScope(crawl_id=2)) == ([("DE", 1), ("JP", 1), ("US", 1)], [(*CLOUD, 1), (*TELECOM, 1), (*V6, 1)])
     # geth's nodes (A, B): A in JP now, in DE in crawl 1.
     assert _counted(filled, client="geth") == ([("DE", 1), ("JP", 1)], [(*CLOUD, 1), (*V6, 1)])
-    assert _counted(filled, crawl_id=1, client="geth") == ([("DE", 2)], [(*CLOUD, 2)])
+    assert _counted(filled, scope=CrawlScope(crawl_id=1), client="geth") == ([("DE", 2)], [(*CLOUD, 2)])
+    # Both crawls as a window: each node once, at its latest sighting with an address (A in JP, C counted once).
+    assert _counted(filled, scope=CrawlScope(since=T0)) == (
+        [("DE", 2), (None, 2), ("JP", 1), ("US", 1)],
+        [(*CLOUD, 2), (*TELECOM, 2), (*V6, 1), (None, None, 1)],
+    )
 
 
 # ---------------------------------------------------------------- the command line

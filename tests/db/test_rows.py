@@ -1,8 +1,8 @@
-"""db.rows: the share tables scoped by time (``since``), which the report's --since and the API's ?since= read."""
+"""db.rows: the share tables scoped by a window of crawl starts (db.scope.CrawlScope), as the report's --since/--until
+and the API's ?since=&until= read them."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.rows import fork_table, hello_table, network_table, outcome_table
+from ethcrawl.db.scope import CrawlScope
 from fixture_db import T0, Facts, fill_database
 
 TABLES = {
@@ -31,26 +32,15 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database,
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
-def test_since_a_crawls_start_is_that_crawl_onwards(filled: tuple[Database, Facts], name: str) -> None:
+def test_a_window_from_a_crawls_start_is_that_crawl_onwards(filled: tuple[Database, Facts], name: str) -> None:
     db, _ = filled
     table = TABLES[name]
     with db.session() as session:
-        # The fixture's second crawl starts a day after the first: since then, only its attempts count.
-        assert table(session, since=T0 + timedelta(days=1)) == table(session, crawl_id=2)
-        assert table(session, since=T0 - timedelta(days=1)) == table(session)
-        assert table(session, since=T0 + timedelta(days=30)).rows == []
-        assert table(session, since=T0 + timedelta(days=1), client="geth") == table(session, crawl_id=2, client="geth")
-
-
-def test_since_inside_a_crawl_counts_the_attempts_made_since(filled: tuple[Database, Facts]) -> None:
-    db, facts = filled
-    since = T0 + timedelta(days=1, minutes=1, seconds=10)  # ten attempts into the second crawl
-    latest = {}
-    for dial in facts.dials:
-        if dial.attempted_at >= since:
-            latest[dial.node_id] = dial
-    want = Counter(d.outcome for d in latest.values())
-    assert 0 < sum(want.values()) < len(facts.crawls[1].dials)
-    with db.session() as session:
-        got = {r["outcome"]: r["nodes"] for r in outcome_table(session, since=since).rows}
-    assert got == dict(want)
+        # The fixture's second crawl starts a day after the first: a window from then holds only that crawl.
+        assert table(session, scope=CrawlScope(since=T0 + timedelta(days=1))) == table(session, scope=CrawlScope(crawl_id=2))
+        assert table(session, scope=CrawlScope(until=T0 + timedelta(days=1))) == table(session, scope=CrawlScope(crawl_id=1))
+        assert table(session, scope=CrawlScope(since=T0 - timedelta(days=1))) == table(session)
+        assert table(session, scope=CrawlScope(since=T0 + timedelta(days=30))).rows == []
+        assert table(session, scope=CrawlScope(since=T0 + timedelta(days=1)), client="geth") == table(
+            session, scope=CrawlScope(crawl_id=2), client="geth"
+        )

@@ -42,11 +42,18 @@ def cli_json(*args: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-SHARE_QUERIES = ["clients", "versions", "os", "arch", "runtimes", "outcomes", "networks", "forks"]
+SHARE_QUERIES = ["clients", "versions", "os", "arch", "runtimes", "outcomes", "networks", "forks", "countries", "asns"]
 
 
 @pytest.mark.parametrize("query", SHARE_QUERIES)
-@pytest.mark.parametrize("scope", [[], ["--crawl", "1"], ["--client", "geth"], ["--crawl", "2", "--client", "RETH"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "scope",
+    [
+        [], ["--crawl", "1"], ["--client", "geth"], ["--crawl", "2", "--client", "RETH"],
+        ["--since", "2026-11-02T00:00:00Z"], ["--since", "2026-11-01T00:00:00Z", "--until", "2026-11-02T00:00:00Z"],
+    ],
+    ids=" ".join,
+)
 def test_share_endpoints_are_the_cli_rows(client: TestClient, url: str, query: str, scope: list[str]) -> None:
     params = {k.lstrip("-"): v for k, v in zip(scope[::2], scope[1::2])}
     answer = client.get(f"/api/{query}", params=params)
@@ -59,6 +66,17 @@ def test_share_endpoints_are_the_cli_rows(client: TestClient, url: str, query: s
 @pytest.mark.parametrize("query", ["layers", "crawls"])
 def test_database_wide_endpoints_are_the_cli_rows(client: TestClient, url: str, query: str) -> None:
     assert client.get(f"/api/{query}").json() == cli_json("query", query, "--db", url) != []
+
+
+@pytest.mark.parametrize("scope", [["--crawl", "2"], ["--since", "2026-11-02T00:00:00Z"]], ids=" ".join)
+def test_layers_in_a_scope_are_the_cli_rows(client: TestClient, url: str, scope: list[str]) -> None:
+    params = {k.lstrip("-"): v for k, v in zip(scope[::2], scope[1::2])}
+    assert client.get("/api/layers", params=params).json() == cli_json("query", "layers", "--db", url, *scope) != []
+
+
+def test_an_unknown_crawl_or_an_empty_window_is_a_404(client: TestClient) -> None:
+    assert client.get("/api/clients", params={"crawl": 99}).status_code == 404
+    assert client.get("/api/clients", params={"since": "2026-11-03T00:00:00Z", "until": "2026-11-02T00:00:00Z"}).status_code == 404
 
 
 @pytest.mark.parametrize("args", [[], ["--crawl", "1"], ["--crawl", "2", "--discovery", "v4"]], ids=" ".join)
@@ -75,6 +93,8 @@ def test_topology_is_the_cli_object(client: TestClient, url: str, args: list[str
         ({"version": "1.1", "network": "mainnet"}, ["--version", "1.1", "--network", "mainnet"]),
         ({"fork": "prague", "ip": "10.0.0.0/8"}, ["--fork", "prague", "--ip", "10.0.0.0/8"]),
         ({"outcome": "too-many-peers"}, ["--outcome", "too-many-peers"]),
+        ({"country": "de"}, ["--country", "de"]),
+        ({"asn": "AS64501", "country": "FR"}, ["--asn", "64501", "--country", "FR"]),
         ({"layer": "unknown", "dialable": "true"}, ["--layer", "unknown", "--dialable"]),
         ({"synced": "false"}, ["--not-synced"]),
         ({"seen_since": "2026-11-02T12:00:30Z"}, ["--seen-since", "2026-11-02T12:00:30Z"]),

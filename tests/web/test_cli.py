@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import socket
@@ -124,17 +125,34 @@ def _table_cells(text: str, table_id: str) -> list[list[str]]:
     return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)[1:]]
 
 
-def test_report_since_counts_the_attempts_from_then_on(url: str, tmp_path: Path) -> None:
+def test_report_since_counts_the_crawls_started_from_then_on(url: str, tmp_path: Path) -> None:
     out = tmp_path / "since.html"
     # The fixture's crawls start a day apart (2026-11-01, -02, -03 at 12:00 UTC): since the 3rd, only crawl 3.
     assert invoke("report", "--db", url, "--out", str(out), "--since", "2026-11-03").exit_code == 0
     text = out.read_text()
-    assert "attempts since 2026-11-03T00:00:00Z" in text
+    assert "crawls started since 2026-11-03T00:00:00Z" in text
     outcomes = [json.loads(line) for line in invoke("query", "outcomes", "--db", url, "--crawl", "3", "--format", "json").stdout.splitlines()]
     assert _table_cells(text, "table-outcomes") == [[r["outcome"], str(r["nodes"]), str(r["share"])] for r in outcomes] != []
     assert [row[0] for row in _table_cells(text, "table-crawls")] == ["3"]
 
 
-@pytest.mark.parametrize(("args", "needle"), [(["--since", "3x"], "30d"), (["--since", "30d", "--crawl", "1"], "not both")])
-def test_report_bad_since_is_a_usage_error(url: str, tmp_path: Path, args: list[str], needle: str) -> None:
-    assert_one_line(invoke("report", "--db", url, "--out", str(tmp_path / "r.html"), *args), 2, needle)
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--since", "3x"], 2, "7d"),
+        (["--since", "2026-11-03", "--until", "2026-11-02"], 1, "is not before --until"),
+        (["--crawl", "99"], 1, "no crawl 99"),
+    ],
+)
+def test_report_bad_scope_is_one_line(url: str, tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    assert_one_line(invoke("report", "--db", url, "--out", str(tmp_path / "r.html"), *args), code, needle)
+
+
+@pytest.mark.parametrize("query", ["countries", "asns"])
+def test_report_places_nodes_as_query_countries_and_asns_count_them(url: str, tmp_path: Path, query: str) -> None:
+    out = tmp_path / "placed.html"
+    assert invoke("report", "--db", url, "--out", str(out)).exit_code == 0
+    rows = [json.loads(line) for line in invoke("query", query, "--db", url, "--format", "json").stdout.splitlines()]
+    columns = ("country", "nodes", "share") if query == "countries" else ("asn", "as_org", "nodes", "share")
+    cells = [[html.escape(str(r[c])) for c in columns] for r in rows]
+    assert _table_cells(out.read_text(), f"table-{query}") == cells != []
