@@ -138,14 +138,14 @@ def emit_rows(columns: Sequence[str], rows: Iterable[Row], fmt: str, handle: IO[
 
 # Go's time.ParseDuration units, and days (list makers think in days; Go has none).
 _DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0,
 }  # fmt: skip
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h|d)")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h|d|w)")
 MAX_MIN_AGE = timedelta(days=100 * 365)  # beyond any node's life; bounds timedelta arithmetic
 
 
 def parse_duration(text: str) -> timedelta:
-    """Go's duration syntax ("72h", "1h30m", "90s"), plus "d" for days; ValueError otherwise."""
+    """Go's duration syntax ("72h", "1h30m", "90s"), plus "d" for days and "w" for weeks; ValueError otherwise."""
     position, seconds = 0, 0.0
     while position < len(text):
         part = _DURATION_PART.match(text, position)
@@ -159,15 +159,24 @@ def parse_duration(text: str) -> timedelta:
 
 
 class Duration(click.ParamType[timedelta]):
+    """A parse_duration option; ``positive``: zero is refused too (an interval, a retention window)."""
+
     name = "duration"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+            duration = value
+        else:
+            try:
+                duration = parse_duration(str(value))
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if self.positive and duration <= timedelta(0):
+            self.fail(f"{value!r} is not allowed: the duration must be more than 0", param, ctx)
+        return duration
 
 
 def parse_when(text: str, now: datetime) -> datetime:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -15,38 +15,15 @@ from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.schedule import Backoff
 
+from .cli_common import Duration
 from .cli_crawl import WalkSetup, walk_options, walk_setup, with_metrics
 from .geoip import GeoIPError
 from .metrics import Metrics
 from .monitor import DEFAULT_INTERVAL, CycleResult, MonitorConfig, run_monitor
 
-__all__ = ["Duration", "monitor_command"]
+__all__ = ["monitor_command"]
 
 log = logging.getLogger(__name__)
-
-# Seconds per unit of a duration ("90d", "30m", "1.5h"; a bare number is seconds).
-UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-MAX_SECONDS = 100 * 365 * 86400.0  # a century: anything longer is a typo, and trio deadlines need finite numbers
-
-
-class Duration(click.ParamType[float]):
-    """A positive duration: a number with a unit (s, m, h, d, w), e.g. ``30m`` or ``90d``; a bare number is seconds."""
-
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, (int, float)):
-            seconds = float(value)
-        else:
-            match = _DURATION.match(str(value))
-            if match is None:
-                self.fail(f"{value!r} is not a duration: give a number and a unit (s, m, h, d, w), e.g. 30m or 90d", param, ctx)
-            seconds = float(match[1]) * UNITS[match[2] or "s"]
-        if not 0 < seconds <= MAX_SECONDS:
-            self.fail(f"{value!r} is not allowed: a duration must be more than 0 and at most 100 years", param, ctx)
-        return seconds
-
 
 def _shown(seconds: float) -> str:
     return f"{seconds:g}s"
@@ -54,14 +31,15 @@ def _shown(seconds: float) -> str:
 
 @click.command("monitor")
 @walk_options
-@click.option("--interval", type=Duration(), default=_shown(DEFAULT_INTERVAL), show_default="30m", help="Time from one walk of the DHT to the next (e.g. 30m, 2h).")
+@click.option("--interval", type=Duration(positive=True), default=_shown(DEFAULT_INTERVAL), show_default="30m", help="Time from one walk of the DHT to the next (e.g. 30m, 2h).")
 @click.option("--cycles", type=click.IntRange(min=1), default=None, help="Stop after this many walks (default: run until SIGTERM or Ctrl-C).")
-@click.option("--revalidate", type=Duration(), default=_shown(Backoff().answered), show_default="10m", help="A known node that answered its last check is checked again this long after (a Ping and a dial between walks). Nodes that fail wait 12 h, then 48 h, then 14 d.")
-@click.option("--keep", type=Duration(), default=None, help="Prune sightings, edges and dial attempts of crawls older than this (e.g. 90d) after each walk; the nodes table is never pruned. Default: keep everything.")
+@click.option("--revalidate", type=Duration(positive=True), default=_shown(Backoff().answered), show_default="10m", help="A known node that answered its last check is checked again this long after (a Ping and a dial between walks). Nodes that fail wait 12 h, then 48 h, then 14 d.")
+@click.option("--keep", type=Duration(positive=True), default=None, help="Prune sightings, edges and dial attempts of crawls older than this (e.g. 90d) after each walk; the nodes table is never pruned. Default: keep everything.")
 # Shrinks the failure back-off (12 h, 48 h, 14 d) for demos and tests of the schedule.
 @click.option("--backoff-scale", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, hidden=True)
 def monitor_command(
-    interval: float, cycles: int | None, revalidate: float, keep: float | None, backoff_scale: float, **walk: Any
+    interval: timedelta, cycles: int | None, revalidate: timedelta, keep: timedelta | None, backoff_scale: float,
+    **walk: Any,
 ) -> None:
     """Run for as long as it is left running: walk the DHT every --interval and, between walks, revalidate known
     nodes (a discovery Ping, a new record if they announce one, an RLPx dial) when they fall due.
@@ -73,7 +51,8 @@ def monitor_command(
     """
     setup = walk_setup(**walk)
     config = MonitorConfig(
-        interval=interval, cycles=cycles, keep=keep, backoff=Backoff(answered=revalidate).scaled(backoff_scale)
+        interval=interval.total_seconds(), cycles=cycles, keep=None if keep is None else keep.total_seconds(),
+        backoff=Backoff(answered=revalidate.total_seconds()).scaled(backoff_scale),
     )
     if log.getEffectiveLevel() > logging.INFO:
         # The cycle lines are the monitor's output; the rest of the crawler stays at the level -v chose.

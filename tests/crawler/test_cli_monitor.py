@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 import trio
-from ethcrawl.crawler.cli_monitor import Duration
+from ethcrawl.crawler.cli_common import Duration
 from ethcrawl.crawler.devnet import open_devnet
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.wire.crypto import generate_private_key
@@ -25,15 +25,15 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
         return conn.execute(sql).fetchall()
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30m", 1800.0), ("90d", 90 * 86400.0), ("1.5h", 5400.0), ("45", 45.0), ("2w", 14 * 86400.0)])
+@pytest.mark.parametrize(("text", "seconds"), [("30m", 1800.0), ("90d", 90 * 86400.0), ("1.5h", 5400.0), ("45s", 45.0), ("2w", 14 * 86400.0), ("1h30m", 5400.0)])
 def test_durations(text: str, seconds: float) -> None:
-    assert Duration().convert(text, None, None) == seconds
+    assert Duration(positive=True).convert(text, None, None).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0", "-5m", "5x", "m", "1e9d", "nan"])
+@pytest.mark.parametrize("text", ["", "0", "0s", "45", "-5m", "5x", "m", "1e9d", "nan", "40000w"])
 def test_bad_durations_are_one_clear_error(text: str) -> None:
     with pytest.raises(click.BadParameter):
-        Duration().convert(text, None, None)
+        Duration(positive=True).convert(text, None, None)
 
 
 async def test_monitor_runs_its_cycles_and_logs_one_line_each(tmp_path: Path) -> None:
