@@ -9,7 +9,8 @@ import sys
 from datetime import datetime, timezone
 from functools import partial
 from ipaddress import ip_address
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -417,6 +418,31 @@ def walk_setup(
     return WalkSetup(options=options, node_key=node_key, metrics_address=metrics, geo=geo)
 
 
+@contextmanager
+def walk_database(setup: WalkSetup, db_url: str, *, unenriched: str) -> Iterator[Database]:
+    """The database a walk (crawl or monitor) writes, open for the block; what the block raises of the database,
+    the --geoip/--asn files (``unenriched`` says what was kept) or the sockets is one line; the database and the
+    --geoip/--asn files are closed after."""
+    try:
+        try:
+            db = open_database(db_url)
+        except DatabaseError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            yield db
+        except DatabaseError as exc:
+            raise click.ClickException(str(exc)) from None
+        except GeoIPError as exc:
+            raise click.ClickException(f"{unenriched}: {exc}") from None
+        except OSError as exc:
+            raise click.ClickException(f"cannot open sockets: {exc}") from None
+        finally:
+            db.close()
+    finally:
+        if setup.geo is not None:
+            setup.geo.close()
+
+
 async def with_metrics(
     address: tuple[str, int] | None, run: Callable[[Metrics | None], Awaitable[T]]
 ) -> T:
@@ -462,30 +488,14 @@ def crawl_command(duration: float | None, listen: str | None, **walk: Any) -> No
     With --geoip/--asn, the crawl's nodes and sightings get their country and AS when it ends, before the summary.
     """
     setup = walk_setup(duration=duration, listen=listen, **walk)
-    try:
-        db = open_database(walk["db_url"])
-    except DatabaseError as exc:
-        if setup.geo is not None:
-            setup.geo.close()
-        raise click.ClickException(str(exc)) from None
-    console = Console(stderr=True)
-    try:
+    with walk_database(setup, walk["db_url"], unenriched="the crawl is stored, but not enriched") as db:
+        console = Console(stderr=True)
         if console.is_terminal:
             with Live(console=console, refresh_per_second=4, transient=True) as live:
                 show = lambda p: live.update(_progress_table(p))  # noqa: E731
                 summary = trio.run(with_metrics, setup.metrics_address, partial(_crawl_with_metrics, db, setup, show))
         else:
             summary = trio.run(with_metrics, setup.metrics_address, partial(_crawl_with_metrics, db, setup, None))
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
-    except GeoIPError as exc:
-        raise click.ClickException(f"the crawl is stored, but not enriched: {exc}") from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot open sockets: {exc}") from None
-    finally:
-        db.close()
-        if setup.geo is not None:
-            setup.geo.close()
     _print_summary(Console(), summary)
     _print_dropped(Console(), summary)
 

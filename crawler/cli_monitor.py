@@ -11,13 +11,11 @@ from typing import Any
 import click
 import trio
 
-from ethcrawl.db.engine import Database, open_database
-from ethcrawl.db.errors import DatabaseError
+from ethcrawl.db.engine import Database
 from ethcrawl.db.schedule import Backoff
 
 from .cli_common import Duration
-from .cli_crawl import WalkSetup, walk_options, walk_setup, with_metrics
-from .geoip import GeoIPError
+from .cli_crawl import WalkSetup, walk_database, walk_options, walk_setup, with_metrics
 from .metrics import Metrics
 from .monitor import DEFAULT_INTERVAL, CycleResult, MonitorConfig, run_monitor
 
@@ -57,24 +55,8 @@ def monitor_command(
     if log.getEffectiveLevel() > logging.INFO:
         # The cycle lines are the monitor's output; the rest of the crawler stays at the level -v chose.
         logging.getLogger("ethcrawl.crawler.monitor").setLevel(logging.INFO)
-    try:
-        db = open_database(walk["db_url"])
-    except DatabaseError as exc:
-        if setup.geo is not None:
-            setup.geo.close()
-        raise click.ClickException(str(exc)) from None
-    try:
+    with walk_database(setup, walk["db_url"], unenriched="the monitor stopped: a cycle is stored, but not enriched") as db:
         ran = trio.run(with_metrics, setup.metrics_address, partial(_monitor, db, setup, config))
-    except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from None
-    except GeoIPError as exc:
-        raise click.ClickException(f"the monitor stopped: a cycle is stored, but not enriched: {exc}") from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot open sockets: {exc}") from None
-    finally:
-        db.close()
-        if setup.geo is not None:
-            setup.geo.close()
     click.echo(f"monitor: {ran} cycles", err=True)
 
 
