@@ -34,7 +34,7 @@ import time
 from array import array
 from bisect import bisect_left
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Protocol, TypeVar
@@ -149,23 +149,44 @@ class CrawlStats:
 
 @dataclass(eq=False, slots=True)
 class _NodeState:
+    """What the crawl keeps of one known node, for the whole crawl: kept small (BENCHMARKS.md, bytes per known node).
+
+    The node's ENR is held as its signed RLP (``record``, ~150-300 bytes), not as an ``ENR`` (~1.4 KB with its
+    decoded pairs and parsed key): ``enr`` decodes it again, unverified (it was verified when it came in), on the
+    few occasions a visit or a dial needs it.
+    """
+
     node: Node
     source: str
     index: int  # order of discovery: what other nodes' edge arrays name this node by
-    enr: ENR | None = None
+    record: bytes | None = None
+    record_seq: int = -1  # the ENR seq of ``record`` (-1: no record), so a newer one is told without decoding
     visited: bool = False
     responded: bool = False
     dial_queued: bool = False
     v4_started: bool = False
     v5_started: bool = False
-    protocols: set[str] = field(default_factory=set)  # discovery protocols that answered
-    # The nodes this one returned in the crawl, over which protocols (see ``_add_edge``).
-    returned: array[int] = field(default_factory=partial(array, "I"))
+    answered: int = 0  # discovery protocols that answered: EDGE_PROTOCOL_BIT bits (a set would take ~200 bytes)
+    # The nodes this one returned in the crawl, over which protocols (see ``_add_edge``); None until its first
+    # (most records of a real network never answer).
+    returned: array[int] | None = None
     # The sybil bound: who first told us of this node (None once another peer confirmed it, and for
     # seeds), and how many nodes this one introduced that nobody confirmed yet.
     introducer: _NodeState | None = None
     unconfirmed: int = 0
     returned_by: int = 0  # distinct peers that returned this node: the frontier's measure of "likely alive"
+
+    @property
+    def enr(self) -> ENR | None:
+        return None if self.record is None else ENR.from_rlp(self.record, verify=False)
+
+    def keep_enr(self, enr: ENR) -> None:
+        self.record, self.record_seq = enr.to_rlp(), enr.seq
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The discovery protocols that answered, sorted."""
+        return tuple(name for name, bit in EDGE_PROTOCOL_BIT.items() if self.answered & bit)
 
 
 class Crawler:
@@ -228,8 +249,8 @@ class Crawler:
             dials_started=self._dials_started,
             dials_in_flight=self._dials_in_flight,
             relay_rejected=self._relay_rejected,
-            answered_v4=sum(1 for s in self._nodes.values() if "v4" in s.protocols),
-            answered_v5=sum(1 for s in self._nodes.values() if "v5" in s.protocols),
+            answered_v4=sum(1 for s in self._nodes.values() if s.answered & EDGE_PROTOCOL_BIT["v4"]),
+            answered_v5=sum(1 for s in self._nodes.values() if s.answered & EDGE_PROTOCOL_BIT["v5"]),
             dropped_by_rule=tuple((rule, self._dropped[rule]) for rule in DROP_RULES),
             unhashed_peers=self._unhashed_peers,
         )
@@ -276,13 +297,15 @@ class Crawler:
             return None
         state = self._nodes.get(node.node_id)
         if state is None:
-            state = _NodeState(node=node, source=source, index=len(self._nodes), enr=enr)
+            state = _NodeState(node=node, source=source, index=len(self._nodes))
+            if enr is not None:
+                state.keep_enr(enr)
             self._nodes[node.node_id] = state
             self._frontier.push(state, _priority(state))
             self._wakeup.set()
             await self._emit_node(state)
-        elif enr is not None and (state.enr is None or enr.seq > state.enr.seq):
-            state.enr = enr
+        elif enr is not None and enr.seq > state.record_seq:
+            state.keep_enr(enr)
             await self._emit_node(state)
             if state.visited and self._wants_v5(state):
                 # Known before only without a record: now it can be asked over v5 too.
@@ -300,12 +323,12 @@ class Crawler:
                 ip=str(node.ip) if node.ip is not None else None,
                 udp=node.udp,
                 tcp=node.tcp,
-                enr=state.enr.to_rlp() if state.enr else None,
-                enr_seq=state.enr.seq if state.enr else None,
+                enr=state.record,
+                enr_seq=state.record_seq if state.record is not None else None,
                 seen_at=self._now(),
                 source=state.source,
                 responded=state.responded,
-                protocols=tuple(sorted(state.protocols)),
+                protocols=state.protocols,
             )
         )
 
@@ -321,7 +344,8 @@ class Crawler:
     async def _dial_guarded(self, state: _NodeState) -> None:
         assert self.dialer is not None
         try:
-            await self.dialer(_dial_target(state), state.enr)
+            enr = state.enr
+            await self.dialer(_dial_target(state.node, enr), enr)
         except Exception:
             log.exception("dial failed node=%s", state.node.node_id.hex()[:16])
         finally:
@@ -346,14 +370,10 @@ class Crawler:
         return self.discovery is not None and not state.v4_started and node.ip is not None and bool(node.udp)
 
     def _wants_v5(self, state: _NodeState) -> bool:
+        if self.discovery_v5 is None or state.v5_started or state.record is None:
+            return False
         enr = state.enr
-        return (
-            self.discovery_v5 is not None
-            and not state.v5_started
-            and enr is not None
-            and enr.node_id is not None
-            and enr_address(enr) is not None
-        )
+        return enr is not None and enr.node_id is not None and enr_address(enr) is not None
 
     async def _visit(self, state: _NodeState) -> None:
         state.visited = True
@@ -383,11 +403,11 @@ class Crawler:
         if not await self._retried(partial(discovery.bond, node)):
             return
         state.responded = True
-        state.protocols.add("v4")
+        state.answered |= EDGE_PROTOCOL_BIT["v4"]
         # A Pong without an ENR seq means no EIP-868: asking would only wait out the timeout.
         enr = await discovery.request_enr(node) if discovery.speaks_eip868(node) else None
-        if enr is not None and (state.enr is None or enr.seq >= state.enr.seq):
-            state.enr = enr
+        if enr is not None and enr.seq >= state.record_seq:
+            state.keep_enr(enr)
             if enr.tcp and node.tcp is None:
                 state.node = node = Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
         await self._emit_node(state)
@@ -455,14 +475,14 @@ class Crawler:
         if pong is None:
             return
         state.responded = True
-        state.protocols.add("v5")
+        state.answered |= EDGE_PROTOCOL_BIT["v5"]
         if pong.enr_seq > enr.seq:
             # Its record changed since the one we were given: distance 0 is the node itself.  A newer
             # record without a usable endpoint is kept for the database, but we go on asking the
             # address that just answered.
             newer = [r for r in await v5.find_node(enr, (0,)) or () if r.seq > enr.seq]
             if newer:
-                state.enr = newer[0]
+                state.keep_enr(newer[0])
                 if enr_address(newer[0]) is not None:
                     enr = newer[0]
         await self._emit_node(state)
@@ -557,6 +577,8 @@ class Crawler:
         target = await self._learn(node, source=source, enr=enr)
         assert target is not None  # only excluded ids are not learned, and they were turned away above
         self._note_introduction(state, target, known is None)
+        if state.returned is None:
+            state.returned = array("I")
         new_pair, new_over_protocol = _add_edge(state.returned, target.index, EDGE_PROTOCOL_BIT[protocol])
         self._edges += new_pair
         if new_pair:
@@ -656,10 +678,9 @@ def _priority(state: _NodeState) -> int:
     return SEED_PRIORITY if state.source == "bootnode" else min(state.returned_by, RETURNS_THAT_COUNT)
 
 
-def _dial_target(state: _NodeState) -> Node:
-    """Where to dial: the RLPx port of the node's newest record (signed by the node; a NEIGHBORS entry may be
-    old, and a node that moved its port is refused at the old one), at the address we know it by."""
-    node, enr = state.node, state.enr
+def _dial_target(node: Node, enr: ENR | None) -> Node:
+    """Where to dial ``node``: the RLPx port of its newest record ``enr`` (signed by the node; a NEIGHBORS entry may
+    be old, and a node that moved its port is refused at the old one), at the address we know it by."""
     if enr is not None and enr.tcp and enr.tcp != node.tcp and enr.ip in (None, node.ip):
         return Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
     return node
@@ -672,7 +693,8 @@ def _looks_like_execution(state: _NodeState) -> bool:
     time out.  A node without a record was learned through discovery v4 (the
     execution layer's DHT) or given as an enode URL.
     """
-    if state.enr is None:
+    enr = state.enr
+    if enr is None:
         return True
-    layer = classify(state.enr).layer
-    return layer == "execution" or (layer == "other" and "v4" in state.protocols)
+    layer = classify(enr).layer
+    return layer == "execution" or (layer == "other" and bool(state.answered & EDGE_PROTOCOL_BIT["v4"]))
