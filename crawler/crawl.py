@@ -57,7 +57,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RECORD_BUFFER = 1024  # records in flight to the writer; back-pressure beyond that
+RECORD_BUFFER = 1024  # items in flight to the writer (a record, or the list one answer made: <= ~32); back-pressure beyond
 PROGRESS_INTERVAL = 1.0  # s
 # The live rate looks this far back: long enough to smooth bursts of answers, short enough to follow a crawl that
 # slows down as its frontier turns into dead records waiting out their timeouts.

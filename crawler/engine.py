@@ -23,8 +23,9 @@ dialer (all nodes with a TCP port when ``dial_all``).
 
 The crawl ends by itself when the frontier is empty and nothing is in flight
 (no watchdog timers), or when the caller's cancel scope (``--duration``,
-Ctrl-C) fires.  Results leave the engine only as records on a channel, so the
-one database writer task can batch them.
+Ctrl-C) fires.  Results leave the engine only as records on a channel (a record,
+or a list of the records one answer made), so the one database writer task can
+batch them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import time
 from array import array
 from bisect import bisect_left
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Protocol, TypeVar
@@ -43,6 +44,7 @@ import trio
 
 from ethcrawl.db.records import EdgeSeen, NodeSeen
 from ethcrawl.wire.classify import classify
+from ethcrawl.wire.crypto import node_id_from_pubkey
 from ethcrawl.wire.discv4 import NodeRecord
 from ethcrawl.wire.discv5.messages import MAX_DISTANCE
 from ethcrawl.wire.enode import IPAddress, Node
@@ -149,23 +151,44 @@ class CrawlStats:
 
 @dataclass(eq=False, slots=True)
 class _NodeState:
+    """What the crawl keeps of one known node, for the whole crawl: kept small (BENCHMARKS.md, bytes per known node).
+
+    The node's ENR is held as its signed RLP (``record``, ~150-300 bytes), not as an ``ENR`` (~1.4 KB with its
+    decoded pairs and parsed key): ``enr`` decodes it again, unverified (it was verified when it came in), on the
+    few occasions a visit or a dial needs it.
+    """
+
     node: Node
     source: str
     index: int  # order of discovery: what other nodes' edge arrays name this node by
-    enr: ENR | None = None
+    record: bytes | None = None
+    record_seq: int = -1  # the ENR seq of ``record`` (-1: no record), so a newer one is told without decoding
     visited: bool = False
     responded: bool = False
     dial_queued: bool = False
     v4_started: bool = False
     v5_started: bool = False
-    protocols: set[str] = field(default_factory=set)  # discovery protocols that answered
-    # The nodes this one returned in the crawl, over which protocols (see ``_add_edge``).
-    returned: array[int] = field(default_factory=partial(array, "I"))
+    answered: int = 0  # discovery protocols that answered: EDGE_PROTOCOL_BIT bits (a set would take ~200 bytes)
+    # The nodes this one returned in the crawl, over which protocols (see ``_add_edge``); None until its first
+    # (most records of a real network never answer).
+    returned: array[int] | None = None
     # The sybil bound: who first told us of this node (None once another peer confirmed it, and for
     # seeds), and how many nodes this one introduced that nobody confirmed yet.
     introducer: _NodeState | None = None
     unconfirmed: int = 0
     returned_by: int = 0  # distinct peers that returned this node: the frontier's measure of "likely alive"
+
+    @property
+    def enr(self) -> ENR | None:
+        return None if self.record is None else ENR.from_rlp(self.record, verify=False)
+
+    def keep_enr(self, enr: ENR) -> None:
+        self.record, self.record_seq = enr.to_rlp(), enr.seq
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The discovery protocols that answered, sorted."""
+        return tuple(name for name, bit in EDGE_PROTOCOL_BIT.items() if self.answered & bit)
 
 
 class Crawler:
@@ -228,8 +251,8 @@ class Crawler:
             dials_started=self._dials_started,
             dials_in_flight=self._dials_in_flight,
             relay_rejected=self._relay_rejected,
-            answered_v4=sum(1 for s in self._nodes.values() if "v4" in s.protocols),
-            answered_v5=sum(1 for s in self._nodes.values() if "v5" in s.protocols),
+            answered_v4=sum(1 for s in self._nodes.values() if s.answered & EDGE_PROTOCOL_BIT["v4"]),
+            answered_v5=sum(1 for s in self._nodes.values() if s.answered & EDGE_PROTOCOL_BIT["v5"]),
             dropped_by_rule=tuple((rule, self._dropped[rule]) for rule in DROP_RULES),
             unhashed_peers=self._unhashed_peers,
         )
@@ -271,19 +294,34 @@ class Crawler:
     async def _emit(self, record: object) -> None:
         await self.records.send(record)
 
+    async def _emit_all(self, records: list[object]) -> None:
+        """Send the records of one answer as one list: a channel send is a trio checkpoint (a trip through the
+        scheduler), once per answer rather than once per node and edge.  The writer takes lists as records."""
+        if records:
+            await self.records.send(records)
+
     async def _learn(self, node: Node, *, source: str, enr: ENR | None = None) -> _NodeState | None:
+        out: list[object] = []
+        state = self._learn_into(out, node, source=source, enr=enr)
+        await self._emit_all(out)
+        return state
+
+    def _learn_into(self, out: list[object], node: Node, *, source: str, enr: ENR | None = None) -> _NodeState | None:
+        """``_learn`` without the send: the records it makes go to ``out``."""
         if node.node_id in self._excluded:
             return None
         state = self._nodes.get(node.node_id)
         if state is None:
-            state = _NodeState(node=node, source=source, index=len(self._nodes), enr=enr)
+            state = _NodeState(node=node, source=source, index=len(self._nodes))
+            if enr is not None:
+                state.keep_enr(enr)
             self._nodes[node.node_id] = state
             self._frontier.push(state, _priority(state))
             self._wakeup.set()
-            await self._emit_node(state)
-        elif enr is not None and (state.enr is None or enr.seq > state.enr.seq):
-            state.enr = enr
-            await self._emit_node(state)
+            out.append(self._node_seen(state))
+        elif enr is not None and enr.seq > state.record_seq:
+            state.keep_enr(enr)
+            out.append(self._node_seen(state))
             if state.visited and self._wants_v5(state):
                 # Known before only without a record: now it can be asked over v5 too.
                 self._frontier.push(state, _priority(state))
@@ -291,22 +329,23 @@ class Crawler:
         return state
 
     async def _emit_node(self, state: _NodeState) -> None:
+        await self._emit(self._node_seen(state))
+
+    def _node_seen(self, state: _NodeState) -> NodeSeen:
         node = state.node
-        await self._emit(
-            NodeSeen(
-                crawl_id=self.crawl_id,
-                node_id=node.node_id,
-                pubkey=node.pubkey,
-                ip=str(node.ip) if node.ip is not None else None,
-                udp=node.udp,
-                tcp=node.tcp,
-                enr=state.enr.to_rlp() if state.enr else None,
-                enr_seq=state.enr.seq if state.enr else None,
-                seen_at=self._now(),
-                source=state.source,
-                responded=state.responded,
-                protocols=tuple(sorted(state.protocols)),
-            )
+        return NodeSeen(
+            crawl_id=self.crawl_id,
+            node_id=node.node_id,
+            pubkey=node.pubkey,
+            ip=str(node.ip) if node.ip is not None else None,
+            udp=node.udp,
+            tcp=node.tcp,
+            enr=state.record,
+            enr_seq=state.record_seq if state.record is not None else None,
+            seen_at=self._now(),
+            source=state.source,
+            responded=state.responded,
+            protocols=state.protocols,
         )
 
     async def _visit_guarded(self, state: _NodeState) -> None:
@@ -321,7 +360,8 @@ class Crawler:
     async def _dial_guarded(self, state: _NodeState) -> None:
         assert self.dialer is not None
         try:
-            await self.dialer(_dial_target(state), state.enr)
+            enr = state.enr
+            await self.dialer(_dial_target(state.node, enr), enr)
         except Exception:
             log.exception("dial failed node=%s", state.node.node_id.hex()[:16])
         finally:
@@ -346,14 +386,10 @@ class Crawler:
         return self.discovery is not None and not state.v4_started and node.ip is not None and bool(node.udp)
 
     def _wants_v5(self, state: _NodeState) -> bool:
+        if self.discovery_v5 is None or state.v5_started or state.record is None:
+            return False
         enr = state.enr
-        return (
-            self.discovery_v5 is not None
-            and not state.v5_started
-            and enr is not None
-            and enr.node_id is not None
-            and enr_address(enr) is not None
-        )
+        return enr is not None and enr.node_id is not None and enr_address(enr) is not None
 
     async def _visit(self, state: _NodeState) -> None:
         state.visited = True
@@ -383,11 +419,11 @@ class Crawler:
         if not await self._retried(partial(discovery.bond, node)):
             return
         state.responded = True
-        state.protocols.add("v4")
+        state.answered |= EDGE_PROTOCOL_BIT["v4"]
         # A Pong without an ENR seq means no EIP-868: asking would only wait out the timeout.
         enr = await discovery.request_enr(node) if discovery.speaks_eip868(node) else None
-        if enr is not None and (state.enr is None or enr.seq >= state.enr.seq):
-            state.enr = enr
+        if enr is not None and enr.seq >= state.record_seq:
+            state.keep_enr(enr)
             if enr.tcp and node.tcp is None:
                 state.node = node = Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
         await self._emit_node(state)
@@ -455,14 +491,14 @@ class Crawler:
         if pong is None:
             return
         state.responded = True
-        state.protocols.add("v5")
+        state.answered |= EDGE_PROTOCOL_BIT["v5"]
         if pong.enr_seq > enr.seq:
             # Its record changed since the one we were given: distance 0 is the node itself.  A newer
             # record without a usable endpoint is kept for the database, but we go on asking the
             # address that just answered.
             newer = [r for r in await v5.find_node(enr, (0,)) or () if r.seq > enr.seq]
             if newer:
-                state.enr = newer[0]
+                state.keep_enr(newer[0])
                 if enr_address(newer[0]) is not None:
                     enr = newer[0]
         await self._emit_node(state)
@@ -502,6 +538,7 @@ class Crawler:
     async def _take_v5_records(self, state: _NodeState, records: list[ENR]) -> int:
         """Record edges for ``records`` from a v5 NODES answer of ``state``; return how many were news from it."""
         new_from_peer = 0
+        out: list[object] = []
         for record in records:
             try:
                 node = record.to_node()
@@ -510,7 +547,8 @@ class Crawler:
             # A record may name no address (it is still a node of the DHT); one that does must be believable.
             if node.ip is not None and not self._believable(state, node.ip, node.udp or 0):
                 continue
-            new_from_peer += await self._take_relayed(state, node, source="nodes", protocol="v5", enr=record)
+            new_from_peer += self._take_relayed(out, state, node, source="nodes", protocol="v5", enr=record)
+        await self._emit_all(out)
         return new_from_peer
 
     async def _take_neighbors(
@@ -521,16 +559,24 @@ class Crawler:
     ) -> int:
         """Record edges for ``records`` returned by ``state``; return how many were news from it.
 
-        ``returned`` collects the believable records as nodes (their ids hashed once, here).
+        ``returned`` collects the believable records as nodes.  Most entries of an answer name nodes known
+        already: those are looked up by id and their known ``Node`` used, none is built for them.
         """
         new_from_peer = 0
+        out: list[object] = []
+        nodes = self._nodes
         for record in records:
             if not self._believable(state, record.ip, record.udp):
                 continue
-            node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
+            known = nodes.get(node_id_from_pubkey(record.pubkey))
+            if known is not None:
+                node = known.node  # what we hold of it; the entry's address is not taken (as before)
+            else:
+                node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
             if returned is not None:
                 returned.append(node)
-            new_from_peer += await self._take_relayed(state, node, source="neighbors", protocol="v4")
+            new_from_peer += self._take_relayed(out, state, node, source="neighbors", protocol="v4")
+        await self._emit_all(out)
         return new_from_peer
 
     def _believable(self, state: _NodeState, ip: IPAddress | None, port: int) -> bool:
@@ -544,19 +590,24 @@ class Crawler:
             log.debug("relayed node rejected from=%s why=%s", state.node.node_id.hex()[:16], why)
         return why is None
 
-    async def _take_relayed(
-        self, state: _NodeState, node: Node, *, source: str, protocol: str, enr: ENR | None = None
+    def _take_relayed(
+        self, out: list[object], state: _NodeState, node: Node, *, source: str, protocol: str, enr: ENR | None = None
     ) -> int:
-        """Learn ``node`` and record the edge from ``state`` over ``protocol``; 1 if it was news from this peer."""
+        """Learn ``node`` and record the edge from ``state`` over ``protocol``; 1 if it was news from this peer.
+
+        The records this makes go to ``out``, for the caller to send with the rest of the answer's.
+        """
         if node.node_id in self._excluded or node.node_id == state.node.node_id:
             # Peers that met us list us too; we are not part of what we measure.  A peer listing itself is no edge.
             return 0
         known = self._nodes.get(node.node_id)
         if known is None and not self._admit(state, node):
             return 0
-        target = await self._learn(node, source=source, enr=enr)
+        target = self._learn_into(out, node, source=source, enr=enr)
         assert target is not None  # only excluded ids are not learned, and they were turned away above
         self._note_introduction(state, target, known is None)
+        if state.returned is None:
+            state.returned = array("I")
         new_pair, new_over_protocol = _add_edge(state.returned, target.index, EDGE_PROTOCOL_BIT[protocol])
         self._edges += new_pair
         if new_pair:
@@ -565,7 +616,7 @@ class Crawler:
                 self._frontier.push(target, _priority(target))  # one more peer knows it: more likely alive
         if not new_over_protocol:
             return 0
-        await self._emit(
+        out.append(
             EdgeSeen(
                 crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now(),
                 protocol=protocol,
@@ -656,10 +707,9 @@ def _priority(state: _NodeState) -> int:
     return SEED_PRIORITY if state.source == "bootnode" else min(state.returned_by, RETURNS_THAT_COUNT)
 
 
-def _dial_target(state: _NodeState) -> Node:
-    """Where to dial: the RLPx port of the node's newest record (signed by the node; a NEIGHBORS entry may be
-    old, and a node that moved its port is refused at the old one), at the address we know it by."""
-    node, enr = state.node, state.enr
+def _dial_target(node: Node, enr: ENR | None) -> Node:
+    """Where to dial ``node``: the RLPx port of its newest record ``enr`` (signed by the node; a NEIGHBORS entry may
+    be old, and a node that moved its port is refused at the old one), at the address we know it by."""
     if enr is not None and enr.tcp and enr.tcp != node.tcp and enr.ip in (None, node.ip):
         return Node(pubkey=node.pubkey, ip=node.ip, udp=node.udp, tcp=enr.tcp)
     return node
@@ -672,7 +722,8 @@ def _looks_like_execution(state: _NodeState) -> bool:
     time out.  A node without a record was learned through discovery v4 (the
     execution layer's DHT) or given as an enode URL.
     """
-    if state.enr is None:
+    enr = state.enr
+    if enr is None:
         return True
-    layer = classify(state.enr).layer
-    return layer == "execution" or (layer == "other" and "v4" in state.protocols)
+    layer = classify(enr).layer
+    return layer == "execution" or (layer == "other" and bool(state.answered & EDGE_PROTOCOL_BIT["v4"]))

@@ -8,7 +8,9 @@ seed was chosen by the user.  Visiting in that order makes the useful part of
 the network known early, so that ``--duration`` cuts the least valuable tail.
 
 A node's priority only rises (one more peer returned it); it is pushed again
-then, and the older heap entry is skipped when it comes up.  Ties keep the
+then, and the older heap entry is skipped when it comes up.  Such stale entries
+(up to RETURNS_THAT_COUNT per node) are swept out whenever they outnumber the
+waiting ones, so they neither hold memory nor outlive the crawl's frontier.  Ties keep the
 order of discovery, so a network where every node is returned equally often
 is walked breadth-first, as before.
 """
@@ -27,6 +29,12 @@ __all__ = ["Frontier", "RETURNS_THAT_COUNT", "SEED_PRIORITY"]
 RETURNS_THAT_COUNT = 8
 # Seeds go first: the user named them (bootnodes, --from-db, DNS lists).
 SEED_PRIORITY = RETURNS_THAT_COUNT + 1
+# The heap is rebuilt without its stale entries once it holds more than this many times the waiting items (plus a
+# few, so a small frontier is not swept at every push): ~140 bytes an entry, and a 3,000-node crawl left ~2.9 stale
+# entries per node behind (BENCHMARKS.md, bytes per known node).  A sweep is linear; pushes between two are at least
+# as many as the entries it drops, so its cost per push stays constant.
+STALE_SWEEP_FACTOR = 2
+STALE_SWEEP_SLACK = 64  # entries
 
 T = TypeVar("T")
 
@@ -58,6 +66,8 @@ class Frontier(Generic[T]):
             return
         self._queued[id(item)] = priority
         heapq.heappush(self._heap, _Entry((-priority, next(self._order)), item))
+        if len(self._heap) > STALE_SWEEP_FACTOR * len(self._queued) + STALE_SWEEP_SLACK:
+            self._sweep()
 
     def pop(self) -> T:
         """The waiting item of highest priority (the earliest queued among equals); IndexError when empty."""
@@ -70,3 +80,9 @@ class Frontier(Generic[T]):
 
     def waiting(self, item: T) -> bool:
         return id(item) in self._queued
+
+    def _sweep(self) -> None:
+        """Drop the entries of items that were pushed again since (or popped): only current ones stay."""
+        queued = self._queued
+        self._heap = [entry for entry in self._heap if queued.get(id(entry.item)) == -entry.key[0]]
+        heapq.heapify(self._heap)

@@ -11,15 +11,22 @@ and RLPx) and 33 bytes (compressed, as in ENRs).  Functions accept either the
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from coincurve import PrivateKey, PublicKey
 from coincurve.ecdsa import cdata_to_der, deserialize_compact
-from Crypto.Hash import keccak
+
+# safe-pysha3 (the maintained fork of pysha3, wheels for CPython 3.10-3.15): one C call per hash, ~0.6 us for
+# 100 bytes where pycryptodome's keccak.new(...).digest() takes ~4 us in ctypes/cffi wrappers.  A crawl hashes
+# every packet it sends or receives and every relayed key (~130,000 hashes for 1,000 nodes; BENCHMARKS.md).
+from sha3 import keccak_256 as _keccak_256
 
 from .errors import BadSignature
 
 __all__ = [
     "keccak256",
     "new_keccak256",
+    "KeccakState",
     "node_id_from_pubkey",
     "pubkey_from_private",
     "compress_pubkey",
@@ -36,17 +43,27 @@ __all__ = [
 ]
 
 
+class KeccakState(Protocol):
+    """A running Keccak-256 state (what :func:`new_keccak256` returns)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
 def keccak256(data: bytes) -> bytes:
     """Keccak-256 (the pre-standard SHA-3 Ethereum uses) of ``data``."""
-    return keccak.new(data=data, digest_bits=256).digest()
+    digest: bytes = _keccak_256(data).digest()
+    return digest
 
 
-def new_keccak256() -> "keccak.Keccak_Hash":
+def new_keccak256() -> KeccakState:
     """A running Keccak-256 state whose digest can be read between updates.
 
     RLPx's ingress/egress MACs are such running states.
     """
-    return keccak.new(digest_bits=256, update_after_digest=True)
+    state: KeccakState = _keccak_256()
+    return state
 
 
 def generate_private_key() -> PrivateKey:

@@ -93,6 +93,18 @@ def _item_at(data: bytes, pos: int, end: int, depth: int = 0) -> tuple[Item, int
         raise MalformedRLP(f"invalid RLP: lists nested deeper than {MAX_DEPTH}")
     items: list[Any] = []
     while start < stop:
+        # Short byte strings (ids, ports, keys, IPs: most of every packet) are cut here rather than in a call
+        # of their own; anything else, including every malformed case, goes through _item_at and its errors.
+        lead = data[start]
+        if lead < 0x80:
+            items.append(data[start : start + 1])
+            start += 1
+            continue
+        after = start + lead - 0x7F
+        if lead < 0xB8 and after <= stop and (lead != 0x81 or data[start + 1] >= 0x80):
+            items.append(data[start + 1 : after])
+            start = after
+            continue
         item, start = _item_at(data, start, stop, depth + 1)
         items.append(item)
     return items, stop

@@ -141,3 +141,13 @@ def test_cli_help_runs_as_a_script() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--quick" in done.stdout and "--profile" in done.stdout
+
+
+def test_seconds_per_op_reads_the_clock_it_is_given() -> None:
+    """crawl_bench compares the crawler's CPU time with the crypto's: both must be read on a CPU clock."""
+    ticks = iter(range(1_000_000))
+
+    def clock() -> float:  # 10 ms of "CPU" between two reads, however long the calls took on the wall
+        return next(ticks) * 0.01
+
+    assert crypto_cost.seconds_per_op(lambda: None, min_time=0.03, batch=100, clock=clock) == pytest.approx(1e-4)

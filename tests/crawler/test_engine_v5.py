@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import trio
-from memnet import MemoryNetwork
+from memnet import MemoryNetwork, collect_records
 from trio.testing import MockClock
 
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import DiscoveryV5
-from ethcrawl.crawler.engine import CrawlConfig, Crawler, _looks_like_execution, _NodeState
+from ethcrawl.crawler.engine import EDGE_PROTOCOL_BIT, CrawlConfig, Crawler, _looks_like_execution, _NodeState
 from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.crawler.table import log_distance
 from ethcrawl.crawler.targets import TargetTable
@@ -76,7 +76,7 @@ async def crawl(
         await crawler.run(seeds)
         nursery.cancel_scope.cancel()
     send.close()
-    return [record async for record in receive], crawler
+    return await collect_records(receive), crawler
 
 
 def final_protocols(records: list[object]) -> dict[bytes, set[str]]:
@@ -157,7 +157,10 @@ async def test_v4_only_crawl_leaves_v5_alone(autojump_clock: MockClock) -> None:
 def state_for(enr: ENR | None, protocols: set[str]) -> _NodeState:
     key = generate_private_key()
     node = Node(pubkey=key.public_key.format(compressed=False)[1:], ip=None, udp=None, tcp=30303)
-    return _NodeState(node=node, source="neighbors", index=0, enr=enr, protocols=protocols)
+    state = _NodeState(node=node, source="neighbors", index=0, answered=sum(EDGE_PROTOCOL_BIT[p] for p in protocols))
+    if enr is not None:
+        state.keep_enr(enr)
+    return state
 
 
 def test_dial_filter_follows_the_record_layer() -> None:

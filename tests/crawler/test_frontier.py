@@ -50,3 +50,18 @@ def test_an_item_can_be_queued_again_after_its_visit() -> None:
     frontier.push(b, 1)
     frontier.push(a, 0)  # e.g. its record arrived later: visit it again over v5
     assert drain(frontier) == ["b", "a"]
+
+
+def test_stale_entries_are_swept_and_the_order_is_kept() -> None:
+    frontier: Frontier[Item] = Frontier()
+    items = [Item(str(i)) for i in range(200)]
+    for item in items:
+        frontier.push(item, 0)
+    # Every item returned by eight more peers: eight pushes each, seven of them leaving a stale entry behind.
+    for priority in range(1, 9):
+        for item in items[:100]:
+            frontier.push(item, priority)
+    assert len(frontier) == 200
+    assert len(frontier._heap) <= 2 * 200 + 64  # 1,000 entries without the sweep
+    # The raised ones first (in the order queued), then the rest; nothing lost, nothing twice.
+    assert drain(frontier) == [str(i) for i in range(200)]

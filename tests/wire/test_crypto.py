@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from Crypto.Hash import keccak as pycryptodome_keccak
 from eth_keys import keys
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,24 @@ secrets = st.integers(min_value=1, max_value=SECP256K1_ORDER - 1).map(lambda n: 
 
 def test_keccak256_of_empty_input() -> None:
     assert crypto.keccak256(b"").hex() == "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=3000))
+def test_keccak256_matches_pycryptodome(data: bytes) -> None:
+    # Sizes around the 136-byte rate and a NEIGHBORS packet's 1,280: the padding edge cases.
+    assert crypto.keccak256(data) == pycryptodome_keccak.new(data=data, digest_bits=256).digest()
+
+
+@settings(max_examples=50)
+@given(st.lists(st.binary(max_size=300), max_size=8))
+def test_running_keccak_matches_pycryptodome_after_each_update(chunks: list[bytes]) -> None:
+    running = crypto.new_keccak256()
+    reference = pycryptodome_keccak.new(digest_bits=256, update_after_digest=True)
+    for chunk in chunks:
+        running.update(chunk)
+        reference.update(chunk)
+        assert running.digest() == reference.digest()
 
 
 def test_running_keccak_reads_between_updates() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from typing import Any
 
 import pytest
@@ -362,6 +363,32 @@ def test_extra_endpoint_and_node_elements_are_ignored() -> None:
     body = b"\x04" + rlp_encode([[[b"", 1, 2, node_key(7), b"more"]], EXP])
     neighbors = discv4.decode(sign_raw(SIGNER, body)).packet
     assert isinstance(neighbors, Neighbors) and neighbors.nodes == (NodeRecord(ip=None, udp=1, tcp=2, pubkey=node_key(7)),)
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ([b"\x0a\x00\x00\x09", b"\x00\x01", 30303, node_key(7)], "neighbors.nodes[1].udp: integer has leading zero"),
+        ([b"\x0a\x00\x00\x09", 30303, 2**16, node_key(7)], "neighbors.nodes[1].tcp: integer wider than 16 bits"),
+        ([[b"\x0a"], 30303, 30303, node_key(7)], "neighbors.nodes[1].ip: expected a byte string"),
+        ([b"\x0a\x00\x00\x09", 30303, 30303, node_key(7)[:63]], "neighbors.nodes[1].pubkey: expected 64 bytes"),
+        ([b"\x0a\x00\x00\x09", 30303, 30303, [node_key(7)]], "neighbors.nodes[1].pubkey: expected a byte string"),
+        ([b"\x0a\x00\x00\x09", 30303, 30303], "neighbors.nodes[1]: expected at least 4 elements"),
+    ],
+)
+def test_a_malformed_neighbors_entry_is_named_in_the_error(entry: list[Any], error: str) -> None:
+    # Well-formed entries decode the short way (no field names formatted); a malformed one still says where.
+    body = b"\x04" + rlp_encode([[ipv4_node(1).to_rlp_item(), entry], EXP])
+    with pytest.raises(MalformedMessage, match=re.escape(error)):
+        discv4.decode(sign_raw(SIGNER, body))
+
+
+def test_neighbors_entries_naming_one_address_share_its_object() -> None:
+    # Each node is listed by many peers: one IP object per address, not one per entry.
+    entries = [NodeRecord(ip=ipaddress.ip_address("10.0.0.9"), udp=30303 + i, tcp=0, pubkey=node_key(i + 1)) for i in range(3)]
+    packet = discv4.decode(discv4.encode(Neighbors(nodes=tuple(entries), expiration=EXP), SIGNER)).packet
+    assert isinstance(packet, Neighbors) and packet.nodes == tuple(entries)
+    assert packet.nodes[0].ip is packet.nodes[2].ip and packet.nodes[2].tcp == 0
 
 
 # ---------------------------------------------------------------- keys that are no curve point

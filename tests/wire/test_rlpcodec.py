@@ -117,8 +117,16 @@ def test_decode_accepts_exactly_what_strict_pyrlp_accepts(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"\x81\x05", b"\xb8\x05abcde", b"\xb9\x00\x40" + b"a" * 64, b"\xf8\x01\x01", b"\xc1", b"\xc0\x00"],
-    ids=["single-byte-as-string", "long-form-short-string", "length-leading-zero", "long-form-short-list", "short-list", "trailing"],
+    [
+        b"\x81\x05", b"\xb8\x05abcde", b"\xb9\x00\x40" + b"a" * 64, b"\xf8\x01\x01", b"\xc1", b"\xc0\x00",
+        # The same inside a list, where short strings are cut without a call of their own.
+        b"\xc3\x01\x81\x05", b"\xc2\x83ab", b"\xc2\x01\x81", b"\xc3\xc2\x81\x05",
+    ],
+    ids=[
+        "single-byte-as-string", "long-form-short-string", "length-leading-zero", "long-form-short-list", "short-list",
+        "trailing", "in-list-single-byte-as-string", "in-list-string-past-the-list", "in-list-cut-header",
+        "nested-single-byte-as-string",
+    ],
 )
 def test_non_canonical_forms_are_refused(data: bytes) -> None:
     with pytest.raises(MalformedRLP):

@@ -17,9 +17,9 @@ from __future__ import annotations
 import hmac
 
 from Crypto.Cipher import AES
-from Crypto.Hash import keccak
 
 from .. import rlpcodec
+from ..crypto import KeccakState
 from ..errors import BadMAC, LocalProtocolError, MalformedMessage, MalformedRLP, PacketTooLarge
 from .handshake import Secrets
 
@@ -51,7 +51,7 @@ class _MAC:
 
     __slots__ = ("_state", "_aes")
 
-    def __init__(self, mac_secret: bytes, state: keccak.Keccak_Hash) -> None:
+    def __init__(self, mac_secret: bytes, state: KeccakState) -> None:
         self._state = state
         self._aes = AES.new(mac_secret, AES.MODE_ECB)
 

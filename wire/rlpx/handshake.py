@@ -24,13 +24,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from Crypto.Hash import keccak
-
 from .. import rlpcodec
 from ..crypto import (
     PrivateKey,
     ecdh_x,
     generate_private_key,
+    KeccakState,
     keccak256,
     new_keccak256,
     pubkey_from_private,
@@ -224,8 +223,8 @@ class Secrets:
     remote_pubkey: bytes
     aes_secret: bytes
     mac_secret: bytes
-    egress_mac: keccak.Keccak_Hash = field(repr=False)
-    ingress_mac: keccak.Keccak_Hash = field(repr=False)
+    egress_mac: KeccakState = field(repr=False)
+    ingress_mac: KeccakState = field(repr=False)
 
 
 def derive_secrets(
