@@ -2,8 +2,8 @@
 from db.rows (the rows ``ethcrawl query ... --format json`` prints) and the chart drawn from them.
 
 One function per section, listed in ``SECTIONS`` in page order; a new section (a new db query) is a new function
-and an entry there.  The slots for country/ASN enrichment and for the network over time are such functions that
-return an empty section saying what fills it.  Nothing here counts: every number is a db.rows value.
+and an entry there.  A section with nothing to show (a database never enriched, no walk to compare) says why in
+its note.  Nothing here counts: every number is a db.rows value.
 """
 
 from __future__ import annotations
