@@ -27,7 +27,7 @@ from ethcrawl.wire.forkid import ForkEpoch, ForkId, Readiness, classify, fork_ha
 from .queries import StatusReport, latest_statuses
 from .scope import EVERY_CRAWL, CrawlScope, share
 
-__all__ = ["ForkTarget", "next_forks", "named_forks", "ReadinessRow", "NotReady", "is_ready", "readiness", "not_ready"]
+__all__ = ["ForkTarget", "next_forks", "named_forks", "ReadinessRow", "NotReady", "is_ready", "readiness", "not_ready", "last_fork"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,3 +158,11 @@ def not_ready(
         if not ready
     ]  # fmt: skip
     return sorted(rows, key=lambda r: (r.network, r.fork, r.node_id))
+
+
+def last_fork(now: datetime, chains: Mapping[str, Chain] = CHAINS) -> str | None:
+    """The name of the time-activated fork that activated last, at or before ``now``, on any network (None: none
+    has): what to ask ``named_forks`` about when no network schedules another (nodes that missed it are stranded)."""
+    moment = int(now.timestamp())
+    passed = [t for chain in chains.values() for t in _targets(chain) if t.by_time and t.at <= moment]
+    return max(passed, key=lambda t: (t.at, t.network)).fork if passed else None

@@ -7,6 +7,7 @@ names and shapes it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,17 +18,24 @@ from sqlalchemy.orm import Session
 
 from ethcrawl.wire.enode import Node, format_enode
 
+from .errors import NotFound
+from .history import churn, share_history, uptime_distribution, uptimes
+from .node_story import NodeStory
 from .queries import (
     NodeReport, asn_counts, country_counts, crawl_history, edge_list, fork_readiness, hello_counts, layer_counts, network_counts, network_name,
     outcome_counts, responders,
 )  # fmt: skip
+from .readiness import ForkTarget, named_forks, next_forks, not_ready, readiness
 from .scope import EVERY_CRAWL, CrawlScope, share
 from .topology import analyse
 
 __all__ = [
     "Session", "CSV_COLUMNS", "LIST_DELIMITER", "Value", "Row", "Table", "iso", "share", "as_text", "node_row", "HELLO_LABELS", "hello_table",
     "outcome_table", "country_table", "asn_table", "network_table", "fork_table", "crawl_table", "layer_table", "LAYER_ORDER",
-    "topology_summary", "TOPOLOGY_COLUMNS", "topology_table",
+    "topology_summary", "TOPOLOGY_COLUMNS", "topology_table", "HISTORY_COLUMNS", "history_table", "CHURN_COLUMNS",
+    "CHURN_COUNT_COLUMNS", "ChurnTables", "churn_tables", "UPTIME_COLUMNS", "uptime_table", "DISTRIBUTION_COLUMNS",
+    "uptime_distribution_table", "READINESS_COLUMNS", "NOT_READY_COLUMNS", "fork_targets", "readiness_table",
+    "not_ready_table", "story_object", "change_text", "StoryPart", "story_parts",
 ]
 
 # Session is re-exported so that code outside db/ can name the type it passes in without importing SQLAlchemy.
@@ -271,3 +279,168 @@ def topology_table(summary: Mapping[str, Any]) -> Table:
     for name in _DISTRIBUTIONS:
         rows += [{"measure": name, "degree": d["degree"], "value": d["nodes"]} for d in summary[name]]
     return Table(TOPOLOGY_COLUMNS, rows)
+
+
+# ---------------------------------------------------------------- over time (db.history, db.readiness, db.node_story)
+
+HISTORY_COLUMNS = ("period", "value", "nodes", "share")
+CHURN_COLUMNS = ("node_id", "change", "client_name", "client_version")
+CHURN_COUNT_COLUMNS = ("change", "nodes")
+UPTIME_COLUMNS = ("node_id", "checks", "answered", "uptime", "first_seen", "last_seen")
+DISTRIBUTION_COLUMNS = ("uptime", "nodes", "share")
+READINESS_COLUMNS = ("network", "fork", "client", "version", "nodes", "ready", "share_ready")
+NOT_READY_COLUMNS = ("node_id", "network", "fork", "client", "version", "fork_hash", "fork_next")
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else iso(value)
+
+
+def history_table(session: Session, kind: str, every: str, scope: CrawlScope = EVERY_CRAWL) -> Table:
+    """``query history KIND --every crawl|day|week``: one row per period and value, oldest period first."""
+    rows: list[Row] = [
+        {"period": r.period, "value": r.value, "nodes": r.nodes, "share": r.share} for r in share_history(session, kind, every, scope)
+    ]
+    return Table(HISTORY_COLUMNS, rows)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChurnTables:
+    """``query churn``: which two crawls were compared, the changed nodes, and the nodes per change (zeros too)."""
+
+    crawl: int
+    against: int
+    changes: Table  # CHURN_COLUMNS: what --format csv|json print
+    counts: Table  # CHURN_COUNT_COLUMNS: the table format's last lines
+
+
+def churn_tables(session: Session, crawl_id: int | None = None, against: int | None = None) -> ChurnTables:
+    """``query churn [--crawl N] [--against M]`` (db.history.churn's defaults; NotFound as it raises)."""
+    found = churn(session, crawl_id, against)
+    rows: list[Row] = [
+        {"node_id": r.node_id.hex(), "change": r.change, "client_name": r.client_name, "client_version": r.client_version}
+        for r in found.rows
+    ]
+    counts: list[Row] = [{"change": c, "nodes": n} for c, n in found.counts()]
+    return ChurnTables(crawl=found.crawl_id, against=found.against, changes=Table(CHURN_COLUMNS, rows),
+                       counts=Table(CHURN_COUNT_COLUMNS, counts))
+
+
+def uptime_table(session: Session, scope: CrawlScope = EVERY_CRAWL) -> Table:
+    """``query uptime``: per node checks, answered, uptime (0-1) and when it was met present; highest uptime first."""
+    rows: list[Row] = [
+        {
+            "node_id": u.node_id.hex(), "checks": u.checks, "answered": u.answered, "uptime": u.uptime,
+            "first_seen": _time(u.first_seen), "last_seen": _time(u.last_seen),
+        }
+        for u in uptimes(session, scope)
+    ]  # fmt: skip
+    return Table(UPTIME_COLUMNS, rows)
+
+
+def uptime_distribution_table(session: Session, scope: CrawlScope = EVERY_CRAWL) -> Table:
+    """``query uptime --distribution``: nodes per uptime bucket (tenths), lowest first, empty buckets too."""
+    buckets = uptime_distribution(uptimes(session, scope))
+    total = sum(n for _, n in buckets)
+    return Table(DISTRIBUTION_COLUMNS, [{"uptime": b, "nodes": n, "share": share(n, total)} for b, n in buckets])
+
+
+def fork_targets(fork: str | None, now: datetime) -> list[ForkTarget]:
+    """The forks ``query readiness`` asks about: ``fork`` (a db.node_filter.parse_fork name) of every network
+    that has it, else each network's next fork as of ``now``; NotFound when no network schedules one."""
+    targets = named_forks(fork) if fork is not None else next_forks(now)
+    if not targets:
+        raise NotFound(f"no network has a fork scheduled after {iso(now)} in the fork tables; ask about one with --fork NAME")
+    return targets
+
+
+def readiness_table(session: Session, targets: list[ForkTarget], scope: CrawlScope = EVERY_CRAWL) -> Table:
+    """``query readiness``: nodes and ready nodes per network, fork, client and version."""
+    rows: list[Row] = [
+        {
+            "network": r.network, "fork": r.fork, "client": r.client, "version": r.version, "nodes": r.nodes,
+            "ready": r.ready, "share_ready": r.share_ready,
+        }
+        for r in readiness(session, targets, scope)
+    ]  # fmt: skip
+    return Table(READINESS_COLUMNS, rows)
+
+
+def not_ready_table(session: Session, targets: list[ForkTarget], scope: CrawlScope = EVERY_CRAWL) -> Table:
+    """``query readiness --not-ready``: the nodes that are not ready, by network, then node id."""
+    rows: list[Row] = [
+        {
+            "node_id": n.node_id.hex(), "network": n.network, "fork": n.fork, "client": n.client, "version": n.version,
+            "fork_hash": n.fork_hash.hex(), "fork_next": n.fork_next,
+        }
+        for n in not_ready(session, targets, scope)
+    ]  # fmt: skip
+    return Table(NOT_READY_COLUMNS, rows)
+
+
+def story_object(story: NodeStory) -> dict[str, Any]:
+    """``query node ID --format json``: the story as one JSON object (times ISO 8601 UTC, bytes hex, absent null)."""
+    return {
+        "node_id": story.node_id.hex(),
+        "stored": story.stored,
+        "ip": story.ip,
+        "first_seen": _time(story.first_seen),
+        "last_seen": _time(story.last_seen),
+        "sightings": [
+            {
+                "crawl": s.crawl_id, "kind": s.kind, "first_seen": iso(s.first_seen), "source": s.source,
+                "answered": s.answered, "protocols": [p for p in s.protocols.split(",") if p], "ip": s.ip,
+                "udp_port": s.udp_port, "tcp_port": s.tcp_port, "enr_seq": s.enr_seq,
+            }
+            for s in story.sightings
+        ],
+        "enr_versions": [
+            {"seq": v.seq, "first_seen": iso(v.first_seen), "crawl": v.crawl_id, "changes": v.changes}
+            for v in story.enr_versions
+        ],
+        "clients": [
+            {"crawl": c.crawl_id, "at": iso(c.at), "client_id": c.client_id, "client_name": c.client_name,
+             "client_version": c.client_version}
+            for c in story.clients
+        ],
+        "dials": [
+            {
+                "crawl": d.crawl_id, "at": iso(d.at), "direction": d.direction, "outcome": d.outcome, "ip": d.ip,
+                "tcp_port": d.tcp_port, "client_id": d.client_id, "network_id": d.network_id,
+                "fork_hash": None if d.fork_hash is None else d.fork_hash.hex(), "fork_next": d.fork_next, "error": d.error,
+            }
+            for d in story.dials
+        ],
+        "returned_by": [{"crawl": r.crawl_id, "nodes": [n.hex() for n in r.nodes]} for r in story.returned_by],
+    }  # fmt: skip
+
+
+def change_text(changes: Mapping[str, list[Any]]) -> str:
+    """An ENR version's changes as one line: ``key: old -> new; ...`` (values as JSON)."""
+    return "; ".join(f"{key}: {json.dumps(old)} -> {json.dumps(new)}" for key, (old, new) in changes.items())
+
+
+NODE_ID_ABBREVIATED = 16  # hex digits of a returner's id in the story's table (as query nodes abbreviates ids)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoryPart:
+    key: str  # the story object's field the part shows
+    title: str
+    table: Table
+
+
+def story_parts(data: Mapping[str, Any]) -> list[StoryPart]:
+    """A story object (``story_object``) as the tables ``query node ID`` prints, in order."""
+    parts: list[tuple[str, str, tuple[str, ...], list[Row]]] = [
+        ("sightings", "sightings", ("crawl", "kind", "first_seen", "answered", "source", "ip", "udp_port", "tcp_port", "enr_seq"),
+         data["sightings"]),
+        ("enr_versions", "ENR versions", ("seq", "first_seen", "crawl", "changed"),
+         [{**v, "changed": change_text(v["changes"]) or "(first)"} for v in data["enr_versions"]]),
+        ("clients", "client versions", ("crawl", "at", "client_name", "client_version", "client_id"), data["clients"]),
+        ("dials", "dials", ("crawl", "at", "direction", "outcome", "ip", "tcp_port", "client_id"), data["dials"]),
+        ("returned_by", "returned by", ("crawl", "nodes"),
+         [{"crawl": r["crawl"], "nodes": f"{len(r['nodes'])}: " + " ".join(n[:NODE_ID_ABBREVIATED] for n in r["nodes"])}
+          for r in data["returned_by"]]),
+    ]  # fmt: skip
+    return [StoryPart(key=key, title=title, table=Table(columns, rows)) for key, title, columns, rows in parts]

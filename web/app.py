@@ -20,12 +20,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from ethcrawl.db.engine import Database
 from ethcrawl.db.errors import DatabaseError
 from ethcrawl.db.errors import NotFound
+from ethcrawl.db.history import HISTORY_KINDS, PERIODS
+from ethcrawl.db.node_story import node_story, resolve_node
 from ethcrawl.db.node_filter import (
     BadFilter, NodeFilter, NodePage, filter_nodes, parse_asn, parse_cidr, parse_country, parse_fork, parse_network,
 )  # fmt: skip
 from ethcrawl.db.rows import (
-    HELLO_LABELS, Row, Session, Table, asn_table, country_table, crawl_table, fork_table, hello_table, layer_table,
-    network_table, outcome_table, topology_summary,
+    HELLO_LABELS, Row, Session, Table, asn_table, churn_tables, country_table, crawl_table, fork_table, fork_targets, hello_table,
+    history_table, layer_table, network_table, not_ready_table, outcome_table, readiness_table, story_object, story_parts,
+    topology_summary, uptime_distribution_table, uptime_table,
 )  # fmt: skip
 from ethcrawl.db.scope import scope_of
 
@@ -54,6 +57,7 @@ CrawlParam = Annotated[int | None, Query(ge=1, description="One crawl only (defa
 ClientParam = Annotated[str | None, Query(description="Only nodes whose latest Hello named this client.")]
 SinceParam = Annotated[datetime | None, Query(description="Only crawls started at or after this time (ISO 8601; UTC if no zone).")]
 UntilParam = Annotated[datetime | None, Query(description="Only crawls started before this time (ISO 8601; UTC if no zone).")]
+AtParam = Annotated[datetime | None, Query(description="Which fork is next as of this time (ISO 8601; UTC if no zone; default now).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Nodes per page (at most {MAX_PAGE}).")]
 Offset = Annotated[int, Query(ge=0)]
 
@@ -187,10 +191,14 @@ def create_app(db: Database, *, database_name: str) -> FastAPI:
         page = filter_nodes(s, node_filter, limit=limit, offset=offset)
         return {"total": page.total, "limit": limit, "offset": offset, "nodes": [dict(r) for r in page.rows]}
 
-    def one_node(s: Session, node_id: str) -> Row:
-        wanted = node_id.lower()
+    def node_id_of(text: str) -> str:
+        wanted = text.lower()
         if len(wanted) != NODE_ID_HEX or any(c not in "0123456789abcdef" for c in wanted):
             raise HTTPException(status_code=400, detail=f"a node id is {NODE_ID_HEX} hex digits")
+        return wanted
+
+    def one_node(s: Session, node_id: str) -> Row:
+        wanted = node_id_of(node_id)
         found = [r for r in filter_nodes(s, NodeFilter()).rows if r["node_id"] == wanted]
         if not found:
             raise HTTPException(status_code=404, detail="the database holds no such node")
@@ -199,6 +207,72 @@ def create_app(db: Database, *, database_name: str) -> FastAPI:
     @app.get("/api/nodes/{node_id}", summary="One node's row (query nodes --format json)")
     def api_node(s: SessionDep, node_id: str) -> dict[str, Any]:
         return dict(one_node(s, node_id))
+
+    def story_of(s: Session, node_id: str) -> dict[str, Any]:
+        """``query node ID --format json``'s object; a node known from RLPx attempts alone has a story too."""
+        wanted = node_id_of(node_id)
+        try:
+            return story_object(node_story(s, resolve_node(s, wanted)))
+        except NotFound:
+            raise HTTPException(status_code=404, detail="the database holds no such node") from None
+
+    @app.get("/api/nodes/{node_id}/story", summary="One node's story across crawls (query node ID --format json)")
+    def api_node_story(s: SessionDep, node_id: str) -> dict[str, Any]:
+        return story_of(s, node_id)
+
+    @app.get("/api/history/{kind}", summary="A share query's rows per crawl, day or week (query history KIND)")
+    def api_history(
+        s: SessionDep, kind: str, every: str = "crawl", crawl: CrawlParam = None, since: SinceParam = None,
+        until: UntilParam = None,
+    ) -> list[dict[str, Any]]:
+        if kind not in HISTORY_KINDS:
+            raise HTTPException(status_code=400, detail=f"no history of {kind!r}; one of {', '.join(HISTORY_KINDS)}")
+        if every not in PERIODS:
+            raise HTTPException(status_code=400, detail=f"every must be one of {', '.join(PERIODS)}, not {every!r}")
+        return [dict(r) for r in history_table(s, kind, every, scoped(s, crawl, since, until).crawls).rows]
+
+    @app.get("/api/churn", summary="Nodes that changed between two crawls (query churn --format json)")
+    def api_churn(
+        s: SessionDep, crawl: Annotated[int | None, Query(ge=1, description="The later crawl (default: the latest walk).")] = None,
+        against: Annotated[int | None, Query(ge=1, description="The earlier crawl (default: the walk before crawl).")] = None,
+    ) -> list[dict[str, Any]]:
+        try:
+            found = churn_tables(s, crawl, against)
+        except NotFound as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
+        return [dict(r) for r in found.changes.rows]
+
+    @app.get("/api/uptime", summary="Per node checks, answered and uptime, a page at a time (query uptime --format json)")
+    def api_uptime(
+        s: SessionDep, crawl: CrawlParam = None, since: SinceParam = None, until: UntilParam = None,
+        limit: Limit = DEFAULT_PAGE, offset: Offset = 0,
+    ) -> dict[str, Any]:
+        rows = uptime_table(s, scoped(s, crawl, since, until).crawls).rows
+        return {"total": len(rows), "limit": limit, "offset": offset, "nodes": [dict(r) for r in rows[offset:offset + limit]]}
+
+    @app.get("/api/uptime/distribution", summary="Nodes per uptime bucket (query uptime --distribution)")
+    def api_uptime_distribution(
+        s: SessionDep, crawl: CrawlParam = None, since: SinceParam = None, until: UntilParam = None
+    ) -> list[dict[str, Any]]:
+        return [dict(r) for r in uptime_distribution_table(s, scoped(s, crawl, since, until).crawls).rows]
+
+    @app.get("/api/readiness", summary="Readiness for the next fork by client and version (query readiness)")
+    def api_readiness(
+        s: SessionDep, fork: Annotated[str | None, Query(description="This fork of every network that has it (default: each network's next).")] = None,
+        not_ready: Annotated[bool, Query(description="The nodes that are not ready instead of the counts.")] = False,
+        at: AtParam = None, crawl: CrawlParam = None, since: SinceParam = None, until: UntilParam = None,
+    ) -> list[dict[str, Any]]:
+        scope = scoped(s, crawl, since, until).crawls
+        try:
+            named = parse_fork(fork) if fork else None
+        except BadFilter as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+        try:
+            targets = fork_targets(named, _aware(at) or datetime.now(timezone.utc))
+        except NotFound as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
+        table = not_ready_table(s, targets, scope) if not_ready else readiness_table(s, targets, scope)
+        return [dict(r) for r in table.rows]
 
     def page(template: str, **context: Any) -> HTMLResponse:
         return HTMLResponse(render(template, database=database_name, version=ethcrawl_version(), **context))
@@ -230,7 +304,9 @@ def create_app(db: Database, *, database_name: str) -> FastAPI:
 
     @app.get("/nodes/{node_id}", response_class=HTMLResponse, include_in_schema=False)
     def node(s: SessionDep, node_id: str) -> HTMLResponse:
-        return page("node.html", row=one_node(s, node_id))
+        row = one_node(s, node_id)
+        story = story_of(s, node_id)
+        return page("node.html", row=row, story=story, parts=story_parts(story), shown=NODE_ID_SHOWN)
 
     @app.get("/crawls", response_class=HTMLResponse, include_in_schema=False)
     def crawls(s: SessionDep) -> HTMLResponse:

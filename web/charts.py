@@ -12,6 +12,7 @@ A chart only draws numbers its section's table holds: the values come from the r
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from ethcrawl.db.rows import Row  # noqa: E402
 __all__ = ["ChartSpec", "MAX_BARS", "draw", "to_svg", "to_png"]
 
 MAX_BARS = 20  # bars per chart; a table beside it lists every row, the chart shows the largest
+MAX_SERIES = 8  # lines per "lines" chart: more cannot be told apart by colour; the table lists every value
 WIDTH = 7.0  # in, figure width: readable beside a table on a laptop screen
 BAR_HEIGHT = 0.32  # in per bar of a horizontal bar chart
 MIN_HEIGHT = 2.2  # in, a chart of one or two bars still has room for its title
@@ -44,8 +46,10 @@ Label = Callable[[Row], str]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChartSpec:
-    """How to draw a section's rows: ``kind`` "barh" (categories), "bar" (a distribution over integers) or
-    "line" (a series over crawls); ``values`` the column(s) drawn; ``keep`` picks the rows drawn."""
+    """How to draw a section's rows: ``kind`` "barh" (categories), "bar" (a distribution), "line" (columns over
+    crawls, one line per column) or "lines" (one line per ``series`` value over the periods ``label`` names, in
+    row order); ``values`` the column(s) drawn; ``keep`` picks the rows drawn; ``position`` a bar's x (None: one
+    slot per row, named by ``label``)."""
 
     kind: str
     title: str
@@ -53,10 +57,15 @@ class ChartSpec:
     values: tuple[str, ...] = ("nodes",)
     keep: Callable[[Row], bool] = lambda row: True
     xlabel: str = "nodes"
+    ylabel: str = "nodes"
+    series: Label | None = None
+    position: Callable[[Row], float] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("barh", "bar", "line"):
+        if self.kind not in ("barh", "bar", "line", "lines"):
             raise ValueError(f"unknown chart kind {self.kind!r}")
+        if (self.kind == "lines") != (self.series is not None):
+            raise ValueError("a 'lines' chart, and only it, names its series")
 
 
 def _number(value: object) -> float:
@@ -77,6 +86,8 @@ def draw(spec: ChartSpec, rows: Sequence[Row]) -> Figure | None:
         return _barh(spec, drawn)
     if spec.kind == "bar":
         return _bar(spec, drawn)
+    if spec.kind == "lines":
+        return _lines(spec, drawn)
     return _line(spec, drawn)
 
 
@@ -105,9 +116,15 @@ def _barh(spec: ChartSpec, rows: list[Row]) -> Figure:
 def _bar(spec: ChartSpec, rows: list[Row]) -> Figure:
     figure = Figure(figsize=(WIDTH, 3.0), layout="constrained")
     axes = figure.add_subplot()
-    axes.bar([_number(row["degree"]) for row in rows], [_number(row[spec.values[0]]) for row in rows], color=COLOUR, width=0.8)
+    heights = [_number(row[spec.values[0]]) for row in rows]
+    if spec.position is None:
+        slots = list(range(len(rows)))
+        axes.bar(slots, heights, color=COLOUR, width=0.8)
+        axes.set_xticks(slots, [_plain(spec.label(row)) for row in rows])
+    else:
+        axes.bar([spec.position(row) for row in rows], heights, color=COLOUR, width=0.8)
     axes.set_xlabel(spec.xlabel)
-    axes.set_ylabel("nodes")
+    axes.set_ylabel(spec.ylabel)
     axes.set_title(_plain(spec.title), loc="left")
     return figure
 
@@ -124,6 +141,39 @@ def _line(spec: ChartSpec, rows: list[Row]) -> Figure:
     axes.set_ylim(bottom=0)
     axes.legend(loc="best", fontsize=8)
     if len(labels) > 8:
+        axes.tick_params(axis="x", labelrotation=60)
+    return figure
+
+
+def _legend_text(text: str) -> str:
+    """A series name as a legend shows it: matplotlib leaves out labels starting with "_", a peer's name may."""
+    return _plain(" " + text if text.startswith("_") else text)
+
+
+def _lines(spec: ChartSpec, rows: list[Row]) -> Figure:
+    assert spec.series is not None  # __post_init__
+    column = spec.values[0]
+    periods = list(dict.fromkeys(spec.label(row) for row in rows))
+    points: dict[str, dict[str, float]] = {}
+    weight: dict[str, float] = {}
+    for row in rows:
+        name = spec.series(row)
+        points.setdefault(name, {})[spec.label(row)] = _number(row[column])
+        weight[name] = weight.get(name, 0.0) + _number(row[column])
+    shown = sorted(weight, key=lambda name: (-weight[name], name))[:MAX_SERIES]
+    figure = Figure(figsize=(WIDTH, 3.4), layout="constrained")
+    axes = figure.add_subplot()
+    slots = list(range(len(periods)))
+    for name in shown:  # a period without a row for the series is a gap: the table holds no number for it
+        axes.plot(slots, [points[name].get(period, math.nan) for period in periods], marker="o", label=_legend_text(name))
+    axes.set_xticks(slots, [_plain(period) for period in periods])
+    axes.set_xlabel(spec.xlabel)
+    axes.set_ylabel(spec.ylabel)
+    title = spec.title if len(shown) == len(weight) else f"{spec.title} (largest {len(shown)} of {len(weight)})"
+    axes.set_title(_plain(title), loc="left")
+    axes.set_ylim(bottom=0)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    if len(periods) > 8:
         axes.tick_params(axis="x", labelrotation=60)
     return figure
 

@@ -32,8 +32,9 @@ LISTEN_BACKLOG = 64  # pending connections; a dashboard has few users
 def report_command(
     db_url: str, out: str, crawl_id: int | None, since: datetime | None, until: datetime | None, fmt: str
 ) -> None:
-    """Write a report: charts of clients, versions, platforms, networks, forks, layers, outcomes, topology and
-    history, each beside the table of its numbers (the rows `ethcrawl query ... --format json` prints).
+    """Write a report: charts of clients, versions, platforms, networks, forks, layers, outcomes, topology,
+    history and the network over time (readiness per client, client share per crawl, churn, uptime), each beside
+    the table of its numbers (the rows `ethcrawl query ... --format json` prints).
 
     The HTML file opens offline: charts are inline SVG, styles inline, no script and nothing fetched.
     """

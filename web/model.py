@@ -2,27 +2,36 @@
 from db.rows (the rows ``ethcrawl query ... --format json`` prints) and the chart drawn from them.
 
 One function per section, listed in ``SECTIONS`` in page order; a new section (a new db query) is a new function
-and an entry there.  The slots for country/ASN enrichment and for the network over time are such functions that
-return an empty section saying what fills it.  Nothing here counts: every number is a db.rows value.
+and an entry there.  A section with nothing to show (a database never enriched, no walk to compare) says why in
+its note.  Nothing here counts: every number is a db.rows value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ethcrawl.db.crawl_info import crawl_parameters
+from ethcrawl.db.errors import NotFound
+from ethcrawl.db.readiness import last_fork
 from ethcrawl.db.scope import CrawlScope
 from ethcrawl.db.rows import (
-    HELLO_LABELS, Row, Session, Table, as_text, asn_table, country_table, crawl_table, iso, fork_table, hello_table, layer_table, network_table,
-    outcome_table, topology_summary, topology_table,
+    HELLO_LABELS, Row, Session, Table, as_text, asn_table, churn_tables, country_table, crawl_table, fork_targets, history_table, iso,
+    fork_table, hello_table, layer_table, network_table, outcome_table, readiness_table, topology_summary, topology_table,
+    uptime_distribution_table,
 )  # fmt: skip
 
 from .charts import ChartSpec
 
-__all__ = ["Scope", "Panel", "Section", "Header", "SECTIONS", "build_sections", "build_header", "SectionBuilder"]
+__all__ = [
+    "Scope", "Panel", "Section", "Header", "SECTIONS", "build_sections", "build_header", "SectionBuilder",
+    "MAX_HISTORY_CRAWLS", "MAX_CHURN_ROWS",
+]
+
+MAX_HISTORY_CRAWLS = 30  # crawls on the share-history chart, the newest: more points than that cannot be read
+MAX_CHURN_ROWS = 50  # changed nodes listed on a page; the command under the table lists every one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,8 +119,8 @@ class Header:
 SectionBuilder = Callable[[Session, Scope], Section]
 
 
-def _api(path: str, scope: Scope, *, scoped: bool = True) -> str:
-    parameters = scope.parameters() if scoped else []
+def _api(path: str, scope: Scope, *, scoped: bool = True, extra: Sequence[tuple[str, str]] = ()) -> str:
+    parameters = [*extra, *(scope.parameters() if scoped else [])]
     return path + ("?" + "&".join(f"{name}={value}" for name, value in parameters) if parameters else "")
 
 
@@ -207,7 +216,8 @@ def topology_section(session: Session, scope: Scope) -> Section:
     panels = [Panel(key="topology", caption="Measures", table=part(None), chart=None, query=query, api=api)]
     for measure, what in (("in_degree", "In-degree: how many tables we saw hold a node"),
                           ("out_degree", "Out-degree: how many nodes a node returned")):
-        chart = ChartSpec(kind="bar", title=what, label=lambda r: _text(r, "degree"), values=("value",), xlabel=measure.replace("_", "-"))
+        chart = ChartSpec(kind="bar", title=what, label=lambda r: _text(r, "degree"), values=("value",), xlabel=measure.replace("_", "-"),
+                          position=lambda r: float(r["degree"]) if isinstance(r["degree"], int) else 0.0)
         panels.append(Panel(key=measure.replace("_", "-"), caption=what, table=part(measure), chart=chart, query=query, api=api))
     return Section(
         key="topology", title=f"Topology of crawl {summary['crawl']}", panels=tuple(panels),
@@ -227,10 +237,90 @@ def history_section(session: Session, scope: Scope) -> Section:
     return Section(key="history", title="History across crawls", panels=(panel,))
 
 
+def _readiness_panel(session: Session, scope: Scope, now: datetime) -> tuple[Panel | None, str]:
+    """``query readiness`` per client and version: each network's next fork as of ``now``, else (no network
+    schedules one) the fork that activated last, asked by name; with what the section says about the choice."""
+    try:
+        fork, targets = None, fork_targets(None, now)
+        said = "Readiness: each network's next scheduled fork."
+    except NotFound:
+        fork = last_fork(now)
+        if fork is None:
+            return None, "Readiness: no network has a fork in the fork tables."
+        targets = fork_targets(fork, now)
+        said = (f"Readiness: no network schedules a fork after {iso(now)}, so this is {fork}, the fork that activated "
+                "last: a node not ready for it is left on the old chain.")
+    chart = ChartSpec(
+        kind="barh", title="Percent of nodes ready, by client and version", values=("share_ready",), xlabel="percent ready",
+        label=lambda r: f"{_text(r, 'network')} {_text(r, 'fork')}: {_text(r, 'client') or 'unknown'} {_text(r, 'version')}".rstrip(),
+    )
+    forks = ", ".join(f"{t.network} {t.fork}" for t in targets)
+    panel = Panel(
+        key="readiness-clients", caption=f"Readiness for {forks}, per client and version",
+        table=readiness_table(session, targets, scope.crawls), chart=chart,
+        query=_query("readiness" + (f" --fork {fork}" if fork else ""), scope),
+        api=_api("/api/readiness", scope, extra=[("fork", fork)] if fork else []),
+    )
+    return panel, said
+
+
+def _share_history_panel(session: Session, scope: Scope) -> Panel:
+    """``query history clients`` per crawl over the crawls in the window (one --crawl still shows them all), at
+    most the newest MAX_HISTORY_CRAWLS: the window then starts at the oldest of those."""
+    window = Scope(since=scope.since, until=scope.until)
+    crawls = [r for r in crawl_table(session).rows if window.includes(r)]  # newest first
+    if len(crawls) > MAX_HISTORY_CRAWLS:
+        window = Scope(since=_parse_iso(str(crawls[MAX_HISTORY_CRAWLS - 1]["started"])), until=scope.until)
+    chart = ChartSpec(
+        kind="lines", title="Client share per crawl", label=lambda r: _text(r, "period"), series=lambda r: _text(r, "value"),
+        values=("share",), xlabel="crawl", ylabel="percent of the crawl's nodes",
+    )
+    return Panel(
+        key="client-history", caption="Client share per crawl, oldest first",
+        table=history_table(session, "clients", "crawl", window.crawls), chart=chart,
+        query=_query("history clients --every crawl", window), api=_api("/api/history/clients", window, extra=[("every", "crawl")]),
+    )
+
+
+def _churn_panels(session: Session, scope: Scope) -> tuple[list[Panel], str]:
+    """``query churn`` of the crawl chosen (else the latest walk) against the walk before it."""
+    try:
+        found = churn_tables(session, scope.crawl_id)
+    except NotFound as exc:
+        return [], f"Churn: {exc}."
+    pair = Scope(crawl_id=found.crawl)
+    options = f" --crawl {found.crawl} --against {found.against}"
+    api = f"/api/churn?crawl={found.crawl}&against={found.against}"
+    counts = Panel(
+        key="churn", caption=f"Churn: crawl {found.crawl} against crawl {found.against}", table=found.counts,
+        chart=ChartSpec(kind="barh", title=f"Nodes by change, crawl {found.crawl} against {found.against}", label=lambda r: _text(r, "change")),
+        query=f"ethcrawl query churn{options}", api=None,  # the table format ends with these counts
+    )
+    rows = found.changes.rows
+    shown = "" if len(rows) <= MAX_CHURN_ROWS else f" (the first {MAX_CHURN_ROWS} of {len(rows)})"
+    nodes = Panel(
+        key="churn-nodes", caption=f"Nodes that changed{shown}", table=Table(found.changes.columns, rows[:MAX_CHURN_ROWS]),
+        chart=None, query=_query(f"churn{options}", pair, scoped=False), api=api,
+    )
+    return [counts, nodes], (f"Churn: a node is present in a crawl when it answered discovery or sent its Hello there; "
+                             f"new, gone, returned and upgraded compare crawl {found.crawl} with crawl {found.against}.")
+
+
+def _uptime_panel(session: Session, scope: Scope) -> Panel:
+    chart = ChartSpec(kind="bar", title="Nodes by uptime", label=lambda r: _text(r, "uptime"), xlabel="uptime (answered / checks)")
+    return Panel(
+        key="uptime", caption="Nodes by uptime: crawls that met them present, of the crawls that checked them",
+        table=uptime_distribution_table(session, scope.crawls), chart=chart,
+        query=_query("uptime --distribution", scope), api=_api("/api/uptime/distribution", scope),
+    )
+
+
 def network_over_time_section(session: Session, scope: Scope) -> Section:
-    """Slot: fork readiness per client, churn and uptime over time (issue 14's queries) go here."""
-    return Section(key="over-time", title="The network over time",
-                   note="Not in this version: per-client readiness, churn and uptime across crawls fill this section.")
+    """Fork readiness per client and version, client share per crawl, churn of the latest walk, uptime."""
+    readiness, said_readiness = _readiness_panel(session, scope, datetime.now(timezone.utc).replace(microsecond=0))
+    churn_panels, said_churn = _churn_panels(session, scope)
+    panels = [*([readiness] if readiness else []), _share_history_panel(session, scope), *churn_panels, _uptime_panel(session, scope)]
+    return Section(key="over-time", title="The network over time", panels=tuple(panels), note=" ".join((said_readiness, said_churn)))
 
 
 def _not_enriched(table: Table, key: str) -> bool:

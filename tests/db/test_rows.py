@@ -44,3 +44,20 @@ def test_a_window_from_a_crawls_start_is_that_crawl_onwards(filled: tuple[Databa
         assert table(session, scope=CrawlScope(since=T0 + timedelta(days=1)), client="geth") == table(
             session, scope=CrawlScope(crawl_id=2), client="geth"
         )
+
+
+def test_readiness_asks_about_the_next_fork_else_says_none_is_scheduled() -> None:
+    from datetime import UTC, datetime
+
+    from ethcrawl.db.errors import NotFound
+    from ethcrawl.db.readiness import last_fork
+    from ethcrawl.db.rows import fork_targets
+
+    before_osaka = datetime(2025, 11, 1, tzinfo=UTC)  # mainnet Osaka activates 2025-12-03
+    assert ("mainnet", "Osaka") in {(t.network, t.fork) for t in fork_targets(None, before_osaka)}
+    assert {t.fork for t in fork_targets("Osaka", before_osaka)} == {"Osaka"}
+    with pytest.raises(NotFound, match="no network has a fork scheduled after 2100-01-01T00:00:00Z"):
+        fork_targets(None, datetime(2100, 1, 1, tzinfo=UTC))
+    # The fork that activated last: mainnet's Osaka just after it, nothing before the first time fork of any chain.
+    assert last_fork(datetime(2025, 12, 4, tzinfo=UTC)) == "Osaka"
+    assert last_fork(datetime(2015, 1, 1, tzinfo=UTC)) is None

@@ -93,12 +93,28 @@ def _charts_drawn(page: Any) -> int:
     ))
 
 
+# The over-time panels drawn from web_db's three crawls (the readiness, share history, churn and uptime charts).
+OVER_TIME_CHARTS = ("readiness-clients", "client-history", "churn", "uptime")
+
+
+def _chart_drawn(page: Any, key: str) -> bool:
+    """Whether the panel's chart is an SVG with a visible size and drawn paths."""
+    return bool(page.evaluate(
+        """key => { const s = document.querySelector(`.chart[data-chart="${key}"] svg`);
+                    return !!s && s.getBoundingClientRect().width > 100 && s.getBoundingClientRect().height > 50
+                           && s.querySelectorAll('path').length > 5; }""",
+        key,
+    ))
+
+
 def test_report_file_opens_offline_with_its_charts(url: str, tmp_path: Path, watched: Watched) -> None:
     out = tmp_path / "report.html"
     assert CliRunner().invoke(main, ["report", "--db", url, "--out", str(out)]).exit_code == 0
     watched.page.goto(out.as_uri())
     assert _charts_drawn(watched.page) >= 10
     assert watched.page.locator("#table-clients tbody tr").count() >= 4
+    assert all(_chart_drawn(watched.page, key) for key in OVER_TIME_CHARTS)
+    assert watched.page.locator("#table-churn-nodes tbody tr").count() >= 3
     assert watched.errors == [] and watched.dialogs == []
     assert watched.requests == [out.as_uri()]  # the file itself and nothing else
 
@@ -153,4 +169,25 @@ def test_hostile_client_ids_are_shown_as_text(server: str, watched: Watched) -> 
     hostile.click()
     page.wait_for_url(re.compile(r"/nodes/[0-9a-f]{64}$"))
     assert HOSTILE_CLIENT_IDS[0] in page.inner_text("#node")
+    assert HOSTILE_CLIENT_IDS[0] in page.inner_text("#table-dials") and HOSTILE_CLIENT_IDS[0] in page.inner_text("#table-clients")
     assert watched.dialogs == [] and watched.errors == []
+
+
+def test_over_time_charts_render_and_a_node_page_shows_its_history(server: str, watched: Watched) -> None:
+    page = watched.page
+    page.goto(server + "/#over-time")
+    assert [key for key in OVER_TIME_CHARTS if not _chart_drawn(page, key)] == []
+    assert page.locator("#over-time h3").count() == 5
+    page.goto(server + "/nodes?client=geth")
+    page.locator("#nodes tbody tr td a").first.click()
+    page.wait_for_url(re.compile(r"/nodes/[0-9a-f]{64}$"))
+    history = page.locator("#history")
+    assert history.is_visible()
+    assert page.locator("#table-sightings tbody tr").count() >= 1 and "no rows" not in page.inner_text("#table-sightings")
+    assert "geth" in page.inner_text("#table-dials")
+    story = page.locator("#history a", has_text="/story")
+    story.click()
+    page.wait_for_url(re.compile(r"/story$"))
+    assert '"sightings"' in page.inner_text("body")
+    assert watched.errors == [] and watched.dialogs == []
+    assert all(r.startswith(server) for r in watched.requests)

@@ -1,7 +1,7 @@
 """The database the web tests read: tests/db/fixture_db.py's two crawls, then a third whose Hellos are hostile.
 
-Import by name (``from web_db import ...``).  fixture_db is loaded from tests/db by path, once, under its own name,
-so these tests share it with tests/db without a conftest.
+Import by name (``from web_db import ...``).  fixture_db (and history_db, the hand-written history) are loaded from
+tests/db by path, once, under their own names, so these tests share them with tests/db without a conftest.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ethcrawl.db.store import begin_crawl, write_records
 from ethcrawl.wire.clientid import parse_client_id
 from ethcrawl.wire.crypto import node_id_from_pubkey
 
-__all__ = ["HOSTILE_CLIENT_IDS", "fixture_db", "web_database"]
+__all__ = ["HOSTILE_CLIENT_IDS", "fixture_db", "history_db", "web_database"]
 
 # Client ids a peer chose to break a page: markup, an attribute escape, and mathtext for the charts.
 HOSTILE_CLIENT_IDS = (
@@ -29,16 +29,25 @@ HOSTILE_CLIENT_IDS = (
 )
 
 
-def fixture_db() -> ModuleType:
-    loaded = sys.modules.get("fixture_db")
+def _from_tests_db(name: str) -> ModuleType:
+    loaded = sys.modules.get(name)
     if loaded is not None:
         return loaded
-    spec = importlib.util.spec_from_file_location("fixture_db", Path(__file__).resolve().parents[1] / "db" / "fixture_db.py")
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "db" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["fixture_db"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def fixture_db() -> ModuleType:
+    return _from_tests_db("fixture_db")
+
+
+def history_db() -> ModuleType:
+    """tests/db/history_db.py: four crawls over six nodes with churn, upgrades, ENR changes and fork ids."""
+    return _from_tests_db("history_db")
 
 
 def web_database(path: Path) -> str:
