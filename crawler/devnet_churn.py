@@ -83,9 +83,14 @@ NEW_NEXT = 2_000_000_000  # a fork time (2033) the chain's schedule does not hav
 
 
 def default_script(seed: int = 7) -> ChurnScript:
-    """Ten nodes over five cycles (crawl, revalidation, crawl, revalidation, crawl), every kind of change."""
+    """Ten nodes over five cycles (crawl, revalidation, crawl, revalidation, crawl), every kind of change.
+
+    Node 7 moves and then upgrades: one node whose story holds a new address, a new record and a new client.
+    """
     geth_new = "Geth/v1.16.3-stable-d818a9af/linux-amd64/go1.24.6"
-    nethermind_new = "Nethermind/v1.31.10+ebbe7f6e/linux-x64/dotnet9.0.2"
+    # Newer than every version a devnet plan hands out (devnet_clients), so each upgrade is one.
+    nethermind_new = "Nethermind/v1.32.2+5b1c7e2a/linux-x64/dotnet9.0.5"
+    erigon_new = "erigon/v3.1.0-1e8c0f2d/linux-arm64/go1.24.4"
     return ChurnScript(
         nodes=10,
         seed=seed,
@@ -96,7 +101,7 @@ def default_script(seed: int = 7) -> ChurnScript:
              Change(node=5, what="leave")),
             (Change(node=9, what="join"), Change(node=6, what="enr"), Change(node=7, what="move", value="127.0.0.2")),
             (Change(node=6, what="upgrade", value=nethermind_new), Change(node=2, what="leave"),
-             Change(node=4, what="fork-next", value=0)),
+             Change(node=4, what="fork-next", value=0), Change(node=7, what="upgrade", value=erigon_new)),
             (Change(node=8, what="join"), Change(node=5, what="return")),
         ),
     )

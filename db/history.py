@@ -207,9 +207,13 @@ def churn(session: Session, crawl_id: int | None = None, against: int | None = N
     """Nodes that changed between crawl ``against`` and the later crawl ``crawl_id``.
 
     Defaults: ``crawl_id`` the latest walk, ``against`` the walk before ``crawl_id``.  new: present in the crawl
-    and in no crawl before it; returned: present, absent from ``against``, present in some earlier crawl;
-    gone: present in ``against``, absent from the crawl; upgraded: present in both, and the client name or version
-    of its latest Hello up to the crawl differs from that up to ``against`` (both known).  NotFound otherwise.
+    and in no crawl up to ``against``; returned: present, absent from ``against``, present in a crawl before
+    ``against``; gone: present in ``against``, absent from the crawl; upgraded: present in both, and the client
+    name or version of its latest Hello up to the crawl differs from that up to ``against`` (both known).
+    NotFound otherwise.
+
+    New and returned look back from ``against``, not from the crawl: against an older crawl, a node that first
+    appeared in between is new since then, and "returned" says it was there before ``against`` and gone in it.
     """
     if crawl_id is None:
         crawl_id = _walk_before(session, None)
@@ -227,7 +231,7 @@ def churn(session: Session, crawl_id: int | None = None, against: int | None = N
         raise NotFound(f"--against {against} is not a crawl before {crawl_id}")
     now = _present(session, lambda c: c == crawl_id)
     then = _present(session, lambda c: c == against)
-    before = _present(session, lambda c: c < crawl_id)
+    before = _present(session, lambda c: c < against)
     clients_now = _clients_up_to(session, crawl_id, now)
     clients_then = _clients_up_to(session, against, then)
     changes: list[tuple[str, bytes]] = []

@@ -181,6 +181,9 @@ def test_churn_of_the_latest_walk(story: tuple[str, History]) -> None:
         (["--crawl", "3", "--against", "2"], [("C", "new", None, None), ("D", "new", "reth", "1.1.0"),
                                               ("A", "upgraded", "geth", "1.15.0")]),
         (["--crawl", "2"], [("B", "gone", None, None)]),  # a revalidation pass against the walk before it
+        # Against an older walk: D first answered in crawl 3, after crawl 1, so it is new since 1, not returned.
+        (["--crawl", "4", "--against", "1"], [("D", "new", "reth", "1.2.0"), ("E", "new", "geth", "1.15.0"),
+                                              ("F", "new", "nethermind", "1.30.2"), ("A", "gone", "geth", "1.14.0")]),
     ],
 )  # fmt: skip
 def test_churn_between_chosen_crawls(story: tuple[str, History], args: list[str], want: list[tuple[str, str, Any, Any]]) -> None:
