@@ -76,9 +76,10 @@ class DiscoveryConfig:
     max_receive_size: int = MAX_RECEIVE_SIZE
     # Serve FindNode only for bonded nodes; switching it off is for tests only.
     require_bond_for_findnode: bool = True
-    # A FindNode or ENRRequest met by silence from a node that never pinged us back (its
-    # ping-back or our Pong was lost, so it lacks our endpoint proof): bond again, once per
-    # node per bond period, and ask again (geth pings before any request in that case).
+    # A FindNode or ENRRequest met by silence: the node may lack our endpoint proof (its ping-back
+    # or our Pong was lost, or it forgot us: a peer's bond may expire sooner than ours).  Ping it
+    # again and ask again, once per node until it answers a request again (geth re-pings after
+    # 5 failed FINDNODEs; one silence is enough for a crawler, which asks each peer only a few times).
     rebond_on_silence: bool = True
     # False: behave as a pre-EIP-868 node (nimbus-eth1): no ENR seq in Ping/Pong,
     # ENRRequests ignored.  Used by the devnet's awkward nodes.
@@ -174,8 +175,10 @@ class DiscoveryV4:
         self._speaks_eip868: LRU[bytes, bool] = LRU(limit)
         # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
         self._asked: LRU[bytes, float] = LRU(limit)
-        # When we last bonded again after silence (rebond_on_silence), keyed like the bonds.
+        # When we last bonded again after silence (rebond_on_silence), and when the node last answered
+        # a FindNode or ENRRequest, keyed like the bonds: one rebond per silence after an answer.
         self._rebonded: LRU[tuple[bytes, str], float] = LRU(limit)
+        self._answered: LRU[tuple[bytes, str], float] = LRU(limit)
         # Called with (peer ip, our ip as it saw us, our udp port as it saw us) for every Pong.
         self.on_endpoint_statement: Callable[[str, str, int], None] | None = None
         late_send, self.late_nodes = trio.open_memory_channel[LateNodes](256)
@@ -382,6 +385,10 @@ class DiscoveryV4:
         """
         if self.is_bonded(node):
             return True
+        return await self._ping_for_bond(node)
+
+    async def _ping_for_bond(self, node: Node) -> bool:
+        """Ping ``node`` and give it one response timeout to ping us back; False when no Pong came."""
         key = (node.node_id, str(node.ip))
         ping_seen = self._ping_events.setdefault(key, trio.Event())
         try:
@@ -401,18 +408,25 @@ class DiscoveryV4:
         answer = await ask()
         if not answer and await self._rebond_after_silence(node):
             answer = await ask()
+        if answer:
+            self._answered.set((node.node_id, str(node.ip)), trio.current_time())
         return answer
 
     async def _rebond_after_silence(self, node: Node) -> bool:
-        """After a request met silence: whether we bonded again (the node pinged us back) and may ask again."""
-        if not self.config.rebond_on_silence or self.is_bonded(node):
-            return False  # it has our proof (it pinged us lately): the silence is its own
-        key, now = (node.node_id, str(node.ip)), trio.current_time()
-        last = self._rebonded.get(key)
-        if last is not None and now - last < self.config.bond_expiration:
+        """After a request met silence: whether we bonded again (the node pinged us lately) and may ask again.
+
+        Once per node until it answers a request again: a node that only ever pongs costs one more
+        Ping, and a node whose bond with us expires again and again (a short bond period) is bonded
+        again each time.  Our own view of the bond (24 h) says nothing about the node's.
+        """
+        if not self.config.rebond_on_silence:
             return False
+        key, now = (node.node_id, str(node.ip)), trio.current_time()
+        last, answered = self._rebonded.get(key), self._answered.get(key)
+        if last is not None and (answered is None or last > answered):
+            return False  # bonded again already, and it has not answered since
         self._rebonded.set(key, now)
-        return await self.bond(node) and self.is_bonded(node)
+        return await self._ping_for_bond(node) and self.is_bonded(node)
 
     async def find_node(self, node: Node, target: bytes) -> list[NodeRecord]:
         """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout (again after a repaired bond)."""

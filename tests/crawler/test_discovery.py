@@ -372,3 +372,21 @@ def _pings_sent(net: MemoryNetwork, node: DiscoveryV4) -> int:
     return sum(
         1 for src, _, data in net.sent if src == ("127.0.0.1", node.port) and isinstance(discv4.decode(data).packet, Ping)
     )
+
+
+async def test_a_peer_with_a_short_bond_expiry_is_bonded_again_each_time_it_forgets_us(
+    spawn: Spawn, autojump_clock: MockClock
+) -> None:
+    """bob forgets alice's endpoint proof after 10 s (``devnet --bond-expiry 10``); alice's own view of the bond
+    is geth's 24 h.  Each time bob falls silent after answering, alice bonds again and asks again, not only once
+    per 24 h: a crawl whose visits outlast a peer's bond must not lose the rest of its table."""
+    alice, bob = await spawn(), await spawn(DiscoveryConfig(bond_expiration=10.0))
+    fill_table(bob, 20)
+    assert await alice.bond(bob.local_node)
+    await trio.sleep(1)  # bob's ping-back completes
+    assert len(await alice.find_node(bob.local_node, b"\x01" * 64)) == 16
+    for _ in range(3):
+        await trio.sleep(11)  # bob forgot alice; alice still counts the bond
+        assert alice.is_bonded(bob.local_node)
+        assert len(await alice.find_node(bob.local_node, b"\x01" * 64)) == 16
+        assert len(await alice.find_node(bob.local_node, b"\x02" * 64)) == 16
