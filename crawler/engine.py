@@ -291,7 +291,8 @@ class Crawler:
         return state
 
     async def _emit_node(self, state: _NodeState) -> None:
-        node = state.node
+        # The RLPx port of the node's newest record (it signed it), not the one a NEIGHBORS entry named.
+        node = _dial_target(state)
         await self._emit(
             NodeSeen(
                 crawl_id=self.crawl_id,

@@ -302,3 +302,21 @@ def test_a_dial_goes_to_the_rlpx_port_of_the_newest_record() -> None:
     # A record naming another address does not move the dial there: we dial the address we know.
     elsewhere = make_local_enr(key, "127.0.0.2", 30303, 30400, seq=3)
     assert _dial_target(_NodeState(node=old, source="neighbors", index=0, enr=elsewhere)) == old
+
+
+async def test_the_stored_tcp_port_is_the_one_the_nodes_own_record_names(autojump_clock: MockClock) -> None:
+    """A parent's NEIGHBORS still name the RLPx port its child has left; the child's newer record (its
+    ENRResponse) names the new one, and that is what the crawl stores (``nodes.tcp_port``), as it dials there."""
+    from ethcrawl.crawler.discovery import make_local_enr
+
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        nodes = await start_tree(net, nursery, count=4, fanout=3)
+        child = nodes[1]
+        assert child.enr is not None
+        child.set_local_enr(make_local_enr(child.private_key, child.host, child.port, 40123, seq=child.enr.seq + 1))
+        records, _ = await crawl(net, [nodes[0].local_node])
+        nursery.cancel_scope.cancel()
+    seen = [r for r in records if isinstance(r, NodeSeen) and r.node_id == child.node_id]
+    assert seen[0].tcp == child.port  # as the parent's answer named it
+    assert seen[-1].tcp == 40123 and seen[-1].enr_seq == child.enr.seq
