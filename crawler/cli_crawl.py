@@ -33,6 +33,8 @@ from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_
 from .cli_common import parse_host_port
 from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
+from .discovery import DiscoveryConfig
+from .discovery_v5 import DiscoveryV5Config
 from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig
@@ -288,8 +290,9 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--udp", "udp", default="[::]:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address. [::] serves IPv4 and IPv6 peers on one port (IPv4 only, with a log line, where the machine has no IPv6); 0.0.0.0 or a specific address pins one family.")
 @click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx.")
 @click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json).")
-@click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=0.5, show_default=True, help="Discovery v4 response timeout (s).")
-@click.option("--v5-timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first).")
+@click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=DiscoveryConfig().response_timeout, show_default=True, help="Discovery v4 response timeout (s; go-ethereum's respTimeout). A peer whose answers came slowly gets up to 2 of its round trips.")
+@click.option("--v5-timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=DiscoveryV5Config().response_timeout, show_default=True, help="Discovery v5 response timeout per reply (s; go-ethereum's respTimeoutV5), widened like --timeout.")
+@click.option("--fixed-timeouts", is_flag=True, help="Wait exactly --timeout / --v5-timeout for every peer, however slow its earlier answers were.")
 @click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way.")
 @click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports).")
 @click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP)
@@ -307,6 +310,7 @@ def crawl_command(
     timeout: float,
     from_db: bool,
     v5_timeout: float,
+    fixed_timeouts: bool,
     discovery: str,
     dial_all: bool,
     node_key_file: str | None,
@@ -352,6 +356,7 @@ def crawl_command(
         rlpx_listen=_host_port(listen) if listen else None,
         response_timeout=timeout,
         v5_response_timeout=v5_timeout,
+        rtt_windows=not fixed_timeouts,
         discovery=discovery,
         dial_all=dial_all,
     )

@@ -80,6 +80,8 @@ class CrawlOptions:
     dial_all: bool = False
     # v5 replies may need a whole handshake first, so they get their own (longer) timeout.
     v5_response_timeout: float = DiscoveryV5Config().response_timeout
+    # Per-peer windows from measured round trips (``rtt.RoundTrips``); False: the fixed timeouts above.
+    rtt_windows: bool = True
 
     def __post_init__(self) -> None:
         if self.discovery not in DISCOVERY_MODES:
@@ -297,8 +299,8 @@ async def _crawl(
         key,
         host=udp.local_address[0],  # what was bound: 0.0.0.0 where :: fell back for want of IPv6
         port=options.listen_port,
-        v4_config=DiscoveryConfig(response_timeout=options.response_timeout),
-        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
+        v4_config=DiscoveryConfig(response_timeout=options.response_timeout, rtt_windows=options.rtt_windows),
+        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout, rtt_windows=options.rtt_windows),
         wall_clock=wall_clock,
         transport=udp,
     )

@@ -46,6 +46,7 @@ from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 from ethcrawl.wire.lru import LRU
 
+from .rtt import RoundTrips
 from .table import RoutingTable, unwrap_ipv4
 from .udp import Address, DatagramTransport, serve_datagrams
 
@@ -70,6 +71,9 @@ class DiscoveryConfig:
     """Tunables of the discovery node.  Defaults follow go-ethereum."""
 
     response_timeout: float = RESPONSE_TIMEOUT
+    # Wait longer for a peer whose earlier answers (late ones included) came slowly: a window of a few of
+    # its round trips, never below response_timeout (``rtt.RoundTrips``).  False: geth's fixed window.
+    rtt_windows: bool = True
     bond_expiration: float = BOND_EXPIRATION
     # After our Pong the remote pings us back; geth waits one respTimeout for that.
     ping_back_wait: float = RESPONSE_TIMEOUT
@@ -121,6 +125,7 @@ class _Waiter:
     packet_type: int
     matches: Callable[[Decoded], bool]
     want: int = 1  # NEIGHBORS: nodes wanted before the wait ends early
+    sent_at: float = 0.0  # trio time the request left: its first reply measures the round trip
     event: trio.Event = field(default_factory=trio.Event)
     replies: list[Decoded] = field(default_factory=list)
     collected: int = 0
@@ -150,8 +155,11 @@ class DiscoveryV4:
         enr_seq: int = 1,
         transport: DatagramTransport | None = None,
         enr_extra: Mapping[str, object] | None = None,
+        round_trips: RoundTrips | None = None,
     ) -> None:
         self.private_key = private_key
+        # Per-peer round trips (shared with the v5 side of the same node, if the caller passes one).
+        self.round_trips = round_trips if round_trips is not None else RoundTrips()
         self._enr_extra = enr_extra
         self.pubkey = pubkey_from_private(private_key)
         self.node_id = node_id_from_pubkey(self.pubkey)
@@ -175,6 +183,8 @@ class DiscoveryV4:
         self._speaks_eip868: LRU[bytes, bool] = LRU(limit)
         # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
         self._asked: LRU[bytes, float] = LRU(limit)
+        # When a request to each node last timed out: a late reply still measures its round trip.
+        self._timed_out: LRU[bytes, float] = LRU(limit)
         # When we last bonded again after silence (rebond_on_silence), and when the node last answered
         # a FindNode or ENRRequest, keyed like the bonds: one rebond per silence after an answer.
         self._rebonded: LRU[tuple[bytes, str], float] = LRU(limit)
@@ -351,12 +361,14 @@ class DiscoveryV4:
         key = (waiter.sender_id, waiter.packet_type)
         self._waiters[key].append(waiter)
         try:
+            waiter.sent_at = trio.current_time()
             await self._socket.sendto(data, addr)
             self._counts["out"] += 1
-            with trio.move_on_after(self.config.response_timeout):
+            with trio.move_on_after(self.response_window(waiter.sender_id)):
                 await waiter.event.wait()
             if not waiter.event.is_set():
                 self._counts["timeout"] += 1
+                self._timed_out.set(waiter.sender_id, waiter.sent_at)
             return waiter.replies
         finally:
             waiters = self._waiters.get(key)
@@ -365,6 +377,18 @@ class DiscoveryV4:
                     waiters.remove(waiter)
                 if not waiters:
                     del self._waiters[key]
+
+    def response_window(self, node_id: bytes) -> float:
+        """How long to wait for ``node_id``'s reply: geth's respTimeout, or more for a peer known to be slow."""
+        if not self.config.rtt_windows:
+            return self.config.response_timeout
+        return self.round_trips.window(node_id, self.config.response_timeout)
+
+    def _late_reply(self, sender_id: bytes) -> None:
+        """A reply came after its request timed out: it still says how far the peer is."""
+        sent_at = self._timed_out.pop(sender_id)
+        if sent_at is not None:
+            self.round_trips.observe(sender_id, trio.current_time() - sent_at)
 
     def speaks_eip868(self, node: Node) -> bool:
         """False only when the node's last Pong carried no ENR seq (pre-EIP-868, e.g. ethereumjs)."""
@@ -489,6 +513,8 @@ class DiscoveryV4:
         for waiter in self._waiters.get(key, ()):
             if waiter.event.is_set() or not waiter.matches(decoded):
                 continue
+            if not waiter.replies:
+                self.round_trips.observe(decoded.sender_id, trio.current_time() - waiter.sent_at)
             waiter.replies.append(decoded)
             if isinstance(decoded.packet, Neighbors):
                 count = len(decoded.packet.nodes)
@@ -544,6 +570,7 @@ class DiscoveryV4:
             return
         if not self._deliver(decoded, addr):
             self._counts["unsolicited"] += 1
+            self._late_reply(decoded.sender_id)
             return
         self._last_pong_received.set((decoded.sender_id, addr[0]), trio.current_time())
 
@@ -581,6 +608,7 @@ class DiscoveryV4:
             self._counts["unsolicited"] += 1
             return
         self._counts["late"] += 1
+        self._late_reply(decoded.sender_id)
         sender = Node(pubkey=decoded.sender_pubkey, ip=ip_address(addr[0]), udp=addr[1], tcp=None)
         try:
             self._late_send.send_nowait(LateNodes(sender=sender, nodes=_unmapped_records(neighbors.nodes)))
