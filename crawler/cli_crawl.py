@@ -35,7 +35,7 @@ from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config
-from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY
+from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
@@ -284,7 +284,8 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
 @click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL, enr: record or enrtree:// DNS node list to start from (repeatable).")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL.")
 @click.option("--duration", type=Seconds(0, MAX_DURATION, minimum_open=True), default=None, help="Stop after this many seconds (default: when done).")
-@click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_CONCURRENCY, show_default=True, help="Peers enumerated at once (most visits wait on dead records: keep it wide).")
+@click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_CONCURRENCY, show_default=True, help="Peers enumerated at once, at first and at least (most visits wait on dead records: keep it wide).")
+@click.option("--max-concurrency", type=click.IntRange(min=1, max=16384), default=DEFAULT_MAX_CONCURRENCY, show_default=True, help="At most: the crawl widens from --concurrency while every slot is busy and the CPU keeps up, and narrows when it does not. Equal to --concurrency (or below): a fixed limit.")
 @click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_DIAL_CONCURRENCY, show_default=True, help="RLPx dials at once.")
 @click.option("--listen", "listen", default=None, metavar="HOST:PORT", help="Also accept inbound RLPx peers here and record them.")
 @click.option("--udp", "udp", default="[::]:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address. [::] serves IPv4 and IPv6 peers on one port (IPv4 only, with a log line, where the machine has no IPv6); 0.0.0.0 or a specific address pins one family.")
@@ -303,6 +304,7 @@ def crawl_command(
     db_url: str,
     duration: float | None,
     concurrency: int,
+    max_concurrency: int,
     dial_concurrency: int,
     listen: str | None,
     udp: str,
@@ -349,6 +351,7 @@ def crawl_command(
         network=network,
         duration=duration,
         concurrency=concurrency,
+        max_concurrency=max_concurrency,
         dial_concurrency=dial_concurrency,
         dial=not no_dial,
         listen_host=udp_host,

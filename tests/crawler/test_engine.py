@@ -320,3 +320,25 @@ async def test_the_stored_tcp_port_is_the_one_the_nodes_own_record_names(autojum
     seen = [r for r in records if isinstance(r, NodeSeen) and r.node_id == child.node_id]
     assert seen[0].tcp == child.port  # as the parent's answer named it
     assert seen[-1].tcp == 40123 and seen[-1].enr_seq == child.enr.seq
+
+
+async def test_the_visit_limit_widens_while_visits_wait_on_dead_records(autojump_clock: MockClock) -> None:
+    """Dead records behind one live peer (its buckets keep ~75 of the 200): 4 visits at once wait them out two
+    bond attempts at a time; the governor widens the pipe (the mock clock never lags) and the crawl ends sooner."""
+    elapsed, reached = {}, {}
+    for ceiling in (4, 512):
+        net = MemoryNetwork()
+        async with trio.open_nursery() as nursery:
+            (root,) = await start_nodes(net, nursery, 1)
+            for i in range(200):  # nothing listens at these endpoints: every datagram to them is lost
+                dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=None)
+                root.table.add_verified(dead)
+            started = trio.current_time()
+            records, crawler = await crawl(net, [root.local_node], concurrency=4, max_concurrency=ceiling)
+            elapsed[ceiling] = trio.current_time() - started
+            nursery.cancel_scope.cancel()
+        stats = crawler.statistics()
+        assert stats.discovered >= 50 and stats.responded == 1
+        reached[ceiling] = stats.max_concurrency_reached
+    assert reached[4] == 4 and reached[512] >= 32, reached
+    assert elapsed[512] < elapsed[4] / 4, elapsed
