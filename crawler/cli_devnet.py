@@ -80,8 +80,23 @@ def _shard(config: DevnetConfig, manifest: Path | None, duration: float | None, 
     """One shard's process: serve, and report start-up failures to the parent as one line."""
     try:
         trio.run(partial(_serve, config, manifest, duration, ready))
-    except OSError as exc:
-        ready.send(f"cannot start the devnet (shard {config.shard}): {exc}")
+    except (OSError, BaseExceptionGroup) as exc:
+        error = _os_error(exc)
+        if error is None:
+            raise
+        ready.send(f"cannot start the devnet (shard {config.shard}): {error}")
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError (a port taken, too many open files) behind ``exc``, which trio may have wrapped in groups."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _run_shards(config: DevnetConfig, manifest: Path | None, duration: float | None) -> None:

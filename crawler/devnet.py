@@ -531,6 +531,9 @@ class DevnetNode:
             port = udp.local_address[1]
             family = trio.socket.AF_INET6 if ip_address(self.spec.host).version == 6 else trio.socket.AF_INET
             sock = trio.socket.socket(family)
+            # A fixed port (--base-port, --shards) may still hold TIME_WAIT connections of the last run's
+            # dials: a listener may bind over them, as every server does (trio's open_tcp_listeners too).
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
             try:
                 await sock.bind((self.spec.host, port))
                 sock.listen(LISTEN_BACKLOG)

@@ -280,3 +280,36 @@ async def test_a_devnet_in_two_shard_processes_is_crawled_as_one_network(tmp_pat
     missed = sorted(live[i]["index"] for i in staying - answered)
     assert len(missed) <= 1, missed  # a node's every bond lost at 2 %: rare, not never
     assert {live[i]["index"] % 2 for i in answered & staying} == {0, 1}  # both shards answered
+
+
+async def test_a_shard_that_cannot_bind_says_so_in_one_line() -> None:
+    import socket
+
+    base_port = 29000 + 100 * random.randrange(8)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", base_port + 3))  # node 3: shard 1's
+        done = await trio.run_process(
+            [ETHCRAWL, "devnet", "--nodes", "10", "--shards", "2", "--base-port", str(base_port), "--duration", "5"],
+            capture_stdout=True, capture_stderr=True, check=False,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["Error: cannot start the devnet (shard 1): [Errno 98] Address already in use"]
+
+
+async def test_a_fixed_port_binds_over_the_last_runs_time_wait_connections() -> None:
+    """A dial's connection closed by the devnet's side leaves TIME_WAIT on the node's port for a minute; the next
+    devnet on the same --base-port must still listen there (found running two benchmarks 9 s apart)."""
+    import socket
+
+    port = 29900 + random.randrange(90)
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            server, _ = listener.accept()
+            server.close()  # the listening side closes first: its end of the pair waits in TIME_WAIT
+            await trio.sleep(0.1)
+    async with open_devnet(nodes=1, base_port=port) as net:
+        assert net.nodes[0].port == port
