@@ -189,6 +189,9 @@ class DiscoveryV4:
         # a FindNode or ENRRequest, keyed like the bonds: one rebond per silence after an answer.
         self._rebonded: LRU[tuple[bytes, str], float] = LRU(limit)
         self._answered: LRU[tuple[bytes, str], float] = LRU(limit)
+        # Called with a node's id when it answers after its request timed out: it is alive, only slow (or we
+        # were too busy to read its answer in time).
+        self.on_late_reply: Callable[[bytes], None] | None = None
         # Called with (peer ip, our ip as it saw us, our udp port as it saw us) for every Pong.
         self.on_endpoint_statement: Callable[[str, str, int], None] | None = None
         late_send, self.late_nodes = trio.open_memory_channel[LateNodes](256)
@@ -389,6 +392,8 @@ class DiscoveryV4:
         sent_at = self._timed_out.pop(sender_id)
         if sent_at is not None:
             self.round_trips.observe(sender_id, trio.current_time() - sent_at)
+            if self.on_late_reply is not None:
+                self.on_late_reply(sender_id)
 
     def speaks_eip868(self, node: Node) -> bool:
         """False only when the node's last Pong carried no ENR seq (pre-EIP-868, e.g. ethereumjs)."""

@@ -8,7 +8,7 @@ from array import array
 from ipaddress import ip_address
 
 import trio
-from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.discovery import DiscoveryConfig, DiscoveryV4
 from ethcrawl.crawler.table import BUCKET_SIZE
 from ethcrawl.crawler.engine import (
     EDGE_PROTOCOL_BIT,
@@ -342,3 +342,31 @@ async def test_the_visit_limit_widens_while_visits_wait_on_dead_records(autojump
         reached[ceiling] = stats.max_concurrency_reached
     assert reached[4] == 4 and reached[512] >= 32, reached
     assert elapsed[512] < elapsed[4] / 4, elapsed
+
+
+async def test_a_node_that_answers_only_after_its_visit_gave_up_is_visited_once_more(autojump_clock: MockClock) -> None:
+    """A node's answers come 3 s late (beyond the widest window): both bond attempts time out and its table, the
+    only way to its child, goes unread.  Its late Pong shows it is alive; by then it answers in time, and the
+    crawl visits it once more and finds the child.  (Dead records in the root's table keep the crawl going.)"""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        root, slow, child = await start_nodes(net, nursery, 3)
+        slow.config = DiscoveryConfig(reply_delay=3.0)
+        root.table.add_verified(slow.local_node)
+        slow.table.add_verified(child.local_node)
+        for i in range(8):
+            dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=None)
+            root.table.add_verified(dead)
+
+        async def recover() -> None:
+            await trio.sleep(2.5)
+            slow.config = DiscoveryConfig()
+
+        nursery.start_soon(recover)
+        # The slow node is a seed too, so its visit starts at once (and fails by 2 s: 0.5 + 1 + 0.5).
+        records, crawler = await crawl(net, [root.local_node, slow.local_node], concurrency=2, max_concurrency=2)
+        nursery.cancel_scope.cancel()
+    found = {r.node_id for r in records if isinstance(r, NodeSeen)}
+    assert child.node_id in found
+    answered = [r for r in records if isinstance(r, NodeSeen) and r.node_id == slow.node_id and r.responded]
+    assert answered
