@@ -370,3 +370,35 @@ async def test_a_node_that_answers_only_after_its_visit_gave_up_is_visited_once_
     assert child.node_id in found
     answered = [r for r in records if isinstance(r, NodeSeen) and r.node_id == slow.node_id and r.responded]
     assert answered
+
+
+async def test_nodes_that_answered_are_dialed_before_silent_records(autojump_clock: MockClock) -> None:
+    """Dead records finish their visits first (two bond attempts, 2 s) and queue their dials before a slow live
+    node is done; the live node is still dialed next, not after every dead record."""
+    net = MemoryNetwork()
+    dialed: list[bytes] = []
+    times: list[float] = []
+
+    async def dialer(node: Node, enr: object) -> None:
+        dialed.append(node.node_id)
+        times.append(trio.current_time())
+        await trio.sleep(1)  # a dial of a dead record waits out its connect timeout
+
+    async with trio.open_nursery() as nursery:
+        root, slow = await start_nodes(net, nursery, 2)
+        slow.config = DiscoveryConfig(reply_delay=0.6)  # its visit: a bond retry and several such round trips
+        root.table.add_verified(slow.local_node)
+        for i in range(6):
+            dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=40000 + i)
+            root.table.add_verified(dead)
+        crawler_node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+        await nursery.start(crawler_node.run)
+        send, receive = trio.open_memory_channel[object](100_000)
+        crawler = Crawler(
+            crawler_node, TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock, dialer=dialer,
+            config=CrawlConfig(dial_concurrency=1, dial_all=True),
+        )
+        await crawler.run([root.local_node])
+        nursery.cancel_scope.cancel()
+    assert len(dialed) == 8  # root, slow, 6 dead
+    assert dialed.index(slow.node_id) <= 2, (dialed.index(slow.node_id), times)
