@@ -64,6 +64,9 @@ NEIGHBORS_PER_FINDNODE = 16  # geth's bucketSize: a full answer ends the wait ea
 # size so such nodes can still be crawled.
 MAX_RECEIVE_SIZE = 2048  # bytes
 PEERS_REMEMBERED = 1 << 18  # (node, ip) pairs kept per bookkeeping map: more than a mainnet crawl meets
+# Requests that timed out, remembered so a late reply still measures its peer's round trip: late replies come within
+# seconds, and a crawl has at most a few thousand requests out at once; most entries are dead records' Pings.
+TIMED_OUT_REMEMBERED = 1 << 14
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,7 +187,7 @@ class DiscoveryV4:
         # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
         self._asked: LRU[bytes, float] = LRU(limit)
         # When a request to each node last timed out: a late reply still measures its round trip.
-        self._timed_out: LRU[bytes, float] = LRU(limit)
+        self._timed_out: LRU[bytes, float] = LRU(TIMED_OUT_REMEMBERED)
         # When we last bonded again after silence (rebond_on_silence), and when the node last answered
         # a FindNode or ENRRequest, keyed like the bonds: one rebond per silence after an answer.
         self._rebonded: LRU[tuple[bytes, str], float] = LRU(limit)
