@@ -36,7 +36,9 @@ from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_
 from .cli_common import parse_host_port
 from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
-from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY
+from .discovery import DiscoveryConfig
+from .discovery_v5 import DiscoveryV5Config
+from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY
 from .dialer import DialConfig, dial
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
@@ -313,13 +315,15 @@ _WALK_OPTIONS = (
     click.option("--network", type=click.Choice(NETWORKS), default=None, help="Seed from this network's bootnodes and DNS lists (default mainnet when no --bootnode is given)."),
     click.option("--bootnode", "bootnode_urls", multiple=True, metavar="URL", help="enode:// URL, enr: record or enrtree:// DNS node list to start from (repeatable)."),
     click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL."),
-    click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_CONCURRENCY, show_default=True, help="Peers enumerated at once (most visits wait on dead records: keep it wide)."),
+    click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_CONCURRENCY, show_default=True, help="Peers enumerated at once, at first and at least (most visits wait on dead records: keep it wide)."),
+    click.option("--max-concurrency", type=click.IntRange(min=1, max=16384), default=DEFAULT_MAX_CONCURRENCY, show_default=True, help="At most: the crawl widens from --concurrency while every slot is busy and the CPU keeps up, and narrows when it does not. Equal to --concurrency (or below): a fixed limit."),
     click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_DIAL_CONCURRENCY, show_default=True, help="RLPx dials at once."),
     click.option("--udp", "udp", default="[::]:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address. [::] serves IPv4 and IPv6 peers on one port (IPv4 only, with a log line, where the machine has no IPv6); 0.0.0.0 or a specific address pins one family."),
     click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx."),
     click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json)."),
-    click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=0.5, show_default=True, help="Discovery v4 response timeout (s)."),
-    click.option("--v5-timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=1.0, show_default=True, help="Discovery v5 response timeout (s; a reply may need a handshake first)."),
+    click.option("--timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=DiscoveryConfig().response_timeout, show_default=True, help="Discovery v4 response timeout (s; go-ethereum's respTimeout). A peer whose answers came slowly gets up to 2 of its round trips."),
+    click.option("--v5-timeout", type=Seconds(MIN_TIMEOUT, MAX_TIMEOUT), default=DiscoveryV5Config().response_timeout, show_default=True, help="Discovery v5 response timeout per reply (s; go-ethereum's respTimeoutV5), widened like --timeout."),
+    click.option("--fixed-timeouts", is_flag=True, help="Wait exactly --timeout / --v5-timeout for every peer, however slow its earlier answers were."),
     click.option("--discovery", "discovery", type=click.Choice(DISCOVERY_MODES), default="both", show_default=True, help="Which DHTs to walk. Our node answers both protocols on its one UDP port either way."),
     click.option("--dial-all", is_flag=True, help="Dial every node with a TCP port, not only those that look like execution-layer nodes (consensus records advertise libp2p ports)."),
     click.option("--node-key", "node_key_file", default=None, metavar="FILE", help=NODE_KEY_HELP),
@@ -352,12 +356,14 @@ def walk_setup(
     bootnode_urls: tuple[str, ...],
     db_url: str,
     concurrency: int,
+    max_concurrency: int,
     dial_concurrency: int,
     udp: str,
     no_dial: bool,
     from_db: bool,
     timeout: float,
     v5_timeout: float,
+    fixed_timeouts: bool,
     discovery: str,
     dial_all: bool,
     node_key_file: str | None,
@@ -405,6 +411,7 @@ def walk_setup(
         network=network,
         duration=duration,
         concurrency=concurrency,
+        max_concurrency=max_concurrency,
         dial_concurrency=dial_concurrency,
         dial=not no_dial,
         listen_host=udp_host,
@@ -412,6 +419,7 @@ def walk_setup(
         rlpx_listen=_host_port(listen) if listen else None,
         response_timeout=timeout,
         v5_response_timeout=v5_timeout,
+        rtt_windows=not fixed_timeouts,
         discovery=discovery,
         dial_all=dial_all,
     )

@@ -45,7 +45,7 @@ from ethcrawl.wire.rlpx.session import PeerSession
 from .dialer import DialConfig, DialResult, dial, local_hello, serve_session
 from .discovery import DiscoveryConfig, DiscoveryStats
 from .discovery_v5 import DiscoveryV5Config, DiscoveryV5Stats
-from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, CrawlConfig, Crawler, CrawlStats
+from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, CrawlConfig, Crawler, CrawlStats
 from .node import DiscoveryNode
 from .targets import TargetTable
 from .udp import DUAL_STACK_HOST, UDPSocket, bind_socket, open_udp_socket, unmapped
@@ -73,6 +73,7 @@ class CrawlOptions:
     network: str | None = None
     duration: float | None = None
     concurrency: int = DEFAULT_CONCURRENCY
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY
     dial: bool = True
     listen_host: str = DUAL_STACK_HOST  # both families on one port; 0.0.0.0 or an address pins one
@@ -84,6 +85,8 @@ class CrawlOptions:
     dial_all: bool = False
     # v5 replies may need a whole handshake first, so they get their own (longer) timeout.
     v5_response_timeout: float = DiscoveryV5Config().response_timeout
+    # Per-peer windows from measured round trips (``rtt.RoundTrips``); False: the fixed timeouts above.
+    rtt_windows: bool = True
 
     def __post_init__(self) -> None:
         if self.discovery not in DISCOVERY_MODES:
@@ -278,8 +281,8 @@ def discovery_node(
         key,
         host=udp.local_address[0],  # what was bound: 0.0.0.0 where :: fell back for want of IPv6
         port=options.listen_port,
-        v4_config=DiscoveryConfig(response_timeout=options.response_timeout),
-        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout),
+        v4_config=DiscoveryConfig(response_timeout=options.response_timeout, rtt_windows=options.rtt_windows),
+        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout, rtt_windows=options.rtt_windows),
         wall_clock=wall_clock,
         transport=udp,
     )
@@ -423,6 +426,7 @@ async def crawl_on_sockets(
                         crawl_id=crawl_id,
                         config=CrawlConfig(
                             concurrency=options.concurrency,
+                            max_concurrency=options.max_concurrency,
                             dial_concurrency=options.dial_concurrency,
                             dial_all=options.dial_all,
                         ),
@@ -506,11 +510,12 @@ def _log_statistics(node: DiscoveryNode, c: CrawlStats, stored: Mapping[str, int
         "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
         "responded=%d edges=%d dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
         "v5_rate_limited=%d v5_timeouts=%d v5_bad_records=%d v5_handshakes=%d answered_v4=%d answered_v5=%d "
-        "lane_overflow=%d unhashed_peers=%d receive_buffer=%d kernel_drops=%s",
+        "lane_overflow=%d unhashed_peers=%d max_concurrency=%d receive_buffer=%d kernel_drops=%s",
         d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
         c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
         d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
-        c.answered_v5, overflow, c.unhashed_peers, stored["receive_buffer"], stored.get("kernel_drops"),
+        c.answered_v5, overflow, c.unhashed_peers, c.max_concurrency_reached, stored["receive_buffer"],
+        stored.get("kernel_drops"),
     )
 
 

@@ -174,10 +174,19 @@ class DevnetConfig:
     awkward: bool = True  # False: every node NORMAL (benchmarks of the plain walk)
     dirt: DirtConfig = IDEAL  # how far the network departs from a friendly one (devnet_profile.PROFILES)
     dial_out: Node | None = None  # where NAT'd nodes that dial out dial (a crawler's --listen)
+    # This process binds the live nodes whose index % shards == shard (``ethcrawl devnet --shards``);
+    # every shard plans the whole network from the seed, so it can file the others' nodes in its tables.
+    shard: int = 0
+    shards: int = 1
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
             raise ValueError(f"a devnet needs at least 1 node, not {self.nodes}")
+        if not 0 <= self.shard < self.shards:
+            raise ValueError(f"shard {self.shard} is not one of 0..{self.shards - 1}")
+        if self.shards > 1 and not self.base_port:
+            # Another shard's nodes are known by their planned endpoint: ports must not be left to the OS.
+            raise ValueError("a devnet in several shards needs a --base-port")
         if self.network not in CHAINS:
             raise ValueError(f"unknown network {self.network!r} (known: {', '.join(sorted(CHAINS))})")
         try:
@@ -224,6 +233,10 @@ class NodeSpec:
     network: str  # the chain its Status is of
     known: tuple[int, ...]  # indices of the records in its routing table (live nodes first, then dead ones)
     events: NodeEvents = NodeEvents()  # its round trip, and when it joins, leaves or changes its record
+
+    def served_by(self, config: DevnetConfig) -> bool:
+        """Whether this process (``config.shard``) binds the node; the others only know its record."""
+        return self.index % config.shards == config.shard
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -374,6 +387,21 @@ class DevnetNode:
         self._nursery: trio.Nursery | None = None
         self._rlpx: tuple[trio.CancelScope, trio.SocketListener] | None = None
         self.left = False
+        self._remote_enr: ENR | None = None  # a node another shard serves: its record, as planned
+
+    @classmethod
+    def remote(cls, spec: NodeSpec, heads: dict[str, ChainHead]) -> DevnetNode:
+        """A node another shard binds: known here by the record it will have at its planned port."""
+        node = cls(spec, heads)
+        assert spec.port, "another shard's node needs its planned port"
+        node._remote_enr = make_local_enr(
+            node._key, spec.host, spec.port, spec.port, seq=1, extra=node._record_entries()
+        )
+        return node
+
+    @property
+    def is_remote(self) -> bool:
+        return self._remote_enr is not None
 
     @property
     def protocols(self) -> frozenset[str]:
@@ -393,6 +421,8 @@ class DevnetNode:
 
     @property
     def enr(self) -> ENR:
+        if self._remote_enr is not None:
+            return self._remote_enr
         assert self._endpoint is not None, "run() must be started first"
         return self._endpoint.enr
 
@@ -505,6 +535,9 @@ class DevnetNode:
             port = udp.local_address[1]
             family = trio.socket.AF_INET6 if ip_address(self.spec.host).version == 6 else trio.socket.AF_INET
             sock = trio.socket.socket(family)
+            # A fixed port (--base-port, --shards) may still hold TIME_WAIT connections of the last run's
+            # dials: a listener may bind over them, as every server does (trio's open_tcp_listeners too).
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
             try:
                 await sock.bind((self.spec.host, port))
                 sock.listen(LISTEN_BACKLOG)
@@ -585,6 +618,11 @@ class Devnet:
         return self.nodes[0]
 
     @property
+    def served(self) -> list[DevnetNode]:
+        """The nodes this process binds (all of them unless the devnet runs in shards)."""
+        return [node for node in self.nodes if not node.is_remote]
+
+    @property
     def bootnode_enode(self) -> str:
         return format_enode(self.bootnode.node)
 
@@ -596,12 +634,11 @@ class Devnet:
         """File record ``j`` (a node, or a dead record) in ``holder``'s tables, over each protocol both speak."""
         v4, v5 = holder.discovery, holder.discovery_v5
         if j < len(self.nodes):
-            other = self.nodes[j]
-            known_v4, known_v5 = other.discovery, other.discovery_v5
-            if v4 is not None and known_v4 is not None:
-                v4.table.add_verified(known_v4.local_node)
-            if v5 is not None and known_v5 is not None:
-                v5.add_to_table(known_v5.enr)
+            other = self.nodes[j]  # served here or by another shard: its record says where it is
+            if v4 is not None and "v4" in other.protocols:
+                v4.table.add_verified(other.node)
+            if v5 is not None and "v5" in other.protocols:
+                v5.add_to_table(other.enr)
             return
         dead = self.dead[j - len(self.nodes)]
         if v4 is not None:
@@ -643,15 +680,18 @@ class Devnet:
 def _ensure_descriptors(plan: DevnetPlan) -> None:
     """Raise the soft open-files limit to fit the plan's sockets, or say why it cannot."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    count = len(plan.nodes)
     # A UDP socket per node, and a TCP listener for every node that has one; dead records need none.
-    sockets = sum(FDS_PER_NODE - (spec.kind in WITHOUT_RLPX_LISTENER) for spec in plan.nodes)
+    served = [spec for spec in plan.nodes if spec.served_by(plan.config)]
+    count = len(served)
+    sockets = sum(FDS_PER_NODE - (spec.kind in WITHOUT_RLPX_LISTENER) for spec in served)
     needed = sockets + FD_HEADROOM
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         if target < needed:
-            raise OSError(f"{count} nodes need {needed} open files; the hard limit is {hard} (raise ulimit -Hn)")
+            raise OSError(
+                f"{count} nodes need {needed} open files; the hard limit is {hard} (raise ulimit -Hn, or use --shards)"
+            )
 
 
 async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devnet] = trio.TASK_STATUS_IGNORED) -> None:
@@ -665,15 +705,19 @@ async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devne
     wall = time.time()  # the head header's age; nodes read their own clock for expirations
     heads = {name: chain_head(name, wall) for name in {s.network for s in plan.nodes} | {config.network}}
     line = DelayLine() if config.dirt.shapes_links else None
-    nodes = [DevnetNode(spec, heads, dirt=config.dirt, line=line) for spec in plan.nodes]
+    nodes = [
+        DevnetNode(spec, heads, dirt=config.dirt, line=line) if spec.served_by(config) else DevnetNode.remote(spec, heads)
+        for spec in plan.nodes
+    ]
     async with trio.open_nursery() as nursery:
         if line is not None:
             await nursery.start(line.run)
         for node in nodes:
-            await nursery.start(node.run)
+            if not node.is_remote:
+                await nursery.start(node.run)
         net = Devnet(plan=plan, nodes=nodes, dead=dead_entries(plan.records, nodes, heads[config.network]))
         joiners = {s.index for s in plan.nodes if s.events.join_at is not None}
-        for node in nodes:
+        for node in net.served:
             for j in node.spec.known:
                 if j not in joiners:  # nobody knows a joiner before it joins
                     net.introduce(node, j)

@@ -118,17 +118,24 @@ async def run_schedule(
     """Carry out the plan's joins, leaves, record changes and dial-outs at their times; returns when all are done."""
     start = trio.current_time()
     plan = net.plan
+    config = plan.config
+    # With shards, each process carries out what happens to the nodes it binds (and shard 0 the dial-outs).
+    served = [spec for spec in plan.nodes if spec.served_by(config)]
     holders: dict[int, list[int]] = {}
-    for spec in plan.nodes:
+    for spec in served:
         for j in spec.known:
             holders.setdefault(j, []).append(spec.index)
     schedule: list[tuple[float, int, str]] = []
     for spec in plan.nodes:
+        if not spec.served_by(config):
+            if spec.events.join_at is not None and spec.index in holders:
+                schedule.append((spec.events.join_at, spec.index, "join"))  # our tables learn of it then
+            continue
         events = spec.events
         for at, what in ((events.join_at, "join"), (events.leave_at, "leave"), (events.enr_change_at, "move")):
             if at is not None:
                 schedule.append((at, spec.index, what))
-    if plan.config.dial_out is not None:
+    if config.dial_out is not None and config.shard == 0:
         schedule += [(r.dial_out_at, r.index, "dial") for r in plan.records if r.dial_out_at is not None]
     schedule.sort()
     task_status.started()

@@ -46,6 +46,7 @@ from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 from ethcrawl.wire.lru import LRU
 
+from .rtt import RoundTrips
 from .table import RoutingTable, unwrap_ipv4
 from .udp import Address, DatagramTransport, serve_datagrams
 
@@ -63,6 +64,9 @@ NEIGHBORS_PER_FINDNODE = 16  # geth's bucketSize: a full answer ends the wait ea
 # size so such nodes can still be crawled.
 MAX_RECEIVE_SIZE = 2048  # bytes
 PEERS_REMEMBERED = 1 << 18  # (node, ip) pairs kept per bookkeeping map: more than a mainnet crawl meets
+# Requests that timed out, remembered so a late reply still measures its peer's round trip: late replies come within
+# seconds, and a crawl has at most a few thousand requests out at once; most entries are dead records' Pings.
+TIMED_OUT_REMEMBERED = 1 << 14
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,15 +74,19 @@ class DiscoveryConfig:
     """Tunables of the discovery node.  Defaults follow go-ethereum."""
 
     response_timeout: float = RESPONSE_TIMEOUT
+    # Wait longer for a peer whose earlier answers (late ones included) came slowly: a window of a few of
+    # its round trips, never below response_timeout (``rtt.RoundTrips``).  False: geth's fixed window.
+    rtt_windows: bool = True
     bond_expiration: float = BOND_EXPIRATION
     # After our Pong the remote pings us back; geth waits one respTimeout for that.
     ping_back_wait: float = RESPONSE_TIMEOUT
     max_receive_size: int = MAX_RECEIVE_SIZE
     # Serve FindNode only for bonded nodes; switching it off is for tests only.
     require_bond_for_findnode: bool = True
-    # A FindNode or ENRRequest met by silence from a node that never pinged us back (its
-    # ping-back or our Pong was lost, so it lacks our endpoint proof): bond again, once per
-    # node per bond period, and ask again (geth pings before any request in that case).
+    # A FindNode or ENRRequest met by silence: the node may lack our endpoint proof (its ping-back
+    # or our Pong was lost, or it forgot us: a peer's bond may expire sooner than ours).  Ping it
+    # again and ask again, once per node until it answers a request again (geth re-pings after
+    # 5 failed FINDNODEs; one silence is enough for a crawler, which asks each peer only a few times).
     rebond_on_silence: bool = True
     # False: behave as a pre-EIP-868 node (nimbus-eth1): no ENR seq in Ping/Pong,
     # ENRRequests ignored.  Used by the devnet's awkward nodes.
@@ -120,6 +128,7 @@ class _Waiter:
     packet_type: int
     matches: Callable[[Decoded], bool]
     want: int = 1  # NEIGHBORS: nodes wanted before the wait ends early
+    sent_at: float = 0.0  # trio time the request left: its first reply measures the round trip
     event: trio.Event = field(default_factory=trio.Event)
     replies: list[Decoded] = field(default_factory=list)
     collected: int = 0
@@ -149,8 +158,11 @@ class DiscoveryV4:
         enr_seq: int = 1,
         transport: DatagramTransport | None = None,
         enr_extra: Mapping[str, object] | None = None,
+        round_trips: RoundTrips | None = None,
     ) -> None:
         self.private_key = private_key
+        # Per-peer round trips (shared with the v5 side of the same node, if the caller passes one).
+        self.round_trips = round_trips if round_trips is not None else RoundTrips()
         self._enr_extra = enr_extra
         self.pubkey = pubkey_from_private(private_key)
         self.node_id = node_id_from_pubkey(self.pubkey)
@@ -174,8 +186,15 @@ class DiscoveryV4:
         self._speaks_eip868: LRU[bytes, bool] = LRU(limit)
         # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
         self._asked: LRU[bytes, float] = LRU(limit)
-        # When we last bonded again after silence (rebond_on_silence), keyed like the bonds.
+        # When a request to each node last timed out: a late reply still measures its round trip.
+        self._timed_out: LRU[bytes, float] = LRU(TIMED_OUT_REMEMBERED)
+        # When we last bonded again after silence (rebond_on_silence), and when the node last answered
+        # a FindNode or ENRRequest, keyed like the bonds: one rebond per silence after an answer.
         self._rebonded: LRU[tuple[bytes, str], float] = LRU(limit)
+        self._answered: LRU[tuple[bytes, str], float] = LRU(limit)
+        # Called with a node's id when it answers after its request timed out: it is alive, only slow (or we
+        # were too busy to read its answer in time).
+        self.on_late_reply: Callable[[bytes], None] | None = None
         # Called with (peer ip, our ip as it saw us, our udp port as it saw us) for every Pong.
         self.on_endpoint_statement: Callable[[str, str, int], None] | None = None
         late_send, self.late_nodes = trio.open_memory_channel[LateNodes](256)
@@ -348,12 +367,14 @@ class DiscoveryV4:
         key = (waiter.sender_id, waiter.packet_type)
         self._waiters[key].append(waiter)
         try:
+            waiter.sent_at = trio.current_time()
             await self._socket.sendto(data, addr)
             self._counts["out"] += 1
-            with trio.move_on_after(self.config.response_timeout):
+            with trio.move_on_after(self.response_window(waiter.sender_id)):
                 await waiter.event.wait()
             if not waiter.event.is_set():
                 self._counts["timeout"] += 1
+                self._timed_out.set(waiter.sender_id, waiter.sent_at)
             return waiter.replies
         finally:
             waiters = self._waiters.get(key)
@@ -362,6 +383,20 @@ class DiscoveryV4:
                     waiters.remove(waiter)
                 if not waiters:
                     del self._waiters[key]
+
+    def response_window(self, node_id: bytes) -> float:
+        """How long to wait for ``node_id``'s reply: geth's respTimeout, or more for a peer known to be slow."""
+        if not self.config.rtt_windows:
+            return self.config.response_timeout
+        return self.round_trips.window(node_id, self.config.response_timeout)
+
+    def _late_reply(self, sender_id: bytes) -> None:
+        """A reply came after its request timed out: it still says how far the peer is."""
+        sent_at = self._timed_out.pop(sender_id)
+        if sent_at is not None:
+            self.round_trips.observe(sender_id, trio.current_time() - sent_at)
+            if self.on_late_reply is not None:
+                self.on_late_reply(sender_id)
 
     def speaks_eip868(self, node: Node) -> bool:
         """False only when the node's last Pong carried no ENR seq (pre-EIP-868, e.g. ethereumjs)."""
@@ -382,6 +417,10 @@ class DiscoveryV4:
         """
         if self.is_bonded(node):
             return True
+        return await self._ping_for_bond(node)
+
+    async def _ping_for_bond(self, node: Node) -> bool:
+        """Ping ``node`` and give it one response timeout to ping us back; False when no Pong came."""
         key = (node.node_id, str(node.ip))
         ping_seen = self._ping_events.setdefault(key, trio.Event())
         try:
@@ -401,18 +440,25 @@ class DiscoveryV4:
         answer = await ask()
         if not answer and await self._rebond_after_silence(node):
             answer = await ask()
+        if answer:
+            self._answered.set((node.node_id, str(node.ip)), trio.current_time())
         return answer
 
     async def _rebond_after_silence(self, node: Node) -> bool:
-        """After a request met silence: whether we bonded again (the node pinged us back) and may ask again."""
-        if not self.config.rebond_on_silence or self.is_bonded(node):
-            return False  # it has our proof (it pinged us lately): the silence is its own
-        key, now = (node.node_id, str(node.ip)), trio.current_time()
-        last = self._rebonded.get(key)
-        if last is not None and now - last < self.config.bond_expiration:
+        """After a request met silence: whether we bonded again (the node pinged us lately) and may ask again.
+
+        Once per node until it answers a request again: a node that only ever pongs costs one more
+        Ping, and a node whose bond with us expires again and again (a short bond period) is bonded
+        again each time.  Our own view of the bond (24 h) says nothing about the node's.
+        """
+        if not self.config.rebond_on_silence:
             return False
+        key, now = (node.node_id, str(node.ip)), trio.current_time()
+        last, answered = self._rebonded.get(key), self._answered.get(key)
+        if last is not None and (answered is None or last > answered):
+            return False  # bonded again already, and it has not answered since
         self._rebonded.set(key, now)
-        return await self.bond(node) and self.is_bonded(node)
+        return await self._ping_for_bond(node) and self.is_bonded(node)
 
     async def find_node(self, node: Node, target: bytes) -> list[NodeRecord]:
         """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout (again after a repaired bond)."""
@@ -475,6 +521,8 @@ class DiscoveryV4:
         for waiter in self._waiters.get(key, ()):
             if waiter.event.is_set() or not waiter.matches(decoded):
                 continue
+            if not waiter.replies:
+                self.round_trips.observe(decoded.sender_id, trio.current_time() - waiter.sent_at)
             waiter.replies.append(decoded)
             if isinstance(decoded.packet, Neighbors):
                 count = len(decoded.packet.nodes)
@@ -530,6 +578,7 @@ class DiscoveryV4:
             return
         if not self._deliver(decoded, addr):
             self._counts["unsolicited"] += 1
+            self._late_reply(decoded.sender_id)
             return
         self._last_pong_received.set((decoded.sender_id, addr[0]), trio.current_time())
 
@@ -567,6 +616,7 @@ class DiscoveryV4:
             self._counts["unsolicited"] += 1
             return
         self._counts["late"] += 1
+        self._late_reply(decoded.sender_id)
         sender = Node(pubkey=decoded.sender_pubkey, ip=ip_address(addr[0]), udp=addr[1], tcp=None)
         try:
             self._late_send.send_nowait(LateNodes(sender=sender, nodes=_unmapped_records(neighbors.nodes)))

@@ -58,6 +58,7 @@ from ethcrawl.wire.lru import LRU
 
 from .discovery import make_local_enr
 from .relay import relay_error
+from .rtt import RoundTrips
 from .table import RoutingTable, log_distance
 from .udp import Address, DatagramTransport, serve_datagrams
 
@@ -65,9 +66,10 @@ __all__ = ["DiscoveryV5Config", "DiscoveryV5", "DiscoveryV5Stats", "LateV5Nodes"
 
 log = logging.getLogger(__name__)
 
-# One reply may take a whole handshake first (random packet, WHOAREYOU,
-# handshake): geth waits 700 ms per reply; loaded peers need a little more.
-RESPONSE_TIMEOUT = 1.0  # s
+# s, geth respTimeoutV5.  Our window runs per reply, and the first reply of a request without a
+# session takes a handshake first (random packet, WHOAREYOU, handshake: two round trips); a peer
+# whose round trips are known gets a window of its own (``rtt.RoundTrips``, two of them then).
+RESPONSE_TIMEOUT = 0.7
 NODES_RESULT_LIMIT = 16  # records per FINDNODE answer (geth findnodeResultLimit; chainsafe's cap too)
 # chainsafe sends 3 records per NODES message, so 16 records take 6 messages;
 # anything announcing more is cut off here rather than trusted.
@@ -84,6 +86,8 @@ class DiscoveryV5Config:
     """Tunables of the v5 node; ``protocol`` holds the wire layer's caches and rate limits."""
 
     response_timeout: float = RESPONSE_TIMEOUT
+    # Wait longer for a peer whose earlier answers came slowly (``rtt.RoundTrips``); False: a fixed window.
+    rtt_windows: bool = True
     protocol: Config = field(default_factory=Config)
     # s to wait before answering a request (devnet "slow responders").
     reply_delay: float = 0.0
@@ -167,10 +171,13 @@ class DiscoveryV5:
         transport: DatagramTransport | None = None,
         rng: Callable[[int], bytes] = os.urandom,
         enr_extra: Mapping[str, object] | None = None,
+        round_trips: RoundTrips | None = None,
     ) -> None:
         self.private_key = private_key
         self._enr_extra = enr_extra
         self.node_id = node_id_from_pubkey(pubkey_from_private(private_key))
+        # Per-peer round trips (shared with the v4 side of the same node, if the caller passes one).
+        self.round_trips = round_trips if round_trips is not None else RoundTrips()
         self.host = host
         self.port = port
         self.tcp_port = tcp_port
@@ -382,13 +389,17 @@ class DiscoveryV5:
         send, receive = trio.open_memory_channel[Message](REPLY_CHANNEL_SIZE)
         self._waiters[key] = send
         received: list[Message] = []
+        legs = 1 if protocol.has_session(node_id, addr) else 2  # without a session: a handshake first
         try:
-            for outgoing in protocol.send_message(node_id, addr, message, enr, now=trio.current_time()):
+            sent_at = trio.current_time()
+            for outgoing in protocol.send_message(node_id, addr, message, enr, now=sent_at):
                 await self._send(outgoing)
             while not complete(received):
                 # The timeout runs per reply: a long NODES answer keeps the wait alive.
-                with trio.move_on_after(self.config.response_timeout):
+                with trio.move_on_after(self.response_window(node_id, legs)):
                     received.append(await receive.receive())
+                    if len(received) == 1:
+                        self.round_trips.observe(node_id, (trio.current_time() - sent_at) / legs)
                     continue
                 self._counts["timeout"] += 1
                 break
@@ -396,6 +407,12 @@ class DiscoveryV5:
         finally:
             del self._waiters[key]
             send.close()
+
+    def response_window(self, node_id: bytes, legs: int = 1) -> float:
+        """How long to wait for one reply of ``node_id`` that takes ``legs`` round trips."""
+        if not self.config.rtt_windows:
+            return self.config.response_timeout
+        return self.round_trips.window(node_id, self.config.response_timeout, legs)
 
     async def ping(self, enr: ENR) -> Pong | None:
         """PING the node behind ``enr``; its PONG, or None when it did not answer."""

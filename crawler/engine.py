@@ -54,6 +54,7 @@ from ethcrawl.wire.errors import BadENR
 from .discovery import DiscoveryV4
 from .discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
 from .frontier import RETURNS_THAT_COUNT, SEED_PRIORITY, Frontier
+from .governor import PERIOD, Governor
 from .relay import relay_error
 from .sybil import DROP_RULES, AddressBound, AddressLimits
 from .targets import RankingCheck, RegionWalk, TargetTable, random_target
@@ -68,6 +69,10 @@ T = TypeVar("T")
 # wide: on a dirty devnet of 1,000 live nodes among 2,429 dead records, 32 took 310 s, 256 took 50 s, 1,024 40 s (the
 # devnet itself the bottleneck by then); BENCHMARKS.md, "A dirty devnet".  Nebula runs 1,000+ workers.
 DEFAULT_CONCURRENCY = 256
+# The most peers enumerated at once when the crawl widens its pipe (``governor.Governor``: while every slot is
+# busy and the event loop keeps up).  100,000 records with 90% dead hold each slot ~2-2.5 s (two bond attempts of
+# 0.5 s and a 1 s back-off, v5 beside it): ~2,000 slots drain them in under 2 minutes.
+DEFAULT_MAX_CONCURRENCY = 2048
 DEFAULT_DIAL_CONCURRENCY = 64  # RLPx dials at once: each holds a TCP connection and a handshake's crypto
 BOND_ATTEMPTS = 2  # a lost Ping or Pong is common on the real network
 BOND_RETRY_BACKOFF = 1.0  # s, before the second bond attempt
@@ -109,7 +114,8 @@ class Dialer(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlConfig:
-    concurrency: int = DEFAULT_CONCURRENCY
+    concurrency: int = DEFAULT_CONCURRENCY  # peers enumerated at once, at first and at least
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY  # at most (equal to ``concurrency``: a fixed limit)
     dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY
     bond_attempts: int = BOND_ATTEMPTS
     bond_retry_backoff: float = BOND_RETRY_BACKOFF
@@ -143,6 +149,8 @@ class CrawlStats:
     dropped_by_rule: tuple[tuple[str, int], ...] = ()
     # v4 peers whose answers did not follow keccak256(target), read by raw-target regions instead.
     unhashed_peers: int = 0
+    concurrency: int = 0  # the visit limit now (``governor``)
+    max_concurrency_reached: int = 0  # the highest it went
 
     @property
     def dropped(self) -> int:
@@ -227,7 +235,11 @@ class Crawler:
         self._wall_clock = wall_clock
         self._nodes: dict[bytes, _NodeState] = {}
         self._frontier: Frontier[_NodeState] = Frontier()
+        # Dials wait in two queues: nodes that answered discovery first, silent ones after.  Most silent records
+        # are dead (a dial there waits out its connect timeout), and a crawl of 100,000 records dialed 10,000 of
+        # them in 600 s before it reached the live nodes queued behind them: 1.5% of client ids.
         self._dial_queue: deque[_NodeState] = deque()
+        self._silent_dial_queue: deque[_NodeState] = deque()
         self._in_flight = 0
         self._dials_in_flight = 0
         self._dials_started = 0
@@ -237,6 +249,12 @@ class Crawler:
         self._dropped: Counter[str] = Counter()
         self._unhashed_peers = 0
         self._wakeup = trio.Event()
+        # Nodes visited once more because they answered only after their visit gave up (at most once each).
+        self._revisited: set[bytes] = set()
+        if discovery is not None:
+            discovery.on_late_reply = self._answered_late
+        self._governor = Governor(floor=config.concurrency, ceiling=max(config.concurrency, config.max_concurrency))
+        self._highest_limit = self._governor.limit
 
     # ------------------------------------------------------------------ public
 
@@ -255,6 +273,8 @@ class Crawler:
             answered_v5=sum(1 for s in self._nodes.values() if s.answered & EDGE_PROTOCOL_BIT["v5"]),
             dropped_by_rule=tuple((rule, self._dropped[rule]) for rule in DROP_RULES),
             unhashed_peers=self._unhashed_peers,
+            concurrency=self._governor.limit,
+            max_concurrency_reached=self._highest_limit,
         )
 
     async def run(self, seeds: list[Node | ENR]) -> CrawlStats:
@@ -264,27 +284,47 @@ class Crawler:
                 nursery.start_soon(self._consume_late_nodes, self.discovery)
             if self.discovery_v5 is not None:
                 nursery.start_soon(self._consume_late_v5_nodes, self.discovery_v5)
+            if not self._governor.fixed:
+                nursery.start_soon(self._govern)
             for seed in seeds:
                 node = seed.to_node() if isinstance(seed, ENR) else seed
                 if node.node_id not in self._nodes:
                     self._bound.admit(node.ip, node.udp)  # seeds are trusted, but their addresses count
                 await self._learn(node, source="bootnode", enr=seed if isinstance(seed, ENR) else None)
             while True:
-                while self._frontier and self._in_flight < self.config.concurrency:
+                while self._frontier and self._in_flight < self._governor.limit:
                     state = self._frontier.pop()
                     self._in_flight += 1
                     nursery.start_soon(self._visit_guarded, state)
-                while self._dial_queue and self._dials_in_flight < self.config.dial_concurrency:
-                    state = self._dial_queue.popleft()
+                while (self._dial_queue or self._silent_dial_queue) and (
+                    self._dials_in_flight < self.config.dial_concurrency
+                ):
+                    state = (self._dial_queue or self._silent_dial_queue).popleft()
                     self._dials_in_flight += 1
                     self._dials_started += 1
                     nursery.start_soon(self._dial_guarded, state)
-                if not (self._frontier or self._dial_queue or self._in_flight or self._dials_in_flight):
+                waiting = self._frontier or self._dial_queue or self._silent_dial_queue
+                if not (waiting or self._in_flight or self._dials_in_flight):
                     break
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
-            nursery.cancel_scope.cancel()  # the late-nodes readers
+            nursery.cancel_scope.cancel()  # the late-nodes readers and the governor
         return self.statistics()
+
+    async def _govern(self) -> None:
+        """Once a period: widen the visit limit while every slot is busy and visits wait, narrow it when the
+        event loop runs late (the CPU is the limit: answers would wait in the socket past their windows)."""
+        while True:
+            asleep = trio.current_time()
+            await trio.sleep(PERIOD)
+            lag = trio.current_time() - asleep - PERIOD
+            backlogged = bool(self._frontier) and self._in_flight >= self._governor.limit
+            before = self._governor.limit
+            limit = self._governor.adjust(lag=lag, backlogged=backlogged)
+            if limit != before:
+                log.debug("visit limit %d -> %d lag=%.3f backlogged=%s", before, limit, lag, backlogged)
+                self._highest_limit = max(self._highest_limit, limit)
+                self._wakeup.set()
 
     # ------------------------------------------------------------------ internals
 
@@ -332,7 +372,8 @@ class Crawler:
         await self._emit(self._node_seen(state))
 
     def _node_seen(self, state: _NodeState) -> NodeSeen:
-        node = state.node
+        # The RLPx port of the node's newest record (it signed it), not the one a NEIGHBORS entry named.
+        node = state.node if state.record is None else _dial_target(state.node, state.enr)
         return NodeSeen(
             crawl_id=self.crawl_id,
             node_id=node.node_id,
@@ -383,7 +424,26 @@ class Crawler:
 
     def _wants_v4(self, state: _NodeState) -> bool:
         node = state.node
-        return self.discovery is not None and not state.v4_started and node.ip is not None and bool(node.udp)
+        return (
+            self.discovery is not None
+            and not state.v4_started
+            and "v4" not in state.protocols  # a revisit (``_answered_late``) the first visit made needless
+            and node.ip is not None
+            and bool(node.udp)
+        )
+
+    def _answered_late(self, node_id: bytes) -> None:
+        """``node_id`` answered after its request timed out: it is alive.  If v4 has not heard it in time yet,
+        visit it once more, early: its window now fits its round trip (``rtt``).  Found at 30,000 records: with
+        the crawler's CPU (or the machine) saturated, a quarter of the live nodes answered only after their bond
+        attempts had given up, and the tables only they held went unread."""
+        state = self._nodes.get(node_id)
+        if state is None or not state.v4_started or "v4" in state.protocols or node_id in self._revisited:
+            return
+        self._revisited.add(node_id)
+        state.v4_started = False
+        self._frontier.push(state, RETURNS_THAT_COUNT)
+        self._wakeup.set()
 
     def _wants_v5(self, state: _NodeState) -> bool:
         if self.discovery_v5 is None or state.v5_started or state.record is None:
@@ -666,7 +726,7 @@ class Crawler:
         if not (self.config.dial_all or _looks_like_execution(state)):
             return
         state.dial_queued = True
-        self._dial_queue.append(state)
+        (self._dial_queue if state.responded else self._silent_dial_queue).append(state)
         self._wakeup.set()
 
 

@@ -30,6 +30,7 @@ from ethcrawl.wire.enr import ENR
 from .discovery import DiscoveryConfig, DiscoveryV4, make_local_enr
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from .endpoint import EndpointPredictor
+from .rtt import RoundTrips
 from .udp import DatagramTransport, ProtocolDemux, serve_datagrams
 
 __all__ = ["DiscoveryNode"]
@@ -80,6 +81,8 @@ class DiscoveryNode:
         # Default: learn only when the listen address says nothing about where we are reachable.
         self.learn_endpoint = ip_address(host).is_unspecified if learn_endpoint is None else learn_endpoint
         self._predictor = EndpointPredictor()
+        # One node, one path: the round trips v4 measures widen v5's windows for the same peer, and back.
+        self.round_trips = RoundTrips()
         # The learned endpoints our record names, by IP version (4, 6), once known.
         self.advertised: dict[int, tuple[str, int]] = {}
         self._v4: DiscoveryV4 | None = None
@@ -129,12 +132,13 @@ class DiscoveryNode:
             v4 = DiscoveryV4(
                 self.private_key, host=self.host, port=self.port, tcp_port=tcp_port, config=self._v4_config,
                 wall_clock=self._wall_clock, transport=demux.v4, enr_extra=self._enr_extra,
+                round_trips=self.round_trips,
             )
         v5 = None
         if self.speaks_v5:
             v5 = DiscoveryV5(
                 self.private_key, host=self.host, port=self.port, tcp_port=tcp_port, config=self._v5_config,
-                transport=demux.v5, enr_extra=self._enr_extra,
+                transport=demux.v5, enr_extra=self._enr_extra, round_trips=self.round_trips,
             )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(demux.run)

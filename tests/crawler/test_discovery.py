@@ -372,3 +372,41 @@ def _pings_sent(net: MemoryNetwork, node: DiscoveryV4) -> int:
     return sum(
         1 for src, _, data in net.sent if src == ("127.0.0.1", node.port) and isinstance(discv4.decode(data).packet, Ping)
     )
+
+
+async def test_a_peer_with_a_short_bond_expiry_is_bonded_again_each_time_it_forgets_us(
+    spawn: Spawn, autojump_clock: MockClock
+) -> None:
+    """bob forgets alice's endpoint proof after 10 s (``devnet --bond-expiry 10``); alice's own view of the bond
+    is geth's 24 h.  Each time bob falls silent after answering, alice bonds again and asks again, not only once
+    per 24 h: a crawl whose visits outlast a peer's bond must not lose the rest of its table."""
+    alice, bob = await spawn(), await spawn(DiscoveryConfig(bond_expiration=10.0))
+    fill_table(bob, 20)
+    assert await alice.bond(bob.local_node)
+    await trio.sleep(1)  # bob's ping-back completes
+    assert len(await alice.find_node(bob.local_node, b"\x01" * 64)) == 16
+    for _ in range(3):
+        await trio.sleep(11)  # bob forgot alice; alice still counts the bond
+        assert alice.is_bonded(bob.local_node)
+        assert len(await alice.find_node(bob.local_node, b"\x01" * 64)) == 16
+        assert len(await alice.find_node(bob.local_node, b"\x02" * 64)) == 16
+
+
+async def test_a_peer_slower_than_the_window_is_waited_for_once_a_late_answer_shows_its_round_trip(
+    spawn: Spawn, autojump_clock: MockClock
+) -> None:
+    """bob answers 0.7 s after a request, beyond geth's 0.5 s: the first Ping times out, but its late Pong
+    measures bob's round trip, and the next Ping (a bond's second attempt) waits two of them."""
+    alice, bob = await spawn(), await spawn(DiscoveryConfig(reply_delay=0.7))
+    assert alice.response_window(bob.node_id) == 0.5  # a peer never heard from: geth's respTimeout
+    assert await alice.ping(bob.local_node) is None
+    await trio.sleep(1)  # the late Pong arrives
+    assert alice.round_trips.smoothed(bob.node_id) == pytest.approx(0.7, abs=0.01)
+    assert alice.response_window(bob.node_id) == pytest.approx(1.4, abs=0.02)
+    assert await alice.ping(bob.local_node) is not None
+    # With geth's fixed window the same peer is never heard.
+    fixed = await spawn(DiscoveryConfig(rtt_windows=False))
+    assert await fixed.ping(bob.local_node) is None
+    await trio.sleep(1)
+    assert fixed.response_window(bob.node_id) == 0.5
+    assert await fixed.ping(bob.local_node) is None

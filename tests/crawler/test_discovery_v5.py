@@ -312,3 +312,20 @@ async def test_a_handshake_over_the_family_the_record_does_not_prefer_still_veri
         assert await c.ping(a.enr) is not None
         assert c.node_id not in a.table
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_known_to_be_slow_gets_a_window_of_its_round_trips(autojump_clock: MockClock) -> None:
+    """b answers 0.9 s after a request, beyond geth's 0.7 s.  Once its round trip is known (v4 measures it on
+    the same node: one path), the window is two of them per handshake leg; with fixed windows it is never heard."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        a, b = await start_v5(net, nursery), await start_v5(net, nursery, reply_delay=0.9)
+        fixed = await start_v5(net, nursery, rtt_windows=False)
+        assert a.response_window(b.node_id, legs=2) == 0.7  # never heard from: geth's respTimeoutV5
+        assert await a.ping(b.enr) is None
+        a.round_trips.observe(b.node_id, 0.5)
+        fixed.round_trips.observe(b.node_id, 0.5)
+        assert a.response_window(b.node_id, legs=2) == 2.0  # 2 legs x 2 x 0.5 s, capped at 2 s
+        assert await a.ping(b.enr) is not None
+        assert await fixed.ping(b.enr) is None
+        nursery.cancel_scope.cancel()

@@ -9,7 +9,7 @@ from ipaddress import ip_address
 
 import pytest
 import trio
-from ethcrawl.crawler.discovery import DiscoveryV4
+from ethcrawl.crawler.discovery import DiscoveryConfig, DiscoveryV4
 from ethcrawl.crawler.table import BUCKET_SIZE
 from ethcrawl.crawler.engine import (
     EDGE_PROTOCOL_BIT,
@@ -399,3 +399,105 @@ async def test_an_answer_leaves_as_one_send_and_known_entries_reuse_their_node()
     assert await crawler._take_neighbors(peer_state, entries, []) == 0
     with pytest.raises(trio.WouldBlock):
         receive.receive_nowait()
+
+
+
+
+async def test_the_stored_tcp_port_is_the_one_the_nodes_own_record_names(autojump_clock: MockClock) -> None:
+    """A parent's NEIGHBORS still name the RLPx port its child has left; the child's newer record (its
+    ENRResponse) names the new one, and that is what the crawl stores (``nodes.tcp_port``), as it dials there."""
+    from ethcrawl.crawler.discovery import make_local_enr
+
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        nodes = await start_tree(net, nursery, count=4, fanout=3)
+        child = nodes[1]
+        assert child.enr is not None
+        child.set_local_enr(make_local_enr(child.private_key, child.host, child.port, 40123, seq=child.enr.seq + 1))
+        records, _ = await crawl(net, [nodes[0].local_node])
+        nursery.cancel_scope.cancel()
+    seen = [r for r in records if isinstance(r, NodeSeen) and r.node_id == child.node_id]
+    assert seen[0].tcp == child.port  # as the parent's answer named it
+    assert seen[-1].tcp == 40123 and seen[-1].enr_seq == child.enr.seq
+
+
+async def test_the_visit_limit_widens_while_visits_wait_on_dead_records(autojump_clock: MockClock) -> None:
+    """Dead records behind one live peer (its buckets keep ~75 of the 200): 4 visits at once wait them out two
+    bond attempts at a time; the governor widens the pipe (the mock clock never lags) and the crawl ends sooner."""
+    elapsed, reached = {}, {}
+    for ceiling in (4, 512):
+        net = MemoryNetwork()
+        async with trio.open_nursery() as nursery:
+            (root,) = await start_nodes(net, nursery, 1)
+            for i in range(200):  # nothing listens at these endpoints: every datagram to them is lost
+                dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=None)
+                root.table.add_verified(dead)
+            started = trio.current_time()
+            records, crawler = await crawl(net, [root.local_node], concurrency=4, max_concurrency=ceiling)
+            elapsed[ceiling] = trio.current_time() - started
+            nursery.cancel_scope.cancel()
+        stats = crawler.statistics()
+        assert stats.discovered >= 50 and stats.responded == 1
+        reached[ceiling] = stats.max_concurrency_reached
+    assert reached[4] == 4 and reached[512] >= 32, reached
+    assert elapsed[512] < elapsed[4] / 4, elapsed
+
+
+async def test_a_node_that_answers_only_after_its_visit_gave_up_is_visited_once_more(autojump_clock: MockClock) -> None:
+    """A node's answers come 3 s late (beyond the widest window): both bond attempts time out and its table, the
+    only way to its child, goes unread.  Its late Pong shows it is alive; by then it answers in time, and the
+    crawl visits it once more and finds the child.  (Dead records in the root's table keep the crawl going.)"""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        root, slow, child = await start_nodes(net, nursery, 3)
+        slow.config = DiscoveryConfig(reply_delay=3.0)
+        root.table.add_verified(slow.local_node)
+        slow.table.add_verified(child.local_node)
+        for i in range(8):
+            dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=None)
+            root.table.add_verified(dead)
+
+        async def recover() -> None:
+            await trio.sleep(2.5)
+            slow.config = DiscoveryConfig()
+
+        nursery.start_soon(recover)
+        # The slow node is a seed too, so its visit starts at once (and fails by 2 s: 0.5 + 1 + 0.5).
+        records, crawler = await crawl(net, [root.local_node, slow.local_node], concurrency=2, max_concurrency=2)
+        nursery.cancel_scope.cancel()
+    found = {r.node_id for r in records if isinstance(r, NodeSeen)}
+    assert child.node_id in found
+    answered = [r for r in records if isinstance(r, NodeSeen) and r.node_id == slow.node_id and r.responded]
+    assert answered
+
+
+async def test_nodes_that_answered_are_dialed_before_silent_records(autojump_clock: MockClock) -> None:
+    """Dead records finish their visits first (two bond attempts, 2 s) and queue their dials before a slow live
+    node is done; the live node is still dialed next, not after every dead record."""
+    net = MemoryNetwork()
+    dialed: list[bytes] = []
+    times: list[float] = []
+
+    async def dialer(node: Node, enr: object) -> None:
+        dialed.append(node.node_id)
+        times.append(trio.current_time())
+        await trio.sleep(1)  # a dial of a dead record waits out its connect timeout
+
+    async with trio.open_nursery() as nursery:
+        root, slow = await start_nodes(net, nursery, 2)
+        slow.config = DiscoveryConfig(reply_delay=0.6)  # its visit: a bond retry and several such round trips
+        root.table.add_verified(slow.local_node)
+        for i in range(6):
+            dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=40000 + i)
+            root.table.add_verified(dead)
+        crawler_node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
+        await nursery.start(crawler_node.run)
+        send, receive = trio.open_memory_channel[object](100_000)
+        crawler = Crawler(
+            crawler_node, TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock, dialer=dialer,
+            config=CrawlConfig(dial_concurrency=1, dial_all=True),
+        )
+        await crawler.run([root.local_node])
+        nursery.cancel_scope.cancel()
+    assert len(dialed) == 8  # root, slow, 6 dead
+    assert dialed.index(slow.node_id) <= 2, (dialed.index(slow.node_id), times)
