@@ -33,7 +33,7 @@ from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import WireError
 
 from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_dns_list, parse_seed, v5_bootnodes
-from .cli_common import parse_host_port
+from .cli_common import database, parse_host_port
 from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .discovery import DiscoveryConfig
@@ -432,20 +432,13 @@ def walk_database(setup: WalkSetup, db_url: str, *, unenriched: str) -> Iterator
     the --geoip/--asn files (``unenriched`` says what was kept) or the sockets is one line; the database and the
     --geoip/--asn files are closed after."""
     try:
-        try:
-            db = open_database(db_url)
-        except DatabaseError as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
-            yield db
-        except DatabaseError as exc:
-            raise click.ClickException(str(exc)) from None
-        except GeoIPError as exc:
-            raise click.ClickException(f"{unenriched}: {exc}") from None
-        except OSError as exc:
-            raise click.ClickException(f"cannot open sockets: {exc}") from None
-        finally:
-            db.close()
+        with database(db_url, create=True) as db:  # the database's errors as one line, closed after
+            try:
+                yield db
+            except GeoIPError as exc:
+                raise click.ClickException(f"{unenriched}: {exc}") from None
+            except OSError as exc:
+                raise click.ClickException(f"cannot open sockets: {exc}") from None
     finally:
         if setup.geo is not None:
             setup.geo.close()
