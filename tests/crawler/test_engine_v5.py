@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import trio
-from memnet import MemoryNetwork, collect_records
+from memnet import MemoryNetwork
 from trio.testing import MockClock
 
 from ethcrawl.crawler.discovery import DiscoveryV4
@@ -76,7 +76,7 @@ async def crawl(
         await crawler.run(seeds)
         nursery.cancel_scope.cancel()
     send.close()
-    return await collect_records(receive), crawler
+    return [record async for record in receive], crawler
 
 
 def final_protocols(records: list[object]) -> dict[bytes, set[str]]:

@@ -61,15 +61,14 @@ async def test_a_source_gets_a_budget_of_unconfirmed_news_that_confirmation_refi
     liar = await crawler._learn(_node("127.0.0.1", 1100), source="bootnode")
     honest = await crawler._learn(_node("127.0.0.1", 1101), source="bootnode")
     first, second, third = (_node("127.0.0.1", port) for port in (2001, 2002, 2003))
-    out: list[object] = []  # the records each answer makes, which its handler sends as one
     for node in (first, second):
-        assert crawler._take_relayed(out, liar, node, source="neighbors", protocol="v4") == 1
-    assert crawler._take_relayed(out, liar, third, source="neighbors", protocol="v4") == 0
+        assert await crawler._take_relayed(liar, node, source="neighbors", protocol="v4") == 1
+    assert await crawler._take_relayed(liar, third, source="neighbors", protocol="v4") == 0
     assert dict(crawler.statistics().dropped_by_rule)["source"] == 1
     # Another peer returning one of them confirms it: the liar's budget has room again.
-    assert crawler._take_relayed(out, honest, first, source="neighbors", protocol="v4") == 1
-    assert crawler._take_relayed(out, liar, third, source="neighbors", protocol="v4") == 1
+    assert await crawler._take_relayed(honest, first, source="neighbors", protocol="v4") == 1
+    assert await crawler._take_relayed(liar, third, source="neighbors", protocol="v4") == 1
     # Returning a node again (its own, or a confirmed one) is no news and costs nothing.
-    assert crawler._take_relayed(out, liar, first, source="neighbors", protocol="v4") == 0
+    assert await crawler._take_relayed(liar, first, source="neighbors", protocol="v4") == 0
     stats = crawler.statistics()
     assert stats.discovered == 5 and stats.dropped == 1 and stats.edges == 4
