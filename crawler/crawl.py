@@ -52,7 +52,7 @@ from .udp import DUAL_STACK_HOST, UDPSocket, bind_socket, open_udp_socket, unmap
 
 __all__ = [
     "CrawlOptions", "run_crawl", "crawl_on_sockets", "bound_sockets", "discovery_node", "dial_config", "dial_record",
-    "CrawlProgress", "LiveCounters", "CounterWatch", "DialCounter", "live_counters", "cancel_when_set", "DISCOVERY_MODES",
+    "CrawlProgress", "LiveCounters", "CounterWatch", "DialCounter", "live_counters", "cancel_when_set", "stop_on_signal", "DISCOVERY_MODES",
 ]
 
 log = logging.getLogger(__name__)
@@ -407,10 +407,10 @@ async def crawl_on_sockets(
                 if options.duration is not None:
                     crawl_scope.deadline = started + options.duration
                 async with trio.open_nursery() as nursery:
+                    stop = stop if stop is not None else trio.Event()
                     if handle_signals:
-                        nursery.start_soon(_cancel_on_signal, crawl_scope)
-                    if stop is not None:
-                        nursery.start_soon(cancel_when_set, stop, crawl_scope)
+                        nursery.start_soon(stop_on_signal, stop, "stopping the crawl")
+                    nursery.start_soon(cancel_when_set, stop, crawl_scope)
                     if rlpx_listeners:
                         # Served first, so that our ENR and Pongs advertise the real TCP port.
                         node.tcp_port = await nursery.start(
@@ -519,11 +519,12 @@ def _log_statistics(node: DiscoveryNode, c: CrawlStats, stored: Mapping[str, int
     )
 
 
-async def _cancel_on_signal(scope: trio.CancelScope) -> None:
+async def stop_on_signal(stop: trio.Event, doing: str) -> None:
+    """Set ``stop`` at the first SIGINT or SIGTERM, logging what happens then (``doing``)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            log.warning("received %s, stopping the crawl", signal.Signals(signum).name)
-            scope.cancel()
+            log.warning("received %s, %s", signal.Signals(signum).name, doing)
+            stop.set()
             return
 
 

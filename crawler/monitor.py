@@ -23,7 +23,6 @@ run the whole schedule on a MockClock with ``wall_clock`` tied to it.
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from .crawl import (
     LiveCounters,
     bound_sockets,
     cancel_when_set,
+    stop_on_signal,
     crawl_on_sockets,
     dial_config,
     dial_record,
@@ -420,15 +420,9 @@ async def run_monitor(
         cycles = _MonitorCycles(db, options, config, key, identity.node_id, udp, listeners, wall_clock, watch, locator)
         async with trio.open_nursery() as nursery:
             if handle_signals:
-                nursery.start_soon(_stop_on_signal, stop)
+                nursery.start_soon(stop_on_signal, stop, "finishing the current cycle and stopping")
             ran = await run_schedule(db, cycles, config, stop, wall_clock=wall_clock, on_cycle=on_cycle)
             nursery.cancel_scope.cancel()
     return ran
 
 
-async def _stop_on_signal(stop: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.warning("received %s, finishing the current cycle and stopping", signal.Signals(signum).name)
-            stop.set()
-            return
