@@ -23,8 +23,9 @@ dialer (all nodes with a TCP port when ``dial_all``).
 
 The crawl ends by itself when the frontier is empty and nothing is in flight
 (no watchdog timers), or when the caller's cancel scope (``--duration``,
-Ctrl-C) fires.  Results leave the engine only as records on a channel, so the
-one database writer task can batch them.
+Ctrl-C) fires.  Results leave the engine only as records on a channel (a record,
+or a list of the records one answer made), so the one database writer task can
+batch them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import trio
 
 from ethcrawl.db.records import EdgeSeen, NodeSeen
 from ethcrawl.wire.classify import classify
+from ethcrawl.wire.crypto import node_id_from_pubkey
 from ethcrawl.wire.discv4 import NodeRecord
 from ethcrawl.wire.discv5.messages import MAX_DISTANCE
 from ethcrawl.wire.enode import IPAddress, Node
@@ -332,7 +334,20 @@ class Crawler:
     async def _emit(self, record: object) -> None:
         await self.records.send(record)
 
+    async def _emit_all(self, records: list[object]) -> None:
+        """Send the records of one answer as one list: a channel send is a trio checkpoint (a trip through the
+        scheduler), once per answer rather than once per node and edge.  The writer takes lists as records."""
+        if records:
+            await self.records.send(records)
+
     async def _learn(self, node: Node, *, source: str, enr: ENR | None = None) -> _NodeState | None:
+        out: list[object] = []
+        state = self._learn_into(out, node, source=source, enr=enr)
+        await self._emit_all(out)
+        return state
+
+    def _learn_into(self, out: list[object], node: Node, *, source: str, enr: ENR | None = None) -> _NodeState | None:
+        """``_learn`` without the send: the records it makes go to ``out``."""
         if node.node_id in self._excluded:
             return None
         state = self._nodes.get(node.node_id)
@@ -343,10 +358,10 @@ class Crawler:
             self._nodes[node.node_id] = state
             self._frontier.push(state, _priority(state))
             self._wakeup.set()
-            await self._emit_node(state)
+            out.append(self._node_seen(state))
         elif enr is not None and enr.seq > state.record_seq:
             state.keep_enr(enr)
-            await self._emit_node(state)
+            out.append(self._node_seen(state))
             if state.visited and self._wants_v5(state):
                 # Known before only without a record: now it can be asked over v5 too.
                 self._frontier.push(state, _priority(state))
@@ -583,6 +598,7 @@ class Crawler:
     async def _take_v5_records(self, state: _NodeState, records: list[ENR]) -> int:
         """Record edges for ``records`` from a v5 NODES answer of ``state``; return how many were news from it."""
         new_from_peer = 0
+        out: list[object] = []
         for record in records:
             try:
                 node = record.to_node()
@@ -591,7 +607,8 @@ class Crawler:
             # A record may name no address (it is still a node of the DHT); one that does must be believable.
             if node.ip is not None and not self._believable(state, node.ip, node.udp or 0):
                 continue
-            new_from_peer += await self._take_relayed(state, node, source="nodes", protocol="v5", enr=record)
+            new_from_peer += self._take_relayed(out, state, node, source="nodes", protocol="v5", enr=record)
+        await self._emit_all(out)
         return new_from_peer
 
     async def _take_neighbors(
@@ -602,16 +619,24 @@ class Crawler:
     ) -> int:
         """Record edges for ``records`` returned by ``state``; return how many were news from it.
 
-        ``returned`` collects the believable records as nodes (their ids hashed once, here).
+        ``returned`` collects the believable records as nodes.  Most entries of an answer name nodes known
+        already: those are looked up by id and their known ``Node`` used, none is built for them.
         """
         new_from_peer = 0
+        out: list[object] = []
+        nodes = self._nodes
         for record in records:
             if not self._believable(state, record.ip, record.udp):
                 continue
-            node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
+            known = nodes.get(node_id_from_pubkey(record.pubkey))
+            if known is not None:
+                node = known.node  # what we hold of it; the entry's address is not taken (as before)
+            else:
+                node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
             if returned is not None:
                 returned.append(node)
-            new_from_peer += await self._take_relayed(state, node, source="neighbors", protocol="v4")
+            new_from_peer += self._take_relayed(out, state, node, source="neighbors", protocol="v4")
+        await self._emit_all(out)
         return new_from_peer
 
     def _believable(self, state: _NodeState, ip: IPAddress | None, port: int) -> bool:
@@ -625,17 +650,20 @@ class Crawler:
             log.debug("relayed node rejected from=%s why=%s", state.node.node_id.hex()[:16], why)
         return why is None
 
-    async def _take_relayed(
-        self, state: _NodeState, node: Node, *, source: str, protocol: str, enr: ENR | None = None
+    def _take_relayed(
+        self, out: list[object], state: _NodeState, node: Node, *, source: str, protocol: str, enr: ENR | None = None
     ) -> int:
-        """Learn ``node`` and record the edge from ``state`` over ``protocol``; 1 if it was news from this peer."""
+        """Learn ``node`` and record the edge from ``state`` over ``protocol``; 1 if it was news from this peer.
+
+        The records this makes go to ``out``, for the caller to send with the rest of the answer's.
+        """
         if node.node_id in self._excluded or node.node_id == state.node.node_id:
             # Peers that met us list us too; we are not part of what we measure.  A peer listing itself is no edge.
             return 0
         known = self._nodes.get(node.node_id)
         if known is None and not self._admit(state, node):
             return 0
-        target = await self._learn(node, source=source, enr=enr)
+        target = self._learn_into(out, node, source=source, enr=enr)
         assert target is not None  # only excluded ids are not learned, and they were turned away above
         self._note_introduction(state, target, known is None)
         if state.returned is None:
@@ -648,7 +676,7 @@ class Crawler:
                 self._frontier.push(target, _priority(target))  # one more peer knows it: more likely alive
         if not new_over_protocol:
             return 0
-        await self._emit(
+        out.append(
             EdgeSeen(
                 crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now(),
                 protocol=protocol,

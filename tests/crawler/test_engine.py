@@ -7,6 +7,7 @@ import sys
 from array import array
 from ipaddress import ip_address
 
+import pytest
 import trio
 from ethcrawl.crawler.discovery import DiscoveryConfig, DiscoveryV4
 from ethcrawl.crawler.table import BUCKET_SIZE
@@ -24,7 +25,7 @@ from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
 from ethcrawl.wire.discv4 import Decoded, FindNode, NodeRecord
 from ethcrawl.wire.enode import Node
-from memnet import MemoryNetwork
+from memnet import MemoryNetwork, collect_records
 from trio.testing import MockClock
 
 WALL_EPOCH = 1_700_000_000.0
@@ -64,7 +65,7 @@ async def crawl(net: MemoryNetwork, seeds: list[Node], **config: int) -> tuple[l
         await crawler.run(list(seeds))
         nursery.cancel_scope.cancel()
     send.close()
-    return [record async for record in receive], crawler
+    return await collect_records(receive), crawler
 
 
 async def test_walks_a_tree_only_reachable_from_the_root(autojump_clock: MockClock) -> None:
@@ -152,7 +153,7 @@ async def test_our_identities_and_self_listings_are_never_nodes_or_edges(autojum
         # Seeds that are us are dropped too.
         await crawler.run([nodes[0].local_node, earlier.local_node, crawler_node.local_node])
         send.close()
-        records = [record async for record in receive]
+        records = await collect_records(receive)
         nursery.cancel_scope.cancel()
     found = {r.node_id for r in records if isinstance(r, NodeSeen)}
     assert found == {n.node_id for n in nodes}
@@ -462,3 +463,37 @@ async def test_nodes_that_answered_are_dialed_before_silent_records(autojump_clo
         nursery.cancel_scope.cancel()
     assert len(dialed) == 8  # root, slow, 6 dead
     assert dialed.index(slow.node_id) <= 2, (dialed.index(slow.node_id), times)
+# -- issue 12: CPU per FindNode exchange -----------------------------------------------------------
+
+
+async def test_an_answer_leaves_as_one_send_and_known_entries_reuse_their_node() -> None:
+    net = MemoryNetwork()
+    send, receive = trio.open_memory_channel[object](10)
+    crawler = Crawler(
+        DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock),
+        TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock,
+    )
+
+    def node(i: int) -> Node:
+        return Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address(f"10.0.{i}.1"), udp=30303, tcp=30303)
+
+    peer, known, new = node(1), node(2), node(3)
+    peer_state = await crawler._learn(peer, source="bootnode")
+    known_state = await crawler._learn(known, source="bootnode")
+    assert peer_state is not None and known_state is not None
+    before = [receive.receive_nowait(), receive.receive_nowait()]
+    entries = [NodeRecord(ip=n.ip, udp=n.udp or 0, tcp=n.tcp or 0, pubkey=n.pubkey) for n in (known, new)]
+    returned: list[Node] = []
+    assert await crawler._take_neighbors(peer_state, entries, returned) == 2
+    # A known entry is the Node the crawl holds (none built for it); a new one is built from the entry.
+    assert returned[0] is known_state.node and returned[1] == new
+    # Everything the answer taught in one item, each node's record before the first edge naming it.
+    answer = receive.receive_nowait()
+    assert [type(r) for r in before] == [list, list]
+    assert isinstance(answer, list) and [type(r).__name__ for r in answer] == ["EdgeSeen", "NodeSeen", "EdgeSeen"]
+    assert [r.to_id for r in answer if isinstance(r, EdgeSeen)] == [known.node_id, new.node_id]
+    assert answer[1].node_id == new.node_id
+    # The same answer again teaches nothing and sends nothing.
+    assert await crawler._take_neighbors(peer_state, entries, []) == 0
+    with pytest.raises(trio.WouldBlock):
+        receive.receive_nowait()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import trio
-from memnet import MemoryNetwork
+from memnet import MemoryNetwork, collect_records
 from trio.testing import MockClock
 
 from ethcrawl.crawler.discovery import DiscoveryV4
@@ -76,7 +76,7 @@ async def crawl(
         await crawler.run(seeds)
         nursery.cancel_scope.cancel()
     send.close()
-    return [record async for record in receive], crawler
+    return await collect_records(receive), crawler
 
 
 def final_protocols(records: list[object]) -> dict[bytes, set[str]]:
