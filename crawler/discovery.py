@@ -435,12 +435,12 @@ class DiscoveryV4:
         # may still answer; the crawl finds out with its first FindNode.
         return True
 
-    async def _asked_again_after_silence(self, node: Node, ask: Callable[[], Awaitable[T]]) -> T:
-        """``ask()``; if it met silence and a new bond repairs the node's proof of us, ``ask()`` once more."""
+    async def _asked_again_after_silence(self, node: Node, ask: Callable[[], Awaitable[T | None]]) -> T | None:
+        """``ask()``; if it met silence (None) and a new bond repairs the node's proof of us, ``ask()`` once more."""
         answer = await ask()
-        if not answer and await self._rebond_after_silence(node):
+        if answer is None and await self._rebond_after_silence(node):
             answer = await ask()
-        if answer:
+        if answer is not None:
             self._answered.set((node.node_id, str(node.ip)), trio.current_time())
         return answer
 
@@ -460,11 +460,15 @@ class DiscoveryV4:
         self._rebonded.set(key, now)
         return await self._ping_for_bond(node) and self.is_bonded(node)
 
-    async def find_node(self, node: Node, target: bytes) -> list[NodeRecord]:
-        """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout (again after a repaired bond)."""
+    async def find_node(self, node: Node, target: bytes) -> list[NodeRecord] | None:
+        """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout (again after a repaired bond).
+
+        None when no NEIGHBORS came at all: silence (a lost datagram, a forgotten bond, a node gone) is not an
+        empty answer, which go-ethereum sends as an empty NEIGHBORS.
+        """
         return await self._asked_again_after_silence(node, partial(self._find_node_once, node, target))
 
-    async def _find_node_once(self, node: Node, target: bytes) -> list[NodeRecord]:
+    async def _find_node_once(self, node: Node, target: bytes) -> list[NodeRecord] | None:
         addr = _udp_addr(node)
         waiter = _Waiter(
             sender_id=node.node_id,
@@ -476,6 +480,8 @@ class DiscoveryV4:
         self._counts["findnode"] += 1
         packet = FindNode(target=target, expiration=self._expiration())
         replies = await self._request(waiter, packet, addr)
+        if not replies:
+            return None
         nodes: list[NodeRecord] = []
         for reply in replies:
             assert isinstance(reply.packet, Neighbors)

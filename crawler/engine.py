@@ -79,6 +79,12 @@ BOND_RETRY_BACKOFF = 1.0  # s, before the second bond attempt
 # Stop walking down a peer's buckets after this many answers in a row that
 # taught us nothing: the lower buckets of a table are almost always empty.
 EMPTY_ANSWERS_TO_STOP = 2
+# A v5 FINDNODE met by silence is asked again before it counts as silence: a lost datagram is common on the real
+# network (and on a saturated crawler, a late one), and each request reads distances no other request reads.  (v4's
+# FindNode is asked again by discovery after silence, with a Ping that repairs a forgotten bond first.)  Silence is
+# not an empty answer: it does not end a walk as answers that bring nothing new do; ``EMPTY_ANSWERS_TO_STOP``
+# silences in a row end it (the peer has gone).
+V5_FINDNODE_ATTEMPTS = 2
 # A peer that does not rank by keccak256(target) is read region by region of the raw target space
 # (targets.RegionWalk), then with random targets until this many answers in a row bring nothing new: a
 # sample for a peer ranking some third way, three requests more for one the regions read whole.
@@ -120,6 +126,7 @@ class CrawlConfig:
     bond_attempts: int = BOND_ATTEMPTS
     bond_retry_backoff: float = BOND_RETRY_BACKOFF
     empty_answers_to_stop: int = EMPTY_ANSWERS_TO_STOP
+    v5_findnode_attempts: int = V5_FINDNODE_ATTEMPTS
     random_empty_answers_to_stop: int = RANDOM_EMPTY_ANSWERS_TO_STOP
     unhashed_targets_max: int = UNHASHED_TARGETS_MAX
     peer_pacing: float = PEER_PACING
@@ -498,10 +505,16 @@ class Crawler:
         by something else is read by raw-target regions instead, from the answer that shows it.
         """
         ranking = RankingCheck()
-        empty_in_a_row = 0
+        empty_in_a_row = silent_in_a_row = 0
         for _distance, target in self.targets.iter_targets_for_peer(state.node.node_id):
             returned: list[Node] = []
             new = await self._find_node(discovery, state, target, returned)
+            if new is None:
+                silent_in_a_row += 1
+                if silent_in_a_row >= self.config.empty_answers_to_stop:
+                    break
+                continue
+            silent_in_a_row = 0
             ranking.observe(target, [node.node_id for node in returned])
             if not ranking.hashed:
                 break
@@ -511,7 +524,7 @@ class Crawler:
                 if ranking.undecided:
                     log.debug("identical full answers, one probe target node=%s", state.node.node_id.hex()[:16])
                     probe = _other_half_target(returned)
-                    ranking.settle_undecided(await self._find_node(discovery, state, probe, []) > 0)
+                    ranking.settle_undecided((await self._find_node(discovery, state, probe, []) or 0) > 0)
                 break
         if not ranking.hashed:
             self._unhashed_peers += 1
@@ -521,11 +534,17 @@ class Crawler:
     async def _enumerate_unhashed(self, discovery: DiscoveryV4, state: _NodeState) -> None:
         """Read a peer region by region of the raw target space, then by random targets until they dry up."""
         walk = RegionWalk()
-        empty_in_a_row = 0
+        empty_in_a_row = silent_in_a_row = 0
         for _ in range(self.config.unhashed_targets_max):
             reading_regions = walk.regions_open > 0
             returned: list[Node] = []
             new = await self._find_node(discovery, state, walk.next_target(), returned)
+            if new is None:
+                silent_in_a_row += 1
+                if silent_in_a_row >= self.config.empty_answers_to_stop:
+                    break
+                continue
+            silent_in_a_row = 0
             walk.observe(node.pubkey for node in returned)
             if reading_regions:
                 continue
@@ -533,14 +552,18 @@ class Crawler:
             if empty_in_a_row >= self.config.random_empty_answers_to_stop:
                 break
 
-    async def _find_node(self, discovery: DiscoveryV4, state: _NodeState, target: bytes, returned: list[Node]) -> int:
+    async def _find_node(
+        self, discovery: DiscoveryV4, state: _NodeState, target: bytes, returned: list[Node]
+    ) -> int | None:
         """One FindNode to ``state``, its answer recorded; its believable nodes go to ``returned``.
 
-        How many of them were news from this peer.
+        How many of them were news from this peer; None if it stayed silent (asked again by discovery).
         """
         if self.config.peer_pacing:
             await trio.sleep(self.config.peer_pacing)
         records = await discovery.find_node(state.node, target)
+        if records is None:
+            return None
         return await self._take_neighbors(state, records, returned)
 
     async def _visit_v5(self, state: _NodeState) -> None:
@@ -556,7 +579,7 @@ class Crawler:
             # Its record changed since the one we were given: distance 0 is the node itself.  A newer
             # record without a usable endpoint is kept for the database, but we go on asking the
             # address that just answered.
-            newer = [r for r in await v5.find_node(enr, (0,)) or () if r.seq > enr.seq]
+            newer = [r for r in await self._find_node_v5(v5, enr, (0,)) or () if r.seq > enr.seq]
             if newer:
                 state.keep_enr(newer[0])
                 if enr_address(newer[0]) is not None:
@@ -572,28 +595,37 @@ class Crawler:
         silent_in_a_row = 0
         while distance >= 1 and empty_distances < self.config.v5_empty_distances_to_stop:
             group = tuple(range(distance, max(distance - group_size, 0), -1))
-            if self.config.peer_pacing:
-                await trio.sleep(self.config.peer_pacing)
-            answer = await v5.find_node(enr, group)
+            answer = await self._find_node_v5(v5, enr, group)
             if answer is None:
-                # No answer at all (not even an empty one): a node that stopped answering
-                # FINDNODE is not worth a timeout per distance.
+                # No answer at all (not even an empty one), asked twice: a node that stopped answering
+                # FINDNODE is not worth a timeout per distance.  Silence says nothing of the distances.
                 silent_in_a_row += 1
                 if silent_in_a_row >= self.config.empty_answers_to_stop:
                     break
-            else:
-                silent_in_a_row = 0
-            records = answer or []
+                distance -= len(group)
+                continue
+            silent_in_a_row = 0
+            records = answer
             if len(records) >= NODES_RESULT_LIMIT and len(group) > 1:
                 # The answer hit the per-request cap: some distance was cut short.
                 records = []
                 for single in group:
-                    records.extend(await v5.find_node(enr, (single,)) or ())
+                    records.extend(await self._find_node_v5(v5, enr, (single,)) or ())
             new = await self._take_v5_records(state, records)
             empty_distances = 0 if new else empty_distances + len(group)
             full = len(records) >= NODES_RESULT_LIMIT // 2
             group_size = 1 if full else self.config.v5_distances_per_request
             distance -= len(group)
+
+    async def _find_node_v5(self, v5: DiscoveryV5, enr: ENR, distances: tuple[int, ...]) -> list[ENR] | None:
+        """FINDNODE at ``distances``, asked again after silence (``V5_FINDNODE_ATTEMPTS``); None if silent every time."""
+        for _ in range(self.config.v5_findnode_attempts):
+            if self.config.peer_pacing:
+                await trio.sleep(self.config.peer_pacing)
+            answer = await v5.find_node(enr, distances)
+            if answer is not None:
+                return answer
+        return None
 
     async def _take_v5_records(self, state: _NodeState, records: list[ENR]) -> int:
         """Record edges for ``records`` from a v5 NODES answer of ``state``; return how many were news from it."""

@@ -81,7 +81,7 @@ async def test_findnode_needs_a_bond(spawn: Spawn, autojump_clock: MockClock) ->
     alice, bob = await spawn(ASK_ONCE), await spawn()
     fill_table(bob, 20)
     # Not bonded: bob must not answer (no amplification), so alice times out empty.
-    assert await alice.find_node(bob.local_node, b"\x01" * 64) == []
+    assert await alice.find_node(bob.local_node, b"\x01" * 64) is None  # silence, not an empty answer
     assert bob.statistics().unsolicited >= 1
     assert await alice.bond(bob.local_node)
     assert alice.is_bonded(bob.local_node)
@@ -90,6 +90,20 @@ async def test_findnode_needs_a_bond(spawn: Spawn, autojump_clock: MockClock) ->
     assert len(nodes) == 16
     want = {n.node_id for n in bob.table.closest(keccak256(b"\x01" * 64), 16)}
     assert {Node(pubkey=r.pubkey, ip=r.ip, udp=r.udp, tcp=r.tcp).node_id for r in nodes} == want
+
+
+async def test_an_empty_table_answers_an_empty_list_and_silence_answers_none(
+    spawn: Spawn, autojump_clock: MockClock
+) -> None:
+    """go-ethereum answers a FindNode with an empty NEIGHBORS when its table has nothing: that is an answer (the
+    peer is there, its table read), unlike silence (a lost datagram, a forgotten bond), which the crawl asks again."""
+    alice, bob = await spawn(ASK_ONCE), await spawn()
+    assert await alice.bond(bob.local_node)
+    await trio.sleep(1)  # bob's ping-back completes and puts alice in bob's table
+    bob.table.remove(alice.node_id)  # now it holds nothing
+    assert await alice.find_node(bob.local_node, b"\x01" * 64) == []
+    await trio.sleep(24 * 3600 + 1)  # bob forgets the bond: silence
+    assert await alice.find_node(bob.local_node, b"\x01" * 64) is None
 
 
 async def test_bond_expires_after_24_hours(spawn: Spawn, autojump_clock: MockClock) -> None:
@@ -104,7 +118,7 @@ async def test_bond_expires_after_24_hours(spawn: Spawn, autojump_clock: MockClo
     await trio.sleep(24 * 3600 + 1)
     assert not alice.is_bonded(bob.local_node)
     # bob's record of alice's Pong is stale too: FindNode is refused until a new bond.
-    assert await alice.find_node(bob.local_node, b"\x02" * 64) == []
+    assert await alice.find_node(bob.local_node, b"\x02" * 64) is None
     assert await alice.bond(bob.local_node)
     assert len(await alice.find_node(bob.local_node, b"\x02" * 64)) == 6
 
@@ -167,10 +181,11 @@ async def test_late_neighbors_still_reach_the_crawl(spawn: Spawn, net: MemoryNet
     alice = await spawn()
     raw = RawPeer(net.open())
     alice_addr = ("127.0.0.1", alice.port)
-    result: list[NodeRecord] = []
+    result: list[NodeRecord] | None = []
 
     async def ask() -> None:
-        result.extend(await alice.find_node(raw.node, b"\x03" * 64))
+        nonlocal result
+        result = await alice.find_node(raw.node, b"\x03" * 64)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ask)
@@ -179,7 +194,7 @@ async def test_late_neighbors_still_reach_the_crawl(spawn: Spawn, net: MemoryNet
         await trio.sleep(alice.config.response_timeout * 3)  # well past alice's timeout
         record = NodeRecord(ip=ip_address("127.0.0.2"), udp=30303, tcp=30303, pubkey=pubkey_from_private(generate_private_key()))
         await raw.send(Neighbors(nodes=(record,), expiration=int(wall_clock()) + 20), alice_addr)
-    assert result == []  # the request itself timed out ...
+    assert result is None  # the request itself timed out ...
     with trio.fail_after(1):
         late = await alice.late_nodes.receive()  # ... but the answer is not lost
     assert late.sender.node_id == raw.node.node_id
@@ -219,7 +234,7 @@ async def test_a_short_neighbors_packet_ends_the_wait(spawn: Spawn, net: MemoryN
     result: list[NodeRecord] = []
 
     async def ask() -> None:
-        result.extend(await alice.find_node(raw.node, b"\x04" * 64))
+        result.extend(await alice.find_node(raw.node, b"\x04" * 64) or ())
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ask)
@@ -362,8 +377,8 @@ async def test_silence_from_a_node_that_never_pings_back_costs_one_bond_only(
     net.drop = lambda data, src, dst: src == ("127.0.0.1", bob.port) and not isinstance(discv4.decode(data).packet, Pong)
     assert await alice.bond(bob.local_node)
     pings_before = _pings_sent(net, alice)
-    assert await alice.find_node(bob.local_node, b"\x01" * 64) == []
-    assert await alice.find_node(bob.local_node, b"\x02" * 64) == []
+    assert await alice.find_node(bob.local_node, b"\x01" * 64) is None
+    assert await alice.find_node(bob.local_node, b"\x02" * 64) is None
     assert await alice.request_enr(bob.local_node) is None
     assert _pings_sent(net, alice) == pings_before + 1
 

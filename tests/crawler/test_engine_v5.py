@@ -212,6 +212,39 @@ async def test_late_nodes_answers_still_reach_the_crawl(autojump_clock: MockCloc
     assert crawler.discovery_v5 is not None and crawler.discovery_v5.statistics().late_nodes >= 1
 
 
+class LossyFinder(DiscoveryV5):
+    """Loses the first FINDNODE of every set of distances (a datagram lost on the way), answers the second."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lost: set[tuple[int, ...]] = set()
+
+    async def _answer(self, event: MessageReceived) -> None:
+        message = event.message
+        if isinstance(message, FindNode) and message.distances not in self.lost:
+            self.lost.add(message.distances)
+            return
+        await super()._answer(event)
+
+
+async def test_a_lost_findnode_is_asked_again_not_taken_for_an_empty_distance(autojump_clock: MockClock) -> None:
+    """Silence is not an empty answer: a walk that took each lost FINDNODE for empty distances stopped after two
+    and read nothing of these tables."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        nodes: list[DiscoveryV5] = []
+        for _ in range(15):
+            node = LossyFinder(generate_private_key(), transport=net.open())
+            await nursery.start(node.run)
+            nodes.append(node)
+        link_tree_v5(nodes, fanout=2)
+        records, crawler = await crawl(net, [nodes[0].enr], v4=False, v5=True)
+        nursery.cancel_scope.cancel()
+    assert {r.node_id for r in records if isinstance(r, NodeSeen)} == {n.node_id for n in nodes}
+    assert crawler.statistics().answered_v5 == 15
+    assert all(node.lost for node in nodes[:7])  # the parents did lose requests
+
+
 async def test_a_newer_record_without_an_address_does_not_end_the_visit(autojump_clock: MockClock) -> None:
     """A node re-signs its record without ip: we keep that record, go on asking the address that answered, and
     its v4 visit, running beside, is not cancelled."""
