@@ -37,6 +37,7 @@ from ethcrawl.db.records import DROPPED_PREFIX, CrawlFinished, CrawlStarted, Cra
 from ethcrawl.db.store import crawl_summary
 from ethcrawl.db.writer import begin_crawl, run_writer
 from ethcrawl.wire.crypto import PrivateKey
+from ethcrawl.wire.discv5.session import Config as V5ProtocolConfig
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.rlpx.connection import RLPxConnection
@@ -282,9 +283,32 @@ def discovery_node(
         host=udp.local_address[0],  # what was bound: 0.0.0.0 where :: fell back for want of IPv6
         port=options.listen_port,
         v4_config=DiscoveryConfig(response_timeout=options.response_timeout, rtt_windows=options.rtt_windows),
-        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout, rtt_windows=options.rtt_windows),
+        v5_config=DiscoveryV5Config(
+            response_timeout=options.v5_response_timeout,
+            rtt_windows=options.rtt_windows,
+            protocol=v5_protocol_config(options.max_concurrency),
+        ),
         wall_clock=wall_clock,
         transport=udp,
+    )
+
+
+def v5_protocol_config(max_visits: int) -> V5ProtocolConfig:
+    """The v5 wire layer's caches sized for ``max_visits`` peers read at once.
+
+    go-ethereum keeps 1,024 sessions, enough for a node's few dozen peers; a crawl holds one session per v5 visit
+    under way, and the visit limit widens to 2,048.  Past the cache, a session is evicted while its walk still
+    needs it and each next FINDNODE costs a new handshake (an ECDH and a signature both sides): at 30,000 records
+    the crawl made 43,977 v5 handshakes for 8,417 nodes that answered, 5 each (BENCHMARKS.md).  Twice the visits
+    leaves room for the sessions of visits just ended, which late answers still use; ~0.5 KB each.
+    """
+    default = V5ProtocolConfig()
+    sessions = max(default.session_cache_size, 2 * max_visits)
+    return replace(
+        default,
+        session_cache_size=sessions,
+        record_cache_size=max(default.record_cache_size, 2 * sessions),
+        sent_packets_limit=max(default.sent_packets_limit, 2 * sessions),
     )
 
 
