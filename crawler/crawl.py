@@ -534,12 +534,13 @@ def _log_statistics(node: DiscoveryNode, c: CrawlStats, stored: Mapping[str, int
         "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
         "responded=%d edges=%d dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
         "v5_rate_limited=%d v5_timeouts=%d v5_bad_records=%d v5_handshakes=%d answered_v4=%d answered_v5=%d "
-        "lane_overflow=%d unhashed_peers=%d max_concurrency=%d receive_buffer=%d kernel_drops=%s",
+        "lane_overflow=%d unhashed_peers=%d max_concurrency=%d receive_buffer=%d kernel_drops=%s "
+        "visit_limit=%d governed_periods=%d cpu_saturated_periods=%d",
         d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
         c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
         d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
         c.answered_v5, overflow, c.unhashed_peers, c.max_concurrency_reached, stored["receive_buffer"],
-        stored.get("kernel_drops"),
+        stored.get("kernel_drops"), c.concurrency, c.governed_periods, c.cpu_saturated_periods,
     )
 
 

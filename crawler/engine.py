@@ -54,7 +54,7 @@ from ethcrawl.wire.errors import BadENR
 from .discovery import DiscoveryV4
 from .discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
 from .frontier import RETURNS_THAT_COUNT, SEED_PRIORITY, Frontier
-from .governor import PERIOD, Governor
+from .governor import PERIOD, Governor, cpu_saturated
 from .relay import relay_error
 from .sybil import DROP_RULES, AddressBound, AddressLimits
 from .targets import RankingCheck, RegionWalk, TargetTable, random_target
@@ -158,6 +158,10 @@ class CrawlStats:
     unhashed_peers: int = 0
     concurrency: int = 0  # the visit limit now (``governor``)
     max_concurrency_reached: int = 0  # the highest it went
+    # The governor's periods, and those in which the crawl used at least ``governor.CPU_LIMIT`` of a core
+    # (``governor.cpu_saturated``: the limit then widens no further); 0 and 0 for a fixed limit.
+    governed_periods: int = 0
+    cpu_saturated_periods: int = 0
 
     @property
     def dropped(self) -> int:
@@ -223,6 +227,7 @@ class Crawler:
         config: CrawlConfig = CrawlConfig(),
         dialer: Dialer | None = None,
         wall_clock: Callable[[], float] = time.time,
+        cpu_clock: Callable[[], float] = time.process_time,
         discovery_v5: DiscoveryV5 | None = None,
         excluded: frozenset[bytes] = frozenset(),
     ) -> None:
@@ -262,6 +267,15 @@ class Crawler:
             discovery.on_late_reply = self._answered_late
         self._governor = Governor(floor=config.concurrency, ceiling=max(config.concurrency, config.max_concurrency))
         self._highest_limit = self._governor.limit
+        # The CPU the crawl used, for the governor's CPU share: ``time.process_time`` (all threads), not the event
+        # loop thread's ``time.thread_time``: the database writer's thread runs Python under the same GIL, so its
+        # work takes the loop's one core too.  (Only C code running beside the loop without the GIL, e.g. SQLite,
+        # can lift the share past 1.0: it then errs toward holding back.)  Injected for MockClock tests, whose
+        # periods pass in no real time.
+        self._cpu_clock = cpu_clock
+        self._late_answers = 0  # answers that came after their window, since the governor's last period
+        self._governed_periods = 0
+        self._cpu_saturated_periods = 0
 
     # ------------------------------------------------------------------ public
 
@@ -282,6 +296,8 @@ class Crawler:
             unhashed_peers=self._unhashed_peers,
             concurrency=self._governor.limit,
             max_concurrency_reached=self._highest_limit,
+            governed_periods=self._governed_periods,
+            cpu_saturated_periods=self._cpu_saturated_periods,
         )
 
     async def run(self, seeds: list[Node | ENR]) -> CrawlStats:
@@ -319,17 +335,27 @@ class Crawler:
         return self.statistics()
 
     async def _govern(self) -> None:
-        """Once a period: widen the visit limit while every slot is busy and visits wait, narrow it when the
-        event loop runs late (the CPU is the limit: answers would wait in the socket past their windows)."""
+        """Once a period: widen the visit limit while every slot is busy, visits wait and the core has room;
+        narrow it when the event loop runs late, or answers come late while the core is saturated (the CPU is the
+        limit: answers would wait in the socket past their windows).  ``governor`` holds the rule."""
         while True:
-            asleep = trio.current_time()
+            asleep, cpu_before = trio.current_time(), self._cpu_clock()
+            self._late_answers = 0
             await trio.sleep(PERIOD)
-            lag = trio.current_time() - asleep - PERIOD
+            wall = trio.current_time() - asleep
+            lag = wall - PERIOD
+            cpu_share = (self._cpu_clock() - cpu_before) / wall
             backlogged = bool(self._frontier) and self._in_flight >= self._governor.limit
-            before = self._governor.limit
-            limit = self._governor.adjust(lag=lag, backlogged=backlogged)
+            before, late = self._governor.limit, self._late_answers
+            limit = self._governor.adjust(lag=lag, backlogged=backlogged, cpu_share=cpu_share, late_answers=late)
+            self._governed_periods += 1
+            if cpu_saturated(cpu_share):
+                self._cpu_saturated_periods += 1
             if limit != before:
-                log.debug("visit limit %d -> %d lag=%.3f backlogged=%s", before, limit, lag, backlogged)
+                log.debug(
+                    "visit limit %d -> %d lag=%.3f backlogged=%s cpu_share=%.2f late_answers=%d",
+                    before, limit, lag, backlogged, cpu_share, late,
+                )
                 self._highest_limit = max(self._highest_limit, limit)
                 self._wakeup.set()
 
@@ -444,6 +470,7 @@ class Crawler:
         visit it once more, early: its window now fits its round trip (``rtt``).  Found at 30,000 records: with
         the crawler's CPU (or the machine) saturated, a quarter of the live nodes answered only after their bond
         attempts had given up, and the tables only they held went unread."""
+        self._late_answers += 1  # for the governor: on a saturated core, a sign answers wait in the socket
         state = self._nodes.get(node_id)
         if state is None or not state.v4_started or "v4" in state.protocols or node_id in self._revisited:
             return
@@ -748,6 +775,7 @@ class Crawler:
 
     async def _consume_late_v5_nodes(self, v5: DiscoveryV5) -> None:
         async for late in v5.late_nodes:
+            self._late_answers += 1  # for the governor, as v4's in ``_answered_late``
             state = self._nodes.get(late.sender_id)
             if state is not None:
                 await self._take_v5_records(state, list(late.records))

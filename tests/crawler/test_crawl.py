@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import sqlite3
@@ -260,3 +261,23 @@ def test_the_visit_rate_follows_the_last_window_of_samples() -> None:
     for t in range(11, 31):
         rate = meter.sample(float(t), 1000 + 10 * (t - 10))  # then 10 a second
     assert rate == pytest.approx(10.0)  # the fast start has left the window
+
+
+async def test_the_stats_line_reports_the_visit_limit_and_the_periods_a_saturated_core_held_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A crawl whose one bootnode never answers waits ~2 s (two bond attempts): the governor runs through its
+    periods on an idle core, and the "crawl stats" line says so (``governor.cpu_saturated``)."""
+    silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    bootnode = parse_enode(f"enode://{DiscoveryV4(generate_private_key()).pubkey.hex()}@127.0.0.1:{silent.getsockname()[1]}")
+    db = open_database(tmp_path / "crawl.db")
+    with caplog.at_level(logging.INFO, logger="ethcrawl.crawler.crawl"), trio.fail_after(CRAWL_DEADLINE):
+        await run_crawl(db, CrawlOptions(seeds=(bootnode,), dial=False, listen_host="127.0.0.1"), handle_signals=False)
+    db.close()
+    silent.close()
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("crawl stats ")]
+    fields = dict(field.split("=", 1) for field in line.removeprefix("crawl stats ").split())
+    assert fields["visit_limit"] == fields["max_concurrency"] == "256"  # nothing waited: it never widened
+    assert int(fields["governed_periods"]) >= 1
+    assert fields["cpu_saturated_periods"] == "0"  # waiting on a silent peer uses next to no CPU

@@ -6,6 +6,7 @@ import random
 import sys
 from array import array
 from ipaddress import ip_address
+from typing import Callable
 
 import pytest
 import trio
@@ -35,6 +36,17 @@ def wall_clock() -> float:
     return WALL_EPOCH + trio.current_time()
 
 
+def idle_cpu() -> float:
+    """The crawl's CPU clock in these tests: MockClock's periods pass in no real time, so ``time.process_time``
+    would count whatever the test's own work took; this one says the crawl used none."""
+    return 0.0
+
+
+def saturated_cpu() -> float:
+    """A CPU clock that runs as fast as the (mock) wall clock: the crawl used a whole core, every period."""
+    return trio.current_time()
+
+
 async def start_nodes(net: MemoryNetwork, nursery: trio.Nursery, count: int) -> list[DiscoveryV4]:
     """``count`` running nodes on ``net`` with empty tables."""
     nodes = []
@@ -54,13 +66,21 @@ async def start_tree(net: MemoryNetwork, nursery: trio.Nursery, count: int, fano
     return nodes
 
 
-async def crawl(net: MemoryNetwork, seeds: list[Node], **config: int) -> tuple[list[object], Crawler]:
+async def crawl(
+    net: MemoryNetwork, seeds: list[Node], *, cpu_clock: Callable[[], float] = idle_cpu, **config: int
+) -> tuple[list[object], Crawler]:
     crawler_node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
     send, receive = trio.open_memory_channel[object](100_000)
     async with trio.open_nursery() as nursery:
         await nursery.start(crawler_node.run)
         crawler = Crawler(
-            crawler_node, TargetTable.default(), send, crawl_id=1, config=CrawlConfig(**config), wall_clock=wall_clock
+            crawler_node,
+            TargetTable.default(),
+            send,
+            crawl_id=1,
+            config=CrawlConfig(**config),
+            wall_clock=wall_clock,
+            cpu_clock=cpu_clock,
         )
         await crawler.run(list(seeds))
         nursery.cancel_scope.cancel()
@@ -403,6 +423,63 @@ async def test_the_visit_limit_widens_while_visits_wait_on_dead_records(autojump
         reached[ceiling] = stats.max_concurrency_reached
     assert reached[4] == 4 and reached[512] >= 32, reached
     assert elapsed[512] < elapsed[4] / 4, elapsed
+
+
+async def dead_records_behind_a_root(
+    net: MemoryNetwork, nursery: trio.Nursery, count: int = 200
+) -> DiscoveryV4:
+    """One live node whose table names ``count`` dead records (its buckets keep some of them)."""
+    (root,) = await start_nodes(net, nursery, 1)
+    for i in range(count):  # nothing listens at these endpoints: every datagram to them is lost
+        dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=None)
+        root.table.add_verified(dead)
+    return root
+
+
+async def test_a_saturated_core_keeps_the_visit_limit_at_the_floor(autojump_clock: MockClock) -> None:
+    """As above, visits wait on dead records, but the crawl's CPU clock says the core is saturated (the measured
+    failure: the loop kept up, its lag under 50 ms, and the limit went to its ceiling): the limit never widens."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        root = await dead_records_behind_a_root(net, nursery)
+        records, crawler = await crawl(
+            net, [root.local_node], cpu_clock=saturated_cpu, concurrency=4, max_concurrency=512
+        )
+        nursery.cancel_scope.cancel()
+    stats = crawler.statistics()
+    assert stats.discovered >= 50 and stats.responded == 1
+    assert stats.max_concurrency_reached == 4 and stats.concurrency == 4
+    assert stats.governed_periods > 10 and stats.cpu_saturated_periods == stats.governed_periods
+
+
+def saturated_after(seconds: float) -> Callable[[], float]:
+    """A CPU clock idle for ``seconds`` of mock time from now, then saturated (one CPU-s per wall s)."""
+    start = trio.current_time()
+    return lambda: max(0.0, trio.current_time() - start - seconds)
+
+
+@pytest.mark.parametrize("late", [False, True])
+async def test_answers_late_on_a_saturated_core_narrow_the_visit_limit(autojump_clock: MockClock, late: bool) -> None:
+    """The core has room for 1.5 s (the limit widens: 4, 6, 9), then is saturated: the limit holds while every
+    answer comes in time, and narrows once answers come after their window (a seed answering 3.5 s late)."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        root = await dead_records_behind_a_root(net, nursery)
+        seeds = [root.local_node]
+        if late:
+            (slow,) = await start_nodes(net, nursery, 1)
+            slow.config = DiscoveryConfig(reply_delay=3.5)
+            seeds.append(slow.local_node)
+        records, crawler = await crawl(
+            net, seeds, cpu_clock=saturated_after(1.5), concurrency=4, max_concurrency=512
+        )
+        nursery.cancel_scope.cancel()
+    stats = crawler.statistics()
+    assert stats.max_concurrency_reached == 9, stats
+    if late:  # one STEP_DOWN per period with late answers (its second bond attempt's Pong comes late too)
+        assert stats.concurrency < 9, stats
+    else:
+        assert stats.concurrency == 9, stats
 
 
 async def test_a_node_that_answers_only_after_its_visit_gave_up_is_visited_once_more(autojump_clock: MockClock) -> None:
