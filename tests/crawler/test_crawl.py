@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import sqlite3
@@ -267,7 +268,7 @@ def test_the_visit_rate_follows_the_last_window_of_samples() -> None:
 
 @pytest.mark.parametrize("dial_silent", [True, False], ids=["dial-silent", "no-dial-silent"])
 async def test_a_record_that_never_answers_is_dialed_once_with_the_short_connect_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dial_silent: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, dial_silent: bool
 ) -> None:
     """The one seed never answers discovery; its TCP port is closed (loopback refuses at once).  Dialed, it gets
     one attempt with ``SILENT_CONNECT_TIMEOUT``, stored as refused and counted apart (the crawl row's stats, the
@@ -293,10 +294,11 @@ async def test_a_record_that_never_answers_is_dialed_once_with_the_short_connect
     options = CrawlOptions(
         seeds=(seed,), listen_host="127.0.0.1", response_timeout=0.1, v5_response_timeout=0.1, dial_silent=dial_silent
     )
-    with trio.fail_after(30):
+    with trio.fail_after(30), caplog.at_level(logging.INFO, logger="ethcrawl.crawler.crawl"):
         summary = await run_crawl(db, options, handle_signals=False)
     db.close()
     silent.close()
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("crawl stats ")]
     with sqlite3.connect(path) as conn:
         outcomes = conn.execute("SELECT outcome FROM dial_attempts").fetchall()
         (stats_text,) = conn.execute("SELECT stats FROM crawls").fetchone()
@@ -304,3 +306,4 @@ async def test_a_record_that_never_answers_is_dialed_once_with_the_short_connect
     assert timeouts == [SILENT_CONNECT_TIMEOUT] * dialed
     assert outcomes == [("refused",)] * dialed
     assert json.loads(stats_text)["silent_dials"] == summary.silent_dials == summary.dials == dialed
+    assert f" dials={dialed} silent_dials={dialed} " in line
