@@ -33,7 +33,7 @@ import trio
 from ethcrawl.db.engine import Database
 from ethcrawl.db.enrich import Locator, enrich_database
 from ethcrawl.db.identity import claim_identity
-from ethcrawl.db.records import DROPPED_PREFIX, CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
+from ethcrawl.db.records import DROPPED_PREFIX, SILENT_DIALS, CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
 from ethcrawl.db.store import crawl_summary
 from ethcrawl.db.writer import begin_crawl, run_writer
 from ethcrawl.wire.crypto import PrivateKey
@@ -46,7 +46,10 @@ from ethcrawl.wire.rlpx.session import PeerSession
 from .dialer import DialConfig, DialResult, dial, local_hello, serve_session
 from .discovery import DiscoveryConfig, DiscoveryStats
 from .discovery_v5 import DiscoveryV5Config, DiscoveryV5Stats
-from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, CrawlConfig, Crawler, CrawlStats
+from .engine import (
+    DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, DEFAULT_SILENT_DIAL_CONCURRENCY, CrawlConfig,
+    Crawler, CrawlStats,
+)
 from .node import DiscoveryNode
 from .targets import TargetTable
 from .udp import DUAL_STACK_HOST, UDPSocket, bind_socket, open_udp_socket, unmapped
@@ -76,7 +79,9 @@ class CrawlOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY
+    silent_dial_concurrency: int = DEFAULT_SILENT_DIAL_CONCURRENCY
     dial: bool = True
+    dial_silent: bool = True  # dial records that never answered discovery too (short connect timeout)
     listen_host: str = DUAL_STACK_HOST  # both families on one port; 0.0.0.0 or an address pins one
     listen_port: int = 0  # UDP discovery port (0 = any)
     rlpx_listen: tuple[str, int] | None = None
@@ -415,8 +420,9 @@ async def crawl_on_sockets(
         counter.count(result)
         await send.send(dial_record(result, crawl_id, node))
 
-    async def dialer(node: Node, enr: ENR | None) -> None:
-        result = await dial(node, key, config=dialing, wall_clock=wall_clock)
+    async def dialer(node: Node, enr: ENR | None, *, connect_timeout: float) -> None:
+        config = replace(dialing, connect_timeout=connect_timeout)
+        result = await dial(node, key, config=config, wall_clock=wall_clock)
         await record_dial(result, node)
 
     crawl_v4 = options.discovery in ("v4", "both")
@@ -452,6 +458,9 @@ async def crawl_on_sockets(
                             concurrency=options.concurrency,
                             max_concurrency=options.max_concurrency,
                             dial_concurrency=options.dial_concurrency,
+                            silent_dial_concurrency=options.silent_dial_concurrency,
+                            dial_silent=options.dial_silent,
+                            connect_timeout=dialing.connect_timeout,
                             dial_all=options.dial_all,
                         ),
                         dialer=dialer if options.dial else None,
@@ -517,6 +526,7 @@ def _stored_stats(stats: CrawlStats, udp: UDPSocket) -> dict[str, int]:
     """
     stored = {DROPPED_PREFIX + rule: count for rule, count in stats.dropped_by_rule}
     stored["relay_rejected"] = stats.relay_rejected
+    stored[SILENT_DIALS] = stats.silent_dials_started
     stored["receive_buffer"] = udp.receive_buffer
     drops = udp.kernel_drops()
     if drops is not None:
@@ -532,12 +542,12 @@ def _log_statistics(node: DiscoveryNode, c: CrawlStats, stored: Mapping[str, int
     overflow = lanes.v4.overflowed + lanes.v5.overflowed
     log.info(
         "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
-        "responded=%d edges=%d dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
+        "responded=%d edges=%d dials=%d silent_dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
         "v5_rate_limited=%d v5_timeouts=%d v5_bad_records=%d v5_handshakes=%d answered_v4=%d answered_v5=%d "
         "lane_overflow=%d unhashed_peers=%d max_concurrency=%d receive_buffer=%d kernel_drops=%s "
         "visit_limit=%d governed_periods=%d cpu_saturated_periods=%d",
         d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
-        c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
+        c.responded, c.edges, c.dials_started, c.silent_dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
         d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
         c.answered_v5, overflow, c.unhashed_peers, c.max_concurrency_reached, stored["receive_buffer"],
         stored.get("kernel_drops"), c.concurrency, c.governed_periods, c.cpu_saturated_periods,

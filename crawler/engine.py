@@ -51,6 +51,7 @@ from ethcrawl.wire.enode import IPAddress, Node
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import BadENR
 
+from .dialer import CONNECT_TIMEOUT, SILENT_CONNECT_TIMEOUT
 from .discovery import DiscoveryV4
 from .discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
 from .frontier import RETURNS_THAT_COUNT, SEED_PRIORITY, Frontier
@@ -74,6 +75,11 @@ DEFAULT_CONCURRENCY = 256
 # 0.5 s and a 1 s back-off, v5 beside it): ~2,000 slots drain them in under 2 minutes.
 DEFAULT_MAX_CONCURRENCY = 2048
 DEFAULT_DIAL_CONCURRENCY = 64  # RLPx dials at once: each holds a TCP connection and a handshake's crypto
+# Dials of records that never answered discovery, at once, beside those: most such records are stale or behind NAT,
+# and their dial waits out a connect timeout (dialer.SILENT_CONNECT_TIMEOUT, 2 s) holding a file descriptor and no
+# CPU.  20,000 of them drain in 20,000 / 256 x 2 s = ~2.6 minutes (~26 at 64 dials and 5 s), and they never hold back
+# a dial of a node that answered.  With the 64 above and the crawl's few sockets, well inside the usual 1,024 open files.
+DEFAULT_SILENT_DIAL_CONCURRENCY = 256
 BOND_ATTEMPTS = 2  # a lost Ping or Pong is common on the real network
 BOND_RETRY_BACKOFF = 1.0  # s, before the second bond attempt
 # Stop walking down a peer's buckets after this many answers in a row that
@@ -115,14 +121,20 @@ UNCONFIRMED_PER_SOURCE = 2 * 17 * 16
 
 
 class Dialer(Protocol):
-    async def __call__(self, node: Node, enr: ENR | None) -> None: ...
+    """One RLPx attempt at ``node``; its TCP connect given up after ``connect_timeout`` s (the later stages' own)."""
+
+    async def __call__(self, node: Node, enr: ENR | None, *, connect_timeout: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlConfig:
     concurrency: int = DEFAULT_CONCURRENCY  # peers enumerated at once, at first and at least
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY  # at most (equal to ``concurrency``: a fixed limit)
-    dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY
+    dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY  # dials of nodes that answered discovery, at once
+    silent_dial_concurrency: int = DEFAULT_SILENT_DIAL_CONCURRENCY  # dials of records that never did, beside those
+    dial_silent: bool = True  # False: records that never answered discovery are not dialed
+    connect_timeout: float = CONNECT_TIMEOUT  # s, a dial of a node that answered
+    silent_connect_timeout: float = SILENT_CONNECT_TIMEOUT  # s, a dial of a record that never did
     bond_attempts: int = BOND_ATTEMPTS
     bond_retry_backoff: float = BOND_RETRY_BACKOFF
     empty_answers_to_stop: int = EMPTY_ANSWERS_TO_STOP
@@ -162,6 +174,9 @@ class CrawlStats:
     # (``governor.cpu_saturated``: the limit then widens no further); 0 and 0 for a fixed limit.
     governed_periods: int = 0
     cpu_saturated_periods: int = 0
+    # Of ``dials_started`` and ``dials_in_flight``: dials of records that had not answered discovery (short connect).
+    silent_dials_started: int = 0
+    silent_dials_in_flight: int = 0
 
     @property
     def dropped(self) -> int:
@@ -247,14 +262,16 @@ class Crawler:
         self._wall_clock = wall_clock
         self._nodes: dict[bytes, _NodeState] = {}
         self._frontier: Frontier[_NodeState] = Frontier()
-        # Dials wait in two queues: nodes that answered discovery first, silent ones after.  Most silent records
-        # are dead (a dial there waits out its connect timeout), and a crawl of 100,000 records dialed 10,000 of
-        # them in 600 s before it reached the live nodes queued behind them: 1.5% of client ids.
+        # Dials wait in two queues, each with its own limit: nodes that answered discovery, and silent records.
+        # Most silent records are dead (a dial there waits out its connect timeout), and a crawl of 100,000 records
+        # dialed 10,000 of them in 600 s before it reached the live nodes queued behind them: 1.5% of client ids.
         self._dial_queue: deque[_NodeState] = deque()
         self._silent_dial_queue: deque[_NodeState] = deque()
         self._in_flight = 0
-        self._dials_in_flight = 0
+        self._dials_in_flight = 0  # both queues'
         self._dials_started = 0
+        self._silent_dials_in_flight = 0
+        self._silent_dials_started = 0
         self._edges = 0
         self._relay_rejected = 0
         self._bound = AddressBound(config.address_limits)
@@ -298,6 +315,8 @@ class Crawler:
             max_concurrency_reached=self._highest_limit,
             governed_periods=self._governed_periods,
             cpu_saturated_periods=self._cpu_saturated_periods,
+            silent_dials_started=self._silent_dials_started,
+            silent_dials_in_flight=self._silent_dials_in_flight,
         )
 
     async def run(self, seeds: list[Node | ENR]) -> CrawlStats:
@@ -319,13 +338,7 @@ class Crawler:
                     state = self._frontier.pop()
                     self._in_flight += 1
                     nursery.start_soon(self._visit_guarded, state)
-                while (self._dial_queue or self._silent_dial_queue) and (
-                    self._dials_in_flight < self.config.dial_concurrency
-                ):
-                    state = (self._dial_queue or self._silent_dial_queue).popleft()
-                    self._dials_in_flight += 1
-                    self._dials_started += 1
-                    nursery.start_soon(self._dial_guarded, state)
+                self._start_dials(nursery)
                 waiting = self._frontier or self._dial_queue or self._silent_dial_queue
                 if not (waiting or self._in_flight or self._dials_in_flight):
                     break
@@ -431,15 +444,35 @@ class Crawler:
             self._in_flight -= 1
             self._wakeup.set()
 
-    async def _dial_guarded(self, state: _NodeState) -> None:
+    def _start_dials(self, nursery: trio.Nursery) -> None:
+        """Start what each dial queue's own limit allows: silent records never hold back a node that answered."""
+        answering = self.config.dial_concurrency - (self._dials_in_flight - self._silent_dials_in_flight)
+        for _ in range(min(answering, len(self._dial_queue))):
+            self._dials_in_flight += 1
+            self._dials_started += 1
+            nursery.start_soon(self._dial_guarded, self._dial_queue.popleft(), False)
+        silent = self.config.silent_dial_concurrency - self._silent_dials_in_flight
+        for _ in range(min(silent, len(self._silent_dial_queue))):
+            self._dials_in_flight += 1
+            self._dials_started += 1
+            self._silent_dials_in_flight += 1
+            self._silent_dials_started += 1
+            nursery.start_soon(self._dial_guarded, self._silent_dial_queue.popleft(), True)
+
+    async def _dial_guarded(self, state: _NodeState, silent: bool) -> None:
+        """One attempt (never retried); ``silent``: the record had not answered discovery when its visit ended,
+        so its connect gets the short timeout."""
         assert self.dialer is not None
+        timeout = self.config.silent_connect_timeout if silent else self.config.connect_timeout
         try:
             enr = state.enr
-            await self.dialer(_dial_target(state.node, enr), enr)
+            await self.dialer(_dial_target(state.node, enr), enr, connect_timeout=timeout)
         except Exception:
             log.exception("dial failed node=%s", state.node.node_id.hex()[:16])
         finally:
             self._dials_in_flight -= 1
+            if silent:
+                self._silent_dials_in_flight -= 1
             self._wakeup.set()
 
     async def _retried(self, attempt: Callable[[], Awaitable[T]]) -> T | None:
@@ -785,6 +818,8 @@ class Crawler:
             return
         if not (self.config.dial_all or _looks_like_execution(state)):
             return
+        if not (state.responded or self.config.dial_silent):
+            return  # not queued: should it answer later (``_answered_late``), its revisit queues it then
         state.dial_queued = True
         (self._dial_queue if state.responded else self._silent_dial_queue).append(state)
         self._wakeup.set()

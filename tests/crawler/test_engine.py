@@ -10,6 +10,7 @@ from typing import Callable
 
 import pytest
 import trio
+from ethcrawl.crawler.dialer import CONNECT_TIMEOUT, SILENT_CONNECT_TIMEOUT
 from ethcrawl.crawler.discovery import DiscoveryConfig, DiscoveryV4
 from ethcrawl.crawler.table import BUCKET_SIZE
 from ethcrawl.crawler.engine import (
@@ -510,36 +511,121 @@ async def test_a_node_that_answers_only_after_its_visit_gave_up_is_visited_once_
     assert answered
 
 
-async def test_nodes_that_answered_are_dialed_before_silent_records(autojump_clock: MockClock) -> None:
-    """Dead records finish their visits first (two bond attempts, 2 s) and queue their dials before a slow live
-    node is done; the live node is still dialed next, not after every dead record."""
+class FakeDialer:
+    """Records each dial (node id, connect timeout, when) and how many of each kind were in flight at once; a dial
+    takes ``takes`` s, as a dial of a dead record waits out its connect timeout."""
+
+    def __init__(self, silent_ids: set[bytes], takes: float = 1.0) -> None:
+        self.silent_ids, self.takes = silent_ids, takes
+        self.dials: list[tuple[bytes, float, float]] = []
+        self.in_flight = {True: 0, False: 0}
+        self.most = {True: 0, False: 0}
+        self.both_at_once = False
+
+    async def __call__(self, node: Node, enr: object, *, connect_timeout: float) -> None:
+        self.dials.append((node.node_id, connect_timeout, trio.current_time()))
+        silent = node.node_id in self.silent_ids
+        self.in_flight[silent] += 1
+        self.most[silent] = max(self.most[silent], self.in_flight[silent])
+        self.both_at_once |= all(self.in_flight.values())
+        try:
+            await trio.sleep(self.takes)
+        finally:
+            self.in_flight[silent] -= 1
+
+
+async def crawl_with_dead_records(
+    dialer: FakeDialer, dead: int, *, slow: bool = False, **config: object
+) -> tuple[list[DiscoveryV4], list[Node], Crawler]:
+    """A root holding a live peer (``slow``: its visit takes several seconds) and ``dead`` records nothing answers at
+    (127.0.0.2), every one with a TCP port; crawled from the root with ``dialer``."""
     net = MemoryNetwork()
-    dialed: list[bytes] = []
-    times: list[float] = []
-
-    async def dialer(node: Node, enr: object) -> None:
-        dialed.append(node.node_id)
-        times.append(trio.current_time())
-        await trio.sleep(1)  # a dial of a dead record waits out its connect timeout
-
     async with trio.open_nursery() as nursery:
-        root, slow = await start_nodes(net, nursery, 2)
-        slow.config = DiscoveryConfig(reply_delay=0.6)  # its visit: a bond retry and several such round trips
-        root.table.add_verified(slow.local_node)
-        for i in range(6):
-            dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=40000 + i)
-            root.table.add_verified(dead)
+        live = await start_nodes(net, nursery, 2)
+        root, peer = live
+        if slow:
+            peer.config = DiscoveryConfig(reply_delay=0.6)  # its visit: a bond retry and several such round trips
+        root.table.add_verified(peer.local_node)
+        records = [
+            Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=40000 + i)
+            for i in range(dead)
+        ]
+        for record in records:
+            root.table.add_verified(record)
+        dialer.silent_ids.update(record.node_id for record in records)
         crawler_node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
         await nursery.start(crawler_node.run)
-        send, receive = trio.open_memory_channel[object](100_000)
+        send, _ = trio.open_memory_channel[object](100_000)
         crawler = Crawler(
             crawler_node, TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock, dialer=dialer,
-            config=CrawlConfig(dial_concurrency=1, dial_all=True),
+            config=CrawlConfig(dial_all=True, **config),  # type: ignore[arg-type]
         )
         await crawler.run([root.local_node])
         nursery.cancel_scope.cancel()
-    assert len(dialed) == 8  # root, slow, 6 dead
-    assert dialed.index(slow.node_id) <= 2, (dialed.index(slow.node_id), times)
+    return live, records, crawler
+
+
+async def test_a_node_that_answered_is_dialed_when_its_visit_ends_whatever_silent_records_wait(
+    autojump_clock: MockClock,
+) -> None:
+    """Dead records finish their visits first (two bond attempts, 2 s) and queue their dials before a slow live
+    node is done; they wait in their own queue with their own limit, so the live node is dialed the moment its
+    visit ends, and both kinds are dialed at once."""
+    dialer = FakeDialer(set())
+    (root, slow), records, crawler = await crawl_with_dead_records(
+        dialer, 6, slow=True, dial_concurrency=1, silent_dial_concurrency=1
+    )
+    when = {node_id: at for node_id, _, at in dialer.dials}
+    assert len(dialer.dials) == len(when) == 8  # root, slow, 6 dead: each once
+    dead_dials = sorted(when[record.node_id] for record in records)
+    # The dead records' six 1 s dials, one at a time, had started before the slow node's visit ended: it was not
+    # dialed after them (at the earliest 6 s after the first) but while they went on.
+    assert when[slow.node_id] < dead_dials[0] + 5, (when[slow.node_id], dead_dials)
+    assert dialer.both_at_once
+    assert dialer.most == {True: 1, False: 1}
+
+
+async def test_a_record_that_never_answered_gets_the_short_connect_timeout(autojump_clock: MockClock) -> None:
+    """Nodes that answered discovery are dialed with the full connect timeout, records that never did with the
+    short one (``dialer.SILENT_CONNECT_TIMEOUT``), once each; the crawl counts the silent dials apart."""
+    dialer = FakeDialer(set())
+    live, records, crawler = await crawl_with_dead_records(dialer, 5)
+    timeouts = {node_id: timeout for node_id, timeout, _ in dialer.dials}
+    assert len(dialer.dials) == len(timeouts) == 7
+    assert {timeouts[node.node_id] for node in live} == {CONNECT_TIMEOUT}
+    assert {timeouts[record.node_id] for record in records} == {SILENT_CONNECT_TIMEOUT}
+    assert SILENT_CONNECT_TIMEOUT < CONNECT_TIMEOUT
+    stats = crawler.statistics()
+    assert (stats.dials_started, stats.silent_dials_started) == (7, 5)
+    assert stats.dials_in_flight == stats.silent_dials_in_flight == 0
+    # The config's timeouts are the ones the dialer gets.
+    dialer = FakeDialer(set())
+    live, records, _ = await crawl_with_dead_records(dialer, 2, connect_timeout=7.5, silent_connect_timeout=0.25)
+    timeouts = {node_id: timeout for node_id, timeout, _ in dialer.dials}
+    assert [timeouts[node.node_id] for node in live] == [7.5, 7.5]
+    assert [timeouts[record.node_id] for record in records] == [0.25, 0.25]
+
+
+async def test_silent_dials_keep_their_own_limit(autojump_clock: MockClock) -> None:
+    """Dead records at 8 dials at once: the silent limit is reached, never passed, and the answering nodes'
+    limit of 1 is apart from it."""
+    dialer = FakeDialer(set(), takes=2.0)
+    live, records, crawler = await crawl_with_dead_records(dialer, 40, dial_concurrency=1, silent_dial_concurrency=8)
+    stats = crawler.statistics()
+    assert stats.discovered > 20  # the root's table keeps some of the 40 (the /24 limits of its buckets)
+    assert len(dialer.dials) == len({node_id for node_id, _, _ in dialer.dials}) == stats.discovered
+    assert dialer.most == {True: 8, False: 1}
+    assert stats.silent_dials_started == stats.discovered - 2
+
+
+async def test_no_dial_silent_dials_only_nodes_that_answered(autojump_clock: MockClock) -> None:
+    dialer = FakeDialer(set())
+    live, records, crawler = await crawl_with_dead_records(dialer, 5, dial_silent=False)
+    assert sorted(node_id for node_id, _, _ in dialer.dials) == sorted(node.node_id for node in live)
+    stats = crawler.statistics()
+    assert (stats.dials_started, stats.silent_dials_started) == (2, 0)
+
+
 # -- issue 12: CPU per FindNode exchange -----------------------------------------------------------
 
 
