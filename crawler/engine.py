@@ -242,7 +242,7 @@ class Crawler:
         config: CrawlConfig = CrawlConfig(),
         dialer: Dialer | None = None,
         wall_clock: Callable[[], float] = time.time,
-        cpu_clock: Callable[[], float] = time.process_time,
+        cpu_clock: Callable[[], float] = time.thread_time,
         discovery_v5: DiscoveryV5 | None = None,
         excluded: frozenset[bytes] = frozenset(),
     ) -> None:
@@ -284,10 +284,10 @@ class Crawler:
             discovery.on_late_reply = self._answered_late
         self._governor = Governor(floor=config.concurrency, ceiling=max(config.concurrency, config.max_concurrency))
         self._highest_limit = self._governor.limit
-        # The CPU the crawl used, for the governor's CPU share: ``time.process_time`` (all threads), not the event
-        # loop thread's ``time.thread_time``: the database writer's thread runs Python under the same GIL, so its
-        # work takes the loop's one core too.  (Only C code running beside the loop without the GIL, e.g. SQLite,
-        # can lift the share past 1.0: it then errs toward holding back.)  Injected for MockClock tests, whose
+        # The CPU the event loop used, for the governor's CPU share: the loop thread's ``time.thread_time``, not
+        # the process's: the database writer's thread spends much of its time in SQLite, which runs beside the loop
+        # on another core without the GIL, so the process's share overstates how busy the loop is.  What the
+        # writer's Python part takes from the loop shows as the loop's lag.  Injected for MockClock tests, whose
         # periods pass in no real time.
         self._cpu_clock = cpu_clock
         self._late_answers = 0  # answers that came after their window, since the governor's last period
