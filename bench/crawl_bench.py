@@ -167,6 +167,8 @@ def bench_size(nodes: int, cost: CryptoCost, base: Run, discovery: str = "v4") -
         "dial_cpu_to_crypto": round(dial_cpu / (dials * dial_crypto), 2) if dials else None,
         "peak_rss_mb": round(full.max_rss_kb / 1024, 1),
         "bytes_per_known_node": round((full.max_rss_kb - base.max_rss_kb) * 1024 / nodes),
+        "peak_rss_discovery_mb": round(disc.max_rss_kb / 1024, 1),  # the --no-dial run
+        "bytes_per_known_node_discovery": round((disc.max_rss_kb - base.max_rss_kb) * 1024 / nodes),
     }
 
 

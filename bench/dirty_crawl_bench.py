@@ -84,14 +84,17 @@ def _first_time_at(curve: list[tuple[float, float]], share: float) -> float | No
 
 def bench(
     nodes: int, seed: int, sample: float, crawl_flags: list[str], *, records: int | None = None, shards: int = 1,
-    limit: float = CRAWL_LIMIT,
+    limit: float = CRAWL_LIMIT, keep: Path | None = None,
 ) -> dict[str, object]:
     devnet_flags = ["--profile", "mainnet", "--nodes", str(nodes), "--seed", str(seed), "--duration", "7200"]
     if records is not None:
         devnet_flags += ["--stale-share", str(stale_share_for(nodes, records))]
     if shards > 1:
         devnet_flags += ["--shards", str(shards)]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = str(keep) if keep is not None else scratch
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
         db = Path(tmp) / "crawl.db"
         devnet, spec = start_devnet(devnet_flags, Path(tmp) / "manifest.json", DEVNET_START_LIMIT)
         try:
@@ -171,11 +174,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between two coverage samples")
     parser.add_argument("--limit", type=float, default=CRAWL_LIMIT, help="s after which a crawl is stopped")
+    parser.add_argument("--keep", type=Path, default=None, help="directory that keeps the manifest, database and crawl log")
     parser.add_argument("crawl_flags", nargs="*", help="extra `ethcrawl crawl` flags, after --")
     args = parser.parse_args()
     result = bench(
         args.nodes, args.seed, args.sample, args.crawl_flags, records=args.records, shards=args.shards,
-        limit=args.limit,
+        limit=args.limit, keep=args.keep,
     )
     print(json.dumps(result), flush=True)
 

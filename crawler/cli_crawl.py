@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import resource
 import sys
 from datetime import datetime, timezone
 from functools import partial
@@ -38,8 +39,8 @@ from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config
-from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY
-from .dialer import DialConfig, dial
+from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, DEFAULT_SILENT_DIAL_CONCURRENCY
+from .dialer import CONNECT_TIMEOUT, SILENT_CONNECT_TIMEOUT, DialConfig, dial
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
 from .dns import DNSListError, DNSResolver, SyncLimits, list_records
@@ -69,6 +70,9 @@ MIN_TIMEOUT = 0.05  # s: below a loopback round trip under load
 # s to resolve every DNS list seed before the crawl starts (all at once): a published list is a few thousand
 # lookups, seconds on a working resolver; a list not resolved by then is reported and the crawl starts without it.
 SEED_LISTS_TIMEOUT = 60.0
+# Open files a crawl needs beside its dials (a TCP connection each): discovery and RLPx sockets, the database, the
+# --geoip/--asn files, the metrics server, and inbound --listen peers (as devnet.FD_HEADROOM).
+FD_HEADROOM = 256
 
 
 class Seconds(click.ParamType[float]):
@@ -280,6 +284,11 @@ def _top(rows: tuple[tuple[str, int], ...], *, placed: bool) -> tuple[tuple[str,
     return tuple(shown)
 
 
+def _silent(summary: CrawlSummary) -> str:
+    """How many of the dials went to records that never answered discovery, when any did."""
+    return f"; {summary.silent_dials} to silent records" if summary.silent_dials else ""
+
+
 def _print_summary(console: Console, summary: CrawlSummary) -> None:
     """The end-of-crawl summary; every count as the README's "What the numbers mean" defines it.
 
@@ -290,7 +299,7 @@ def _print_summary(console: Console, summary: CrawlSummary) -> None:
     console.print(
         f"crawl {summary.crawl_id}: {summary.nodes} nodes ({summary.responded} answered, "
         f"{summary.with_enr} with ENR), {summary.edges} edges, {summary.dials} dials "
-        f"({summary.dials_ok} ok, {summary.dials_failed} failed) in {duration:.1f} s",
+        f"({summary.dials_ok} ok, {summary.dials_failed} failed{_silent(summary)}) in {duration:.1f} s",
         # A terminal gets the line wrapped between words; a pipe or a file gets it whole, for the program reading it.
         soft_wrap=not console.is_terminal,
     )
@@ -317,7 +326,9 @@ _WALK_OPTIONS = (
     click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, help="SQLite file path or SQLAlchemy URL."),
     click.option("--concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_CONCURRENCY, show_default=True, help="Peers enumerated at once, at first and at least (most visits wait on dead records: keep it wide)."),
     click.option("--max-concurrency", type=click.IntRange(min=1, max=16384), default=DEFAULT_MAX_CONCURRENCY, show_default=True, help="At most: the crawl widens from --concurrency while every slot is busy and the CPU keeps up, and narrows when it does not. Equal to --concurrency (or below): a fixed limit."),
-    click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_DIAL_CONCURRENCY, show_default=True, help="RLPx dials at once."),
+    click.option("--dial-concurrency", type=click.IntRange(min=1, max=4096), default=DEFAULT_DIAL_CONCURRENCY, show_default=True, help=f"RLPx dials at once of nodes that answered discovery ({CONNECT_TIMEOUT:g} s TCP connect timeout)."),
+    click.option("--silent-dial-concurrency", type=click.IntRange(min=1, max=16384), default=DEFAULT_SILENT_DIAL_CONCURRENCY, show_default=True, help=f"RLPx dials at once of records that never answered discovery, beside --dial-concurrency: most are stale or behind NAT, so each gets one attempt with a {SILENT_CONNECT_TIMEOUT:g} s TCP connect timeout and waits on a file descriptor, not the CPU."),
+    click.option("--dial-silent/--no-dial-silent", default=True, show_default=True, help="Also dial records that never answered discovery (--no-dial-silent: only nodes that answered; the crawl ends sooner)."),
     click.option("--udp", "udp", default="[::]:0", show_default=True, metavar="HOST:PORT", help="Discovery UDP address. [::] serves IPv4 and IPv6 peers on one port (IPv4 only, with a log line, where the machine has no IPv6); 0.0.0.0 or a specific address pins one family."),
     click.option("--no-dial", is_flag=True, help="Discovery only: do not dial nodes over RLPx."),
     click.option("--from-db", "from_db", is_flag=True, help="Also seed from every node already in the database (e.g. an imported nodes.json)."),
@@ -358,6 +369,8 @@ def walk_setup(
     concurrency: int,
     max_concurrency: int,
     dial_concurrency: int,
+    silent_dial_concurrency: int,
+    dial_silent: bool,
     udp: str,
     no_dial: bool,
     from_db: bool,
@@ -393,6 +406,8 @@ def walk_setup(
             seeds += v5_bootnodes()
         list_urls += dns_lists(network or "mainnet")
     udp_host, udp_port = _host_port(udp)
+    if not no_dial:
+        _fit_open_files(dial_concurrency + (silent_dial_concurrency if dial_silent else 0))
     node_key = _node_key(node_key_file)
     metrics = parse_host_port(metrics_address, default_host=METRICS_HOST) if metrics_address is not None else None
     geo = open_geoip(geoip, asn)
@@ -413,7 +428,9 @@ def walk_setup(
         concurrency=concurrency,
         max_concurrency=max_concurrency,
         dial_concurrency=dial_concurrency,
+        silent_dial_concurrency=silent_dial_concurrency,
         dial=not no_dial,
+        dial_silent=dial_silent,
         listen_host=udp_host,
         listen_port=udp_port,
         rlpx_listen=_host_port(listen) if listen else None,
@@ -424,6 +441,21 @@ def walk_setup(
         dial_all=dial_all,
     )
     return WalkSetup(options=options, node_key=node_key, metrics_address=metrics, geo=geo)
+
+
+def _fit_open_files(dials: int) -> None:
+    """Raise the soft open-files limit to fit ``dials`` at once (as far as the hard limit allows), or refuse in one
+    line: past it a dial would fail for want of a descriptor and be stored as a dead node's."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = dials + FD_HEADROOM
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise click.ClickException(
+            f"{dials} dials at once (--dial-concurrency plus --silent-dial-concurrency) need {needed} open files; "
+            f"the limit is {hard} (lower them, or raise ulimit -Hn)"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 @contextmanager

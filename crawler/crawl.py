@@ -33,10 +33,11 @@ import trio
 from ethcrawl.db.engine import Database
 from ethcrawl.db.enrich import Locator, enrich_database
 from ethcrawl.db.identity import claim_identity
-from ethcrawl.db.records import DROPPED_PREFIX, CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
+from ethcrawl.db.records import DROPPED_PREFIX, SILENT_DIALS, CrawlFinished, CrawlStarted, CrawlSummary, DialRecord, NodeSeen
 from ethcrawl.db.store import crawl_summary
 from ethcrawl.db.writer import begin_crawl, run_writer
 from ethcrawl.wire.crypto import PrivateKey
+from ethcrawl.wire.discv5.session import Config as V5ProtocolConfig
 from ethcrawl.wire.enode import Node, format_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.rlpx.connection import RLPxConnection
@@ -45,7 +46,10 @@ from ethcrawl.wire.rlpx.session import PeerSession
 from .dialer import DialConfig, DialResult, dial, local_hello, serve_session
 from .discovery import DiscoveryConfig, DiscoveryStats
 from .discovery_v5 import DiscoveryV5Config, DiscoveryV5Stats
-from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, CrawlConfig, Crawler, CrawlStats
+from .engine import (
+    DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, DEFAULT_SILENT_DIAL_CONCURRENCY, CrawlConfig,
+    Crawler, CrawlStats,
+)
 from .node import DiscoveryNode
 from .targets import TargetTable
 from .udp import DUAL_STACK_HOST, UDPSocket, bind_socket, open_udp_socket, unmapped
@@ -75,7 +79,9 @@ class CrawlOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY
+    silent_dial_concurrency: int = DEFAULT_SILENT_DIAL_CONCURRENCY
     dial: bool = True
+    dial_silent: bool = True  # dial records that never answered discovery too (short connect timeout)
     listen_host: str = DUAL_STACK_HOST  # both families on one port; 0.0.0.0 or an address pins one
     listen_port: int = 0  # UDP discovery port (0 = any)
     rlpx_listen: tuple[str, int] | None = None
@@ -282,9 +288,32 @@ def discovery_node(
         host=udp.local_address[0],  # what was bound: 0.0.0.0 where :: fell back for want of IPv6
         port=options.listen_port,
         v4_config=DiscoveryConfig(response_timeout=options.response_timeout, rtt_windows=options.rtt_windows),
-        v5_config=DiscoveryV5Config(response_timeout=options.v5_response_timeout, rtt_windows=options.rtt_windows),
+        v5_config=DiscoveryV5Config(
+            response_timeout=options.v5_response_timeout,
+            rtt_windows=options.rtt_windows,
+            protocol=v5_protocol_config(options.max_concurrency),
+        ),
         wall_clock=wall_clock,
         transport=udp,
+    )
+
+
+def v5_protocol_config(max_visits: int) -> V5ProtocolConfig:
+    """The v5 wire layer's caches sized for ``max_visits`` peers read at once.
+
+    go-ethereum keeps 1,024 sessions, enough for a node's few dozen peers; a crawl holds one session per v5 visit
+    under way, and the visit limit widens to 2,048.  Past the cache, a session is evicted while its walk still
+    needs it and each next FINDNODE costs a new handshake (an ECDH and a signature both sides): at 30,000 records
+    the crawl made 43,977 v5 handshakes for 8,417 nodes that answered, 5 each (BENCHMARKS.md).  Twice the visits
+    leaves room for the sessions of visits just ended, which late answers still use; ~0.5 KB each.
+    """
+    default = V5ProtocolConfig()
+    sessions = max(default.session_cache_size, 2 * max_visits)
+    return replace(
+        default,
+        session_cache_size=sessions,
+        record_cache_size=max(default.record_cache_size, 2 * sessions),
+        sent_packets_limit=max(default.sent_packets_limit, 2 * sessions),
     )
 
 
@@ -391,8 +420,9 @@ async def crawl_on_sockets(
         counter.count(result)
         await send.send(dial_record(result, crawl_id, node))
 
-    async def dialer(node: Node, enr: ENR | None) -> None:
-        result = await dial(node, key, config=dialing, wall_clock=wall_clock)
+    async def dialer(node: Node, enr: ENR | None, *, connect_timeout: float) -> None:
+        config = replace(dialing, connect_timeout=connect_timeout)
+        result = await dial(node, key, config=config, wall_clock=wall_clock)
         await record_dial(result, node)
 
     crawl_v4 = options.discovery in ("v4", "both")
@@ -428,6 +458,9 @@ async def crawl_on_sockets(
                             concurrency=options.concurrency,
                             max_concurrency=options.max_concurrency,
                             dial_concurrency=options.dial_concurrency,
+                            silent_dial_concurrency=options.silent_dial_concurrency,
+                            dial_silent=options.dial_silent,
+                            connect_timeout=dialing.connect_timeout,
                             dial_all=options.dial_all,
                         ),
                         dialer=dialer if options.dial else None,
@@ -493,6 +526,7 @@ def _stored_stats(stats: CrawlStats, udp: UDPSocket) -> dict[str, int]:
     """
     stored = {DROPPED_PREFIX + rule: count for rule, count in stats.dropped_by_rule}
     stored["relay_rejected"] = stats.relay_rejected
+    stored[SILENT_DIALS] = stats.silent_dials_started
     stored["receive_buffer"] = udp.receive_buffer
     drops = udp.kernel_drops()
     if drops is not None:
@@ -508,14 +542,15 @@ def _log_statistics(node: DiscoveryNode, c: CrawlStats, stored: Mapping[str, int
     overflow = lanes.v4.overflowed + lanes.v5.overflowed
     log.info(
         "crawl stats packets_in=%d packets_out=%d findnode=%d bad=%d timeouts=%d nodes=%d "
-        "responded=%d edges=%d dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
+        "responded=%d edges=%d dials=%d silent_dials=%d v5_packets_in=%d v5_packets_out=%d v5_findnode=%d v5_dropped=%d "
         "v5_rate_limited=%d v5_timeouts=%d v5_bad_records=%d v5_handshakes=%d answered_v4=%d answered_v5=%d "
-        "lane_overflow=%d unhashed_peers=%d max_concurrency=%d receive_buffer=%d kernel_drops=%s",
+        "lane_overflow=%d unhashed_peers=%d max_concurrency=%d receive_buffer=%d kernel_drops=%s "
+        "visit_limit=%d governed_periods=%d cpu_saturated_periods=%d",
         d.packets_in, d.packets_out, d.findnode_requests, d.bad_packets, d.timeouts, c.discovered,
-        c.responded, c.edges, c.dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
+        c.responded, c.edges, c.dials_started, c.silent_dials_started, d5.packets_in, d5.packets_out, d5.findnode_requests,
         d5.dropped, d5.rate_limited, d5.timeouts, d5.bad_records, d5.handshakes, c.answered_v4,
         c.answered_v5, overflow, c.unhashed_peers, c.max_concurrency_reached, stored["receive_buffer"],
-        stored.get("kernel_drops"),
+        stored.get("kernel_drops"), c.concurrency, c.governed_periods, c.cpu_saturated_periods,
     )
 
 

@@ -66,7 +66,7 @@ from .devnet_profile import (
     plan_dead_records,
     plan_events,
 )
-from .devnet_tables import add_holders, connect_all, plan_tables, reachable
+from .devnet_tables import add_holders, connect_all, plan_tables, reachable, served
 from .discovery import DiscoveryConfig, DiscoveryV4, make_local_enr
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from .node import DiscoveryNode
@@ -254,9 +254,15 @@ class DevnetPlan:
         return reachable([s.known for s in self.nodes], self._protocols(), protocol, start)
 
     def findable(self) -> set[int]:
-        """Records a crawl from the bootnode could find: reachable through the tables of nodes that stay."""
+        """Records a crawl from the bootnode could find: reachable through what the tables of nodes that stay
+        serve (``devnet_tables.served``: at most a bucket's worth per bucket)."""
         stay = {s.index for s in self.nodes if s.events.leave_at is None}
-        return reachable([s.known for s in self.nodes], self._protocols(), None, 0, forwarders=stay)
+        ids = [int.from_bytes(s.node_id, "big") for s in self.nodes] + [
+            int.from_bytes(r.node_id, "big") for r in self.records
+        ]
+        joiners = {s.index for s in self.nodes if s.events.join_at is not None}
+        tables = [served(s.index, s.known, ids, joiners) for s in self.nodes]
+        return reachable(tables, self._protocols(), None, 0, forwarders=stay)
 
 
 def _private_key(seed: int, index: int) -> PrivateKey:

@@ -63,7 +63,7 @@ NEIGHBORS_PER_FINDNODE = 16  # geth's bucketSize: a full answer ends the wait ea
 # datagram).  We send at most 1280 bytes but deliberately accept up to this
 # size so such nodes can still be crawled.
 MAX_RECEIVE_SIZE = 2048  # bytes
-PEERS_REMEMBERED = 1 << 18  # (node, ip) pairs kept per bookkeeping map: more than a mainnet crawl meets
+PEERS_REMEMBERED = 1 << 18  # (node, ip) pairs whose bookkeeping is kept: more than a mainnet crawl meets
 # Requests that timed out, remembered so a late reply still measures its peer's round trip: late replies come within
 # seconds, and a crawl has at most a few thousand requests out at once; most entries are dead records' Pings.
 TIMED_OUT_REMEMBERED = 1 << 14
@@ -134,6 +134,34 @@ class _Waiter:
     collected: int = 0
 
 
+@dataclass(slots=True, eq=False)
+class _Peer:
+    """What we remember of one (node id, ip): go-ethereum's node database row for it, and our own marks.
+
+    One record per peer, not one map per fact: a crawl knows hundreds of thousands of peers, and each
+    map entry costs its own key and ordering node (issue 12).  Times are trio's; None: never.
+    """
+
+    pong: float | None = None  # its last Pong: proof of its endpoint (geth's bond, lastPongReceived)
+    ping: float | None = None  # its last Ping, which we answered: its proof of ours (lastPingReceived)
+    speaks_eip868: bool | None = None  # its last Pong to our Ping carried an ENR seq; None: none came yet
+    asked: bool = False  # we sent it a FindNode: its late NEIGHBORS are welcome
+    rebonded: bool = False  # bonded again after a silence (rebond_on_silence), and no answer since
+
+
+def _peer_key(node_id: bytes, ip: str) -> bytes:
+    """The bookkeeping key of a node at an IP (text, IPv4 unmapped), as geth's node database keys it.
+
+    One bytes object (the 32-byte id, then the IP text) rather than a tuple of two: the tuple and a
+    string of its own cost a peer ~120 bytes more, and the id's fixed length keeps the join unambiguous.
+    """
+    return node_id + ip.encode()
+
+
+def _node_key(node: Node) -> bytes:
+    return _peer_key(node.node_id, str(node.ip))
+
+
 def endpoint_of(ip: str, udp: int, tcp: int) -> Endpoint:
     return Endpoint(ip=ip_address(ip), udp=udp, tcp=tcp)
 
@@ -177,21 +205,11 @@ class DiscoveryV4:
         self._transport = transport
         self._socket: DatagramTransport | None = None
         self._waiters: dict[tuple[bytes, int], list[_Waiter]] = defaultdict(list)
-        # Bond bookkeeping, keyed like geth's node database: (node id, ip).
-        limit = config.peers_remembered
-        self._last_pong_received: LRU[tuple[bytes, str], float] = LRU(limit)
-        self._last_ping_received: LRU[tuple[bytes, str], float] = LRU(limit)
-        self._ping_events: dict[tuple[bytes, str], trio.Event] = {}
-        # The ENR seq each node's last Pong carried (None: it does not speak EIP-868).
-        self._speaks_eip868: LRU[bytes, bool] = LRU(limit)
-        # Nodes we asked for NEIGHBORS recently: their late answers are welcome.
-        self._asked: LRU[bytes, float] = LRU(limit)
+        # Bonds, EIP-868 support, FindNodes sent and rebonds, per (node id, ip) as geth's node database keys them.
+        self._peers: LRU[bytes, _Peer] = LRU(config.peers_remembered)
+        self._ping_events: dict[bytes, trio.Event] = {}  # bonds under way, by peer key: waiting for the ping-back
         # When a request to each node last timed out: a late reply still measures its round trip.
         self._timed_out: LRU[bytes, float] = LRU(TIMED_OUT_REMEMBERED)
-        # When we last bonded again after silence (rebond_on_silence), and when the node last answered
-        # a FindNode or ENRRequest, keyed like the bonds: one rebond per silence after an answer.
-        self._rebonded: LRU[tuple[bytes, str], float] = LRU(limit)
-        self._answered: LRU[tuple[bytes, str], float] = LRU(limit)
         # Called with a node's id when it answers after its request timed out: it is alive, only slow (or we
         # were too busy to read its answer in time).
         self.on_late_reply: Callable[[bytes], None] | None = None
@@ -238,7 +256,9 @@ class DiscoveryV4:
 
     def statistics(self) -> DiscoveryStats:
         now = trio.current_time()
-        bonded = sum(1 for t in self._last_pong_received.values() if now - t < self.config.bond_expiration)
+        bonded = sum(
+            1 for peer in self._peers.values() if peer.pong is not None and now - peer.pong < self.config.bond_expiration
+        )
         return DiscoveryStats(
             packets_in=self._counts["in"],
             packets_out=self._counts["out"],
@@ -355,7 +375,7 @@ class DiscoveryV4:
             return None
         pong = replies[0].packet
         assert isinstance(pong, Pong)
-        self._speaks_eip868.set(node.node_id, pong.enr_seq is not None)
+        self._peer(_peer_key(node.node_id, addr[0])).speaks_eip868 = pong.enr_seq is not None
         if self.on_endpoint_statement is not None and pong.to.ip is not None:
             self.on_endpoint_statement(addr[0], str(pong.to.ip), pong.to.udp)
         # A node that answered is live: it belongs in our own table (geth adds it as "verified").
@@ -398,15 +418,28 @@ class DiscoveryV4:
             if self.on_late_reply is not None:
                 self.on_late_reply(sender_id)
 
+    def _peer(self, key: bytes) -> _Peer:
+        """The record of the peer at ``key``, new if it has none (the least recently used one may go)."""
+        peer = self._peers.get(key)
+        if peer is None:
+            peer = _Peer()
+            self._peers.set(key, peer)
+        return peer
+
+    def _bonded_by_pong(self, key: bytes) -> bool:
+        """Whether the peer at ``key`` proved its endpoint lately (its Pong): geth serves FindNode only then."""
+        peer = self._peers.get(key)
+        return peer is not None and peer.pong is not None and trio.current_time() - peer.pong < self.config.bond_expiration
+
     def speaks_eip868(self, node: Node) -> bool:
         """False only when the node's last Pong carried no ENR seq (pre-EIP-868, e.g. ethereumjs)."""
-        return self._speaks_eip868.get(node.node_id) is not False
+        peer = self._peers.get(_node_key(node))
+        return peer is None or peer.speaks_eip868 is not False
 
     def is_bonded(self, node: Node) -> bool:
         """True when the remote verified our endpoint recently (it pinged us and got our Pong)."""
-        key = (node.node_id, str(node.ip))
-        seen = self._last_ping_received.get(key)
-        return seen is not None and trio.current_time() - seen < self.config.bond_expiration
+        peer = self._peers.get(_node_key(node))
+        return peer is not None and peer.ping is not None and trio.current_time() - peer.ping < self.config.bond_expiration
 
     async def bond(self, node: Node) -> bool:
         """Make sure ``node`` will answer FindNode from us, as geth's ``ensureBond``.
@@ -421,7 +454,7 @@ class DiscoveryV4:
 
     async def _ping_for_bond(self, node: Node) -> bool:
         """Ping ``node`` and give it one response timeout to ping us back; False when no Pong came."""
-        key = (node.node_id, str(node.ip))
+        key = _node_key(node)
         ping_seen = self._ping_events.setdefault(key, trio.Event())
         try:
             if await self.ping(node) is None:
@@ -435,13 +468,13 @@ class DiscoveryV4:
         # may still answer; the crawl finds out with its first FindNode.
         return True
 
-    async def _asked_again_after_silence(self, node: Node, ask: Callable[[], Awaitable[T]]) -> T:
-        """``ask()``; if it met silence and a new bond repairs the node's proof of us, ``ask()`` once more."""
+    async def _asked_again_after_silence(self, node: Node, ask: Callable[[], Awaitable[T | None]]) -> T | None:
+        """``ask()``; if it met silence (None) and a new bond repairs the node's proof of us, ``ask()`` once more."""
         answer = await ask()
-        if not answer and await self._rebond_after_silence(node):
+        if answer is None and await self._rebond_after_silence(node):
             answer = await ask()
-        if answer:
-            self._answered.set((node.node_id, str(node.ip)), trio.current_time())
+        if answer is not None and (peer := self._peers.get(_node_key(node))) is not None:
+            peer.rebonded = False  # it answered: its next silence may be repaired again
         return answer
 
     async def _rebond_after_silence(self, node: Node) -> bool:
@@ -453,18 +486,21 @@ class DiscoveryV4:
         """
         if not self.config.rebond_on_silence:
             return False
-        key, now = (node.node_id, str(node.ip)), trio.current_time()
-        last, answered = self._rebonded.get(key), self._answered.get(key)
-        if last is not None and (answered is None or last > answered):
+        peer = self._peer(_node_key(node))
+        if peer.rebonded:
             return False  # bonded again already, and it has not answered since
-        self._rebonded.set(key, now)
+        peer.rebonded = True
         return await self._ping_for_bond(node) and self.is_bonded(node)
 
-    async def find_node(self, node: Node, target: bytes) -> list[NodeRecord]:
-        """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout (again after a repaired bond)."""
+    async def find_node(self, node: Node, target: bytes) -> list[NodeRecord] | None:
+        """Send FindNode(target); collect NEIGHBORS until 16 nodes or the timeout (again after a repaired bond).
+
+        None when no NEIGHBORS came at all: silence (a lost datagram, a forgotten bond, a node gone) is not an
+        empty answer, which go-ethereum sends as an empty NEIGHBORS.
+        """
         return await self._asked_again_after_silence(node, partial(self._find_node_once, node, target))
 
-    async def _find_node_once(self, node: Node, target: bytes) -> list[NodeRecord]:
+    async def _find_node_once(self, node: Node, target: bytes) -> list[NodeRecord] | None:
         addr = _udp_addr(node)
         waiter = _Waiter(
             sender_id=node.node_id,
@@ -472,10 +508,12 @@ class DiscoveryV4:
             matches=lambda d: isinstance(d.packet, Neighbors),
             want=NEIGHBORS_PER_FINDNODE,
         )
-        self._asked.set(node.node_id, trio.current_time())
+        self._peer(_peer_key(node.node_id, addr[0])).asked = True
         self._counts["findnode"] += 1
         packet = FindNode(target=target, expiration=self._expiration())
         replies = await self._request(waiter, packet, addr)
+        if not replies:
+            return None
         nodes: list[NodeRecord] = []
         for reply in replies:
             assert isinstance(reply.packet, Neighbors)
@@ -522,7 +560,9 @@ class DiscoveryV4:
             if waiter.event.is_set() or not waiter.matches(decoded):
                 continue
             if not waiter.replies:
-                self.round_trips.observe(decoded.sender_id, trio.current_time() - waiter.sent_at)
+                # Keyed by the id the caller asked with, not the decoded one: equal, and the caller's Node
+                # keeps it anyway (a copy per peer would cost 65 bytes).
+                self.round_trips.observe(waiter.sender_id, trio.current_time() - waiter.sent_at)
             waiter.replies.append(decoded)
             if isinstance(decoded.packet, Neighbors):
                 count = len(decoded.packet.nodes)
@@ -546,7 +586,7 @@ class DiscoveryV4:
             self._counts["expired"] += 1
             return
         sender = Node(pubkey=decoded.sender_pubkey, ip=ip_address(addr[0]), udp=addr[1], tcp=_tcp_of(ping.from_))
-        key = (sender.node_id, addr[0])
+        key = _peer_key(sender.node_id, addr[0])
         pong = Pong(
             to=endpoint_of(addr[0], addr[1], ping.from_.tcp),
             ping_hash=decoded.hash,
@@ -555,14 +595,14 @@ class DiscoveryV4:
         )
         await self._send(pong, addr)
         now = trio.current_time()
-        self._last_ping_received.set(key, now)
+        peer = self._peer(key)
+        peer.ping = now
         event = self._ping_events.pop(key, None)
         if event is not None:
             event.set()
         # Ping back a node whose endpoint we have not verified, as geth does; its
         # Pong then makes it bonded for our own FindNode service.
-        last_pong = self._last_pong_received.get(key)
-        if last_pong is None or now - last_pong > self.config.bond_expiration:
+        if peer.pong is None or now - peer.pong > self.config.bond_expiration:
             self._spawn(self._ping_back, sender)
         else:
             self.table.add_verified(sender)
@@ -580,7 +620,7 @@ class DiscoveryV4:
             self._counts["unsolicited"] += 1
             self._late_reply(decoded.sender_id)
             return
-        self._last_pong_received.set((decoded.sender_id, addr[0]), trio.current_time())
+        self._peer(_peer_key(decoded.sender_id, addr[0])).pong = trio.current_time()
 
     async def _on_findnode(self, decoded: Decoded, addr: Address) -> None:
         request = decoded.packet
@@ -588,13 +628,11 @@ class DiscoveryV4:
         if self._expired(request.expiration):
             self._counts["expired"] += 1
             return
-        if self.config.require_bond_for_findnode:
-            seen = self._last_pong_received.get((decoded.sender_id, addr[0]))
-            if seen is None or trio.current_time() - seen >= self.config.bond_expiration:
-                # No endpoint proof: answering would let anyone aim our NEIGHBORS at a victim.
-                self._counts["unsolicited"] += 1
-                log.debug("findnode from unbonded node addr=%s:%d", addr[0], addr[1])
-                return
+        if self.config.require_bond_for_findnode and not self._bonded_by_pong(_peer_key(decoded.sender_id, addr[0])):
+            # No endpoint proof: answering would let anyone aim our NEIGHBORS at a victim.
+            self._counts["unsolicited"] += 1
+            log.debug("findnode from unbonded node addr=%s:%d", addr[0], addr[1])
+            return
         closest = self.table.closest(keccak256(request.target), NEIGHBORS_PER_FINDNODE)
         records = [
             NodeRecord(ip=n.ip, udp=n.udp or 0, tcp=n.tcp or 0, pubkey=n.pubkey)
@@ -612,7 +650,8 @@ class DiscoveryV4:
             return
         if self._deliver(decoded, addr):
             return
-        if decoded.sender_id not in self._asked:
+        peer = self._peers.get(_peer_key(decoded.sender_id, addr[0]))
+        if peer is None or not peer.asked:
             self._counts["unsolicited"] += 1
             return
         self._counts["late"] += 1
@@ -632,8 +671,7 @@ class DiscoveryV4:
         if not self.config.serve_enr_requests:
             self._counts["unsolicited"] += 1
             return
-        seen = self._last_pong_received.get((decoded.sender_id, addr[0]))
-        if seen is None or trio.current_time() - seen >= self.config.bond_expiration:
+        if not self._bonded_by_pong(_peer_key(decoded.sender_id, addr[0])):
             self._counts["unsolicited"] += 1
             return
         assert self.enr is not None

@@ -23,8 +23,9 @@ dialer (all nodes with a TCP port when ``dial_all``).
 
 The crawl ends by itself when the frontier is empty and nothing is in flight
 (no watchdog timers), or when the caller's cancel scope (``--duration``,
-Ctrl-C) fires.  Results leave the engine only as records on a channel, so the
-one database writer task can batch them.
+Ctrl-C) fires.  Results leave the engine only as records on a channel (a record,
+or a list of the records one answer made), so the one database writer task can
+batch them.
 """
 
 from __future__ import annotations
@@ -43,16 +44,18 @@ import trio
 
 from ethcrawl.db.records import EdgeSeen, NodeSeen
 from ethcrawl.wire.classify import classify
+from ethcrawl.wire.crypto import node_id_from_pubkey
 from ethcrawl.wire.discv4 import NodeRecord
 from ethcrawl.wire.discv5.messages import MAX_DISTANCE
 from ethcrawl.wire.enode import IPAddress, Node
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.errors import BadENR
 
+from .dialer import CONNECT_TIMEOUT, SILENT_CONNECT_TIMEOUT
 from .discovery import DiscoveryV4
 from .discovery_v5 import NODES_RESULT_LIMIT, DiscoveryV5, enr_address
 from .frontier import RETURNS_THAT_COUNT, SEED_PRIORITY, Frontier
-from .governor import PERIOD, Governor
+from .governor import PERIOD, Governor, cpu_saturated
 from .relay import relay_error
 from .sybil import DROP_RULES, AddressBound, AddressLimits
 from .targets import RankingCheck, RegionWalk, TargetTable, random_target
@@ -72,11 +75,22 @@ DEFAULT_CONCURRENCY = 256
 # 0.5 s and a 1 s back-off, v5 beside it): ~2,000 slots drain them in under 2 minutes.
 DEFAULT_MAX_CONCURRENCY = 2048
 DEFAULT_DIAL_CONCURRENCY = 64  # RLPx dials at once: each holds a TCP connection and a handshake's crypto
+# Dials of records that never answered discovery, at once, beside those: most such records are stale or behind NAT,
+# and their dial waits out a connect timeout (dialer.SILENT_CONNECT_TIMEOUT, 2 s) holding a file descriptor and no
+# CPU.  20,000 of them drain in 20,000 / 256 x 2 s = ~2.6 minutes (~26 at 64 dials and 5 s), and they never hold back
+# a dial of a node that answered.  With the 64 above and the crawl's few sockets, well inside the usual 1,024 open files.
+DEFAULT_SILENT_DIAL_CONCURRENCY = 256
 BOND_ATTEMPTS = 2  # a lost Ping or Pong is common on the real network
 BOND_RETRY_BACKOFF = 1.0  # s, before the second bond attempt
 # Stop walking down a peer's buckets after this many answers in a row that
 # taught us nothing: the lower buckets of a table are almost always empty.
 EMPTY_ANSWERS_TO_STOP = 2
+# A v5 FINDNODE met by silence is asked again before it counts as silence: a lost datagram is common on the real
+# network (and on a saturated crawler, a late one), and each request reads distances no other request reads.  (v4's
+# FindNode is asked again by discovery after silence, with a Ping that repairs a forgotten bond first.)  Silence is
+# not an empty answer: it does not end a walk as answers that bring nothing new do; ``EMPTY_ANSWERS_TO_STOP``
+# silences in a row end it (the peer has gone).
+V5_FINDNODE_ATTEMPTS = 2
 # A peer that does not rank by keccak256(target) is read region by region of the raw target space
 # (targets.RegionWalk), then with random targets until this many answers in a row bring nothing new: a
 # sample for a peer ranking some third way, three requests more for one the regions read whole.
@@ -107,17 +121,24 @@ UNCONFIRMED_PER_SOURCE = 2 * 17 * 16
 
 
 class Dialer(Protocol):
-    async def __call__(self, node: Node, enr: ENR | None) -> None: ...
+    """One RLPx attempt at ``node``; its TCP connect given up after ``connect_timeout`` s (the later stages' own)."""
+
+    async def __call__(self, node: Node, enr: ENR | None, *, connect_timeout: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrawlConfig:
     concurrency: int = DEFAULT_CONCURRENCY  # peers enumerated at once, at first and at least
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY  # at most (equal to ``concurrency``: a fixed limit)
-    dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY
+    dial_concurrency: int = DEFAULT_DIAL_CONCURRENCY  # dials of nodes that answered discovery, at once
+    silent_dial_concurrency: int = DEFAULT_SILENT_DIAL_CONCURRENCY  # dials of records that never did, beside those
+    dial_silent: bool = True  # False: records that never answered discovery are not dialed
+    connect_timeout: float = CONNECT_TIMEOUT  # s, a dial of a node that answered
+    silent_connect_timeout: float = SILENT_CONNECT_TIMEOUT  # s, a dial of a record that never did
     bond_attempts: int = BOND_ATTEMPTS
     bond_retry_backoff: float = BOND_RETRY_BACKOFF
     empty_answers_to_stop: int = EMPTY_ANSWERS_TO_STOP
+    v5_findnode_attempts: int = V5_FINDNODE_ATTEMPTS
     random_empty_answers_to_stop: int = RANDOM_EMPTY_ANSWERS_TO_STOP
     unhashed_targets_max: int = UNHASHED_TARGETS_MAX
     peer_pacing: float = PEER_PACING
@@ -149,6 +170,13 @@ class CrawlStats:
     unhashed_peers: int = 0
     concurrency: int = 0  # the visit limit now (``governor``)
     max_concurrency_reached: int = 0  # the highest it went
+    # The governor's periods, and those in which the crawl used at least ``governor.CPU_LIMIT`` of a core
+    # (``governor.cpu_saturated``: the limit then widens no further); 0 and 0 for a fixed limit.
+    governed_periods: int = 0
+    cpu_saturated_periods: int = 0
+    # Of ``dials_started`` and ``dials_in_flight``: dials of records that had not answered discovery (short connect).
+    silent_dials_started: int = 0
+    silent_dials_in_flight: int = 0
 
     @property
     def dropped(self) -> int:
@@ -214,6 +242,7 @@ class Crawler:
         config: CrawlConfig = CrawlConfig(),
         dialer: Dialer | None = None,
         wall_clock: Callable[[], float] = time.time,
+        cpu_clock: Callable[[], float] = time.thread_time,
         discovery_v5: DiscoveryV5 | None = None,
         excluded: frozenset[bytes] = frozenset(),
     ) -> None:
@@ -233,14 +262,16 @@ class Crawler:
         self._wall_clock = wall_clock
         self._nodes: dict[bytes, _NodeState] = {}
         self._frontier: Frontier[_NodeState] = Frontier()
-        # Dials wait in two queues: nodes that answered discovery first, silent ones after.  Most silent records
-        # are dead (a dial there waits out its connect timeout), and a crawl of 100,000 records dialed 10,000 of
-        # them in 600 s before it reached the live nodes queued behind them: 1.5% of client ids.
+        # Dials wait in two queues, each with its own limit: nodes that answered discovery, and silent records.
+        # Most silent records are dead (a dial there waits out its connect timeout), and a crawl of 100,000 records
+        # dialed 10,000 of them in 600 s before it reached the live nodes queued behind them: 1.5% of client ids.
         self._dial_queue: deque[_NodeState] = deque()
         self._silent_dial_queue: deque[_NodeState] = deque()
         self._in_flight = 0
-        self._dials_in_flight = 0
+        self._dials_in_flight = 0  # both queues'
         self._dials_started = 0
+        self._silent_dials_in_flight = 0
+        self._silent_dials_started = 0
         self._edges = 0
         self._relay_rejected = 0
         self._bound = AddressBound(config.address_limits)
@@ -253,6 +284,15 @@ class Crawler:
             discovery.on_late_reply = self._answered_late
         self._governor = Governor(floor=config.concurrency, ceiling=max(config.concurrency, config.max_concurrency))
         self._highest_limit = self._governor.limit
+        # The CPU the event loop used, for the governor's CPU share: the loop thread's ``time.thread_time``, not
+        # the process's: the database writer's thread spends much of its time in SQLite, which runs beside the loop
+        # on another core without the GIL, so the process's share overstates how busy the loop is.  What the
+        # writer's Python part takes from the loop shows as the loop's lag.  Injected for MockClock tests, whose
+        # periods pass in no real time.
+        self._cpu_clock = cpu_clock
+        self._late_answers = 0  # answers that came after their window, since the governor's last period
+        self._governed_periods = 0
+        self._cpu_saturated_periods = 0
 
     # ------------------------------------------------------------------ public
 
@@ -273,6 +313,10 @@ class Crawler:
             unhashed_peers=self._unhashed_peers,
             concurrency=self._governor.limit,
             max_concurrency_reached=self._highest_limit,
+            governed_periods=self._governed_periods,
+            cpu_saturated_periods=self._cpu_saturated_periods,
+            silent_dials_started=self._silent_dials_started,
+            silent_dials_in_flight=self._silent_dials_in_flight,
         )
 
     async def run(self, seeds: list[Node | ENR]) -> CrawlStats:
@@ -294,13 +338,7 @@ class Crawler:
                     state = self._frontier.pop()
                     self._in_flight += 1
                     nursery.start_soon(self._visit_guarded, state)
-                while (self._dial_queue or self._silent_dial_queue) and (
-                    self._dials_in_flight < self.config.dial_concurrency
-                ):
-                    state = (self._dial_queue or self._silent_dial_queue).popleft()
-                    self._dials_in_flight += 1
-                    self._dials_started += 1
-                    nursery.start_soon(self._dial_guarded, state)
+                self._start_dials(nursery)
                 waiting = self._frontier or self._dial_queue or self._silent_dial_queue
                 if not (waiting or self._in_flight or self._dials_in_flight):
                     break
@@ -310,17 +348,27 @@ class Crawler:
         return self.statistics()
 
     async def _govern(self) -> None:
-        """Once a period: widen the visit limit while every slot is busy and visits wait, narrow it when the
-        event loop runs late (the CPU is the limit: answers would wait in the socket past their windows)."""
+        """Once a period: widen the visit limit while every slot is busy, visits wait and the core has room;
+        narrow it when the event loop runs late, or answers come late while the core is saturated (the CPU is the
+        limit: answers would wait in the socket past their windows).  ``governor`` holds the rule."""
         while True:
-            asleep = trio.current_time()
+            asleep, cpu_before = trio.current_time(), self._cpu_clock()
+            self._late_answers = 0
             await trio.sleep(PERIOD)
-            lag = trio.current_time() - asleep - PERIOD
+            wall = trio.current_time() - asleep
+            lag = wall - PERIOD
+            cpu_share = (self._cpu_clock() - cpu_before) / wall
             backlogged = bool(self._frontier) and self._in_flight >= self._governor.limit
-            before = self._governor.limit
-            limit = self._governor.adjust(lag=lag, backlogged=backlogged)
+            before, late = self._governor.limit, self._late_answers
+            limit = self._governor.adjust(lag=lag, backlogged=backlogged, cpu_share=cpu_share, late_answers=late)
+            self._governed_periods += 1
+            if cpu_saturated(cpu_share):
+                self._cpu_saturated_periods += 1
             if limit != before:
-                log.debug("visit limit %d -> %d lag=%.3f backlogged=%s", before, limit, lag, backlogged)
+                log.debug(
+                    "visit limit %d -> %d lag=%.3f backlogged=%s cpu_share=%.2f late_answers=%d",
+                    before, limit, lag, backlogged, cpu_share, late,
+                )
                 self._highest_limit = max(self._highest_limit, limit)
                 self._wakeup.set()
 
@@ -332,7 +380,20 @@ class Crawler:
     async def _emit(self, record: object) -> None:
         await self.records.send(record)
 
+    async def _emit_all(self, records: list[object]) -> None:
+        """Send the records of one answer as one list: a channel send is a trio checkpoint (a trip through the
+        scheduler), once per answer rather than once per node and edge.  The writer takes lists as records."""
+        if records:
+            await self.records.send(records)
+
     async def _learn(self, node: Node, *, source: str, enr: ENR | None = None) -> _NodeState | None:
+        out: list[object] = []
+        state = self._learn_into(out, node, source=source, enr=enr)
+        await self._emit_all(out)
+        return state
+
+    def _learn_into(self, out: list[object], node: Node, *, source: str, enr: ENR | None = None) -> _NodeState | None:
+        """``_learn`` without the send: the records it makes go to ``out``."""
         if node.node_id in self._excluded:
             return None
         state = self._nodes.get(node.node_id)
@@ -343,10 +404,10 @@ class Crawler:
             self._nodes[node.node_id] = state
             self._frontier.push(state, _priority(state))
             self._wakeup.set()
-            await self._emit_node(state)
+            out.append(self._node_seen(state))
         elif enr is not None and enr.seq > state.record_seq:
             state.keep_enr(enr)
-            await self._emit_node(state)
+            out.append(self._node_seen(state))
             if state.visited and self._wants_v5(state):
                 # Known before only without a record: now it can be asked over v5 too.
                 self._frontier.push(state, _priority(state))
@@ -383,15 +444,35 @@ class Crawler:
             self._in_flight -= 1
             self._wakeup.set()
 
-    async def _dial_guarded(self, state: _NodeState) -> None:
+    def _start_dials(self, nursery: trio.Nursery) -> None:
+        """Start what each dial queue's own limit allows: silent records never hold back a node that answered."""
+        answering = self.config.dial_concurrency - (self._dials_in_flight - self._silent_dials_in_flight)
+        for _ in range(min(answering, len(self._dial_queue))):
+            self._dials_in_flight += 1
+            self._dials_started += 1
+            nursery.start_soon(self._dial_guarded, self._dial_queue.popleft(), False)
+        silent = self.config.silent_dial_concurrency - self._silent_dials_in_flight
+        for _ in range(min(silent, len(self._silent_dial_queue))):
+            self._dials_in_flight += 1
+            self._dials_started += 1
+            self._silent_dials_in_flight += 1
+            self._silent_dials_started += 1
+            nursery.start_soon(self._dial_guarded, self._silent_dial_queue.popleft(), True)
+
+    async def _dial_guarded(self, state: _NodeState, silent: bool) -> None:
+        """One attempt (never retried); ``silent``: the record had not answered discovery when its visit ended,
+        so its connect gets the short timeout."""
         assert self.dialer is not None
+        timeout = self.config.silent_connect_timeout if silent else self.config.connect_timeout
         try:
             enr = state.enr
-            await self.dialer(_dial_target(state.node, enr), enr)
+            await self.dialer(_dial_target(state.node, enr), enr, connect_timeout=timeout)
         except Exception:
             log.exception("dial failed node=%s", state.node.node_id.hex()[:16])
         finally:
             self._dials_in_flight -= 1
+            if silent:
+                self._silent_dials_in_flight -= 1
             self._wakeup.set()
 
     async def _retried(self, attempt: Callable[[], Awaitable[T]]) -> T | None:
@@ -422,6 +503,7 @@ class Crawler:
         visit it once more, early: its window now fits its round trip (``rtt``).  Found at 30,000 records: with
         the crawler's CPU (or the machine) saturated, a quarter of the live nodes answered only after their bond
         attempts had given up, and the tables only they held went unread."""
+        self._late_answers += 1  # for the governor: on a saturated core, a sign answers wait in the socket
         state = self._nodes.get(node_id)
         if state is None or not state.v4_started or "v4" in state.protocols or node_id in self._revisited:
             return
@@ -483,10 +565,16 @@ class Crawler:
         by something else is read by raw-target regions instead, from the answer that shows it.
         """
         ranking = RankingCheck()
-        empty_in_a_row = 0
+        empty_in_a_row = silent_in_a_row = 0
         for _distance, target in self.targets.iter_targets_for_peer(state.node.node_id):
             returned: list[Node] = []
             new = await self._find_node(discovery, state, target, returned)
+            if new is None:
+                silent_in_a_row += 1
+                if silent_in_a_row >= self.config.empty_answers_to_stop:
+                    break
+                continue
+            silent_in_a_row = 0
             ranking.observe(target, [node.node_id for node in returned])
             if not ranking.hashed:
                 break
@@ -496,7 +584,7 @@ class Crawler:
                 if ranking.undecided:
                     log.debug("identical full answers, one probe target node=%s", state.node.node_id.hex()[:16])
                     probe = _other_half_target(returned)
-                    ranking.settle_undecided(await self._find_node(discovery, state, probe, []) > 0)
+                    ranking.settle_undecided((await self._find_node(discovery, state, probe, []) or 0) > 0)
                 break
         if not ranking.hashed:
             self._unhashed_peers += 1
@@ -506,11 +594,17 @@ class Crawler:
     async def _enumerate_unhashed(self, discovery: DiscoveryV4, state: _NodeState) -> None:
         """Read a peer region by region of the raw target space, then by random targets until they dry up."""
         walk = RegionWalk()
-        empty_in_a_row = 0
+        empty_in_a_row = silent_in_a_row = 0
         for _ in range(self.config.unhashed_targets_max):
             reading_regions = walk.regions_open > 0
             returned: list[Node] = []
             new = await self._find_node(discovery, state, walk.next_target(), returned)
+            if new is None:
+                silent_in_a_row += 1
+                if silent_in_a_row >= self.config.empty_answers_to_stop:
+                    break
+                continue
+            silent_in_a_row = 0
             walk.observe(node.pubkey for node in returned)
             if reading_regions:
                 continue
@@ -518,14 +612,18 @@ class Crawler:
             if empty_in_a_row >= self.config.random_empty_answers_to_stop:
                 break
 
-    async def _find_node(self, discovery: DiscoveryV4, state: _NodeState, target: bytes, returned: list[Node]) -> int:
+    async def _find_node(
+        self, discovery: DiscoveryV4, state: _NodeState, target: bytes, returned: list[Node]
+    ) -> int | None:
         """One FindNode to ``state``, its answer recorded; its believable nodes go to ``returned``.
 
-        How many of them were news from this peer.
+        How many of them were news from this peer; None if it stayed silent (asked again by discovery).
         """
         if self.config.peer_pacing:
             await trio.sleep(self.config.peer_pacing)
         records = await discovery.find_node(state.node, target)
+        if records is None:
+            return None
         return await self._take_neighbors(state, records, returned)
 
     async def _visit_v5(self, state: _NodeState) -> None:
@@ -541,7 +639,7 @@ class Crawler:
             # Its record changed since the one we were given: distance 0 is the node itself.  A newer
             # record without a usable endpoint is kept for the database, but we go on asking the
             # address that just answered.
-            newer = [r for r in await v5.find_node(enr, (0,)) or () if r.seq > enr.seq]
+            newer = [r for r in await self._find_node_v5(v5, enr, (0,)) or () if r.seq > enr.seq]
             if newer:
                 state.keep_enr(newer[0])
                 if enr_address(newer[0]) is not None:
@@ -557,32 +655,42 @@ class Crawler:
         silent_in_a_row = 0
         while distance >= 1 and empty_distances < self.config.v5_empty_distances_to_stop:
             group = tuple(range(distance, max(distance - group_size, 0), -1))
-            if self.config.peer_pacing:
-                await trio.sleep(self.config.peer_pacing)
-            answer = await v5.find_node(enr, group)
+            answer = await self._find_node_v5(v5, enr, group)
             if answer is None:
-                # No answer at all (not even an empty one): a node that stopped answering
-                # FINDNODE is not worth a timeout per distance.
+                # No answer at all (not even an empty one), asked twice: a node that stopped answering
+                # FINDNODE is not worth a timeout per distance.  Silence says nothing of the distances.
                 silent_in_a_row += 1
                 if silent_in_a_row >= self.config.empty_answers_to_stop:
                     break
-            else:
-                silent_in_a_row = 0
-            records = answer or []
+                distance -= len(group)
+                continue
+            silent_in_a_row = 0
+            records = answer
             if len(records) >= NODES_RESULT_LIMIT and len(group) > 1:
                 # The answer hit the per-request cap: some distance was cut short.
                 records = []
                 for single in group:
-                    records.extend(await v5.find_node(enr, (single,)) or ())
+                    records.extend(await self._find_node_v5(v5, enr, (single,)) or ())
             new = await self._take_v5_records(state, records)
             empty_distances = 0 if new else empty_distances + len(group)
             full = len(records) >= NODES_RESULT_LIMIT // 2
             group_size = 1 if full else self.config.v5_distances_per_request
             distance -= len(group)
 
+    async def _find_node_v5(self, v5: DiscoveryV5, enr: ENR, distances: tuple[int, ...]) -> list[ENR] | None:
+        """FINDNODE at ``distances``, asked again after silence (``V5_FINDNODE_ATTEMPTS``); None if silent every time."""
+        for _ in range(self.config.v5_findnode_attempts):
+            if self.config.peer_pacing:
+                await trio.sleep(self.config.peer_pacing)
+            answer = await v5.find_node(enr, distances)
+            if answer is not None:
+                return answer
+        return None
+
     async def _take_v5_records(self, state: _NodeState, records: list[ENR]) -> int:
         """Record edges for ``records`` from a v5 NODES answer of ``state``; return how many were news from it."""
         new_from_peer = 0
+        out: list[object] = []
         for record in records:
             try:
                 node = record.to_node()
@@ -591,7 +699,8 @@ class Crawler:
             # A record may name no address (it is still a node of the DHT); one that does must be believable.
             if node.ip is not None and not self._believable(state, node.ip, node.udp or 0):
                 continue
-            new_from_peer += await self._take_relayed(state, node, source="nodes", protocol="v5", enr=record)
+            new_from_peer += self._take_relayed(out, state, node, source="nodes", protocol="v5", enr=record)
+        await self._emit_all(out)
         return new_from_peer
 
     async def _take_neighbors(
@@ -602,16 +711,24 @@ class Crawler:
     ) -> int:
         """Record edges for ``records`` returned by ``state``; return how many were news from it.
 
-        ``returned`` collects the believable records as nodes (their ids hashed once, here).
+        ``returned`` collects the believable records as nodes.  Most entries of an answer name nodes known
+        already: those are looked up by id and their known ``Node`` used, none is built for them.
         """
         new_from_peer = 0
+        out: list[object] = []
+        nodes = self._nodes
         for record in records:
             if not self._believable(state, record.ip, record.udp):
                 continue
-            node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
+            known = nodes.get(node_id_from_pubkey(record.pubkey))
+            if known is not None:
+                node = known.node  # what we hold of it; the entry's address is not taken (as before)
+            else:
+                node = Node(pubkey=record.pubkey, ip=record.ip, udp=record.udp, tcp=record.tcp or None)
             if returned is not None:
                 returned.append(node)
-            new_from_peer += await self._take_relayed(state, node, source="neighbors", protocol="v4")
+            new_from_peer += self._take_relayed(out, state, node, source="neighbors", protocol="v4")
+        await self._emit_all(out)
         return new_from_peer
 
     def _believable(self, state: _NodeState, ip: IPAddress | None, port: int) -> bool:
@@ -625,17 +742,20 @@ class Crawler:
             log.debug("relayed node rejected from=%s why=%s", state.node.node_id.hex()[:16], why)
         return why is None
 
-    async def _take_relayed(
-        self, state: _NodeState, node: Node, *, source: str, protocol: str, enr: ENR | None = None
+    def _take_relayed(
+        self, out: list[object], state: _NodeState, node: Node, *, source: str, protocol: str, enr: ENR | None = None
     ) -> int:
-        """Learn ``node`` and record the edge from ``state`` over ``protocol``; 1 if it was news from this peer."""
+        """Learn ``node`` and record the edge from ``state`` over ``protocol``; 1 if it was news from this peer.
+
+        The records this makes go to ``out``, for the caller to send with the rest of the answer's.
+        """
         if node.node_id in self._excluded or node.node_id == state.node.node_id:
             # Peers that met us list us too; we are not part of what we measure.  A peer listing itself is no edge.
             return 0
         known = self._nodes.get(node.node_id)
         if known is None and not self._admit(state, node):
             return 0
-        target = await self._learn(node, source=source, enr=enr)
+        target = self._learn_into(out, node, source=source, enr=enr)
         assert target is not None  # only excluded ids are not learned, and they were turned away above
         self._note_introduction(state, target, known is None)
         if state.returned is None:
@@ -648,7 +768,7 @@ class Crawler:
                 self._frontier.push(target, _priority(target))  # one more peer knows it: more likely alive
         if not new_over_protocol:
             return 0
-        await self._emit(
+        out.append(
             EdgeSeen(
                 crawl_id=self.crawl_id, from_id=state.node.node_id, to_id=node.node_id, seen_at=self._now(),
                 protocol=protocol,
@@ -688,6 +808,7 @@ class Crawler:
 
     async def _consume_late_v5_nodes(self, v5: DiscoveryV5) -> None:
         async for late in v5.late_nodes:
+            self._late_answers += 1  # for the governor, as v4's in ``_answered_late``
             state = self._nodes.get(late.sender_id)
             if state is not None:
                 await self._take_v5_records(state, list(late.records))
@@ -697,6 +818,8 @@ class Crawler:
             return
         if not (self.config.dial_all or _looks_like_execution(state)):
             return
+        if not (state.responded or self.config.dial_silent):
+            return  # not queued: should it answer later (``_answered_late``), its revisit queues it then
         state.dial_queued = True
         (self._dial_queue if state.responded else self._silent_dial_queue).append(state)
         self._wakeup.set()

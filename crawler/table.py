@@ -62,6 +62,7 @@ __all__ = [
     "MAX_REPLACEMENTS",
     "N_BUCKETS",
     "BUCKET_MIN_DISTANCE",
+    "bucket_index",
     "BUCKET_IP_LIMIT",
     "TABLE_IP_LIMIT",
     "IP_SUBNET_BITS",
@@ -213,6 +214,11 @@ def _find(entries: list[_Entry[N]], node_id: bytes) -> int:
     return -1
 
 
+def bucket_index(log_dist: int) -> int:
+    """The bucket (0..16) of a node at ``log_dist`` from the table's owner: the nearest distances share bucket 0."""
+    return 0 if log_dist <= BUCKET_MIN_DISTANCE else log_dist - BUCKET_MIN_DISTANCE - 1
+
+
 class RoutingTable(Generic[N]):
     """geth's 17-bucket Kademlia table around ``local_id``; see the module docstring."""
 
@@ -241,8 +247,7 @@ class RoutingTable(Generic[N]):
 
     def bucket_of(self, node_id: bytes) -> int:
         """Index (0..16) of the bucket ``node_id`` belongs in."""
-        d = log_distance(self.local_id, node_id)
-        return 0 if d <= BUCKET_MIN_DISTANCE else d - BUCKET_MIN_DISTANCE - 1
+        return bucket_index(log_distance(self.local_id, node_id))
 
     def bucket_entries(self, index: int) -> list[N]:
         """The entries of bucket ``index``, most recently live first."""
@@ -252,7 +257,7 @@ class RoutingTable(Generic[N]):
         """The entries at exactly ``log_dist`` from us (discovery v5 FINDNODE asks by distance)."""
         if not 1 <= log_dist <= ID_LENGTH * 8:
             return []
-        bucket = self._buckets[0 if log_dist <= BUCKET_MIN_DISTANCE else log_dist - BUCKET_MIN_DISTANCE - 1]
+        bucket = self._buckets[bucket_index(log_dist)]
         return [e.node for e in bucket.entries if (e.id_int ^ self._local_int).bit_length() == log_dist]
 
     def bucket_replacements(self, index: int) -> list[N]:

@@ -27,6 +27,7 @@ __all__ = [
     "CrawlStarted",
     "CrawlFinished",
     "DROPPED_PREFIX",
+    "SILENT_DIALS",
     "NodeSeen",
     "EdgeSeen",
     "DialRecord",
@@ -118,6 +119,9 @@ class CrawlStarted:
 
 # Keys of ``CrawlFinished.stats`` that count relayed nodes the sybil bound dropped: prefix + rule.
 DROPPED_PREFIX = "dropped_"
+# Key of ``CrawlFinished.stats``: outbound dials of records that had not answered discovery in the crawl when their
+# visit ended (dialed with the short connect timeout; part of ``dials``).  No other table tells them apart.
+SILENT_DIALS = "silent_dials"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,6 +312,9 @@ class CrawlSummary:
     layers: tuple[tuple[str, int], ...] = ()
     # Relayed nodes the sybil bound dropped, per rule ("endpoint", "ip", "subnet", "source"), from the crawl's stats.
     dropped: tuple[tuple[str, int], ...] = ()
+    # Of ``dials``: outbound dials of records that never answered discovery in this crawl, from the crawl's stats
+    # (``SILENT_DIALS``; 0 for crawls that stored none).
+    silent_dials: int = 0
     # Nodes sighted in this crawl by the country and the AS of their address in it (queries.country_counts and
     # asn_counts: None where no file placed it); all None when the crawl was not enriched.
     countries: tuple[tuple[str | None, int], ...] = ()

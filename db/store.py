@@ -30,6 +30,7 @@ from .queries import asn_counts, country_counts, dial_outcomes, hello_counts, ne
 from .scope import CrawlScope
 from .records import (
     DROPPED_PREFIX,
+    SILENT_DIALS,
     CrawlFinished,
     CrawlStarted,
     CrawlSummary,
@@ -492,6 +493,7 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
     if crawl is None:
         raise InvalidRecord(f"no crawl with id {crawl_id}")
     counts = totals(session, crawl_id)
+    stored: dict[str, Any] = json.loads(crawl.stats) if crawl.stats else {}  # none for crawls that stored no stats
     protocols = _histogram(
         (protocol_set or "none", count)
         for protocol_set, count in session.execute(
@@ -523,13 +525,13 @@ def crawl_summary(session: Session, crawl_id: int) -> CrawlSummary:
         networks=tuple(network_counts(session, scope=CrawlScope(crawl_id=crawl_id))),
         protocols=protocols,
         layers=layers,
-        dropped=_dropped(crawl.stats),
+        dropped=_dropped(stored),
+        silent_dials=int(stored.get(SILENT_DIALS, 0)),
         countries=tuple(country_counts(session, scope=CrawlScope(crawl_id=crawl_id))),
         asns=tuple(asn_counts(session, scope=CrawlScope(crawl_id=crawl_id))),
     )
 
 
-def _dropped(stats: str | None) -> tuple[tuple[str, int], ...]:
-    """The sybil bound's per-rule drops from a crawl's stats JSON (none for crawls that stored no stats)."""
-    counts = json.loads(stats) if stats else {}
+def _dropped(counts: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The sybil bound's per-rule drops from a crawl's stats."""
     return tuple((key.removeprefix(DROPPED_PREFIX), int(n)) for key, n in counts.items() if key.startswith(DROPPED_PREFIX))

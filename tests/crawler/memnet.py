@@ -56,3 +56,14 @@ class MemoryEndpoint:
 
     async def recvfrom(self) -> tuple[bytes, Address]:
         return await self._receive.receive()
+
+
+async def collect_records(receive: trio.MemoryReceiveChannel[object]) -> list[object]:
+    """Every record the crawl engine sent until the channel closed, as the writer takes them.
+
+    The engine sends a record, or a list of the records one answer made (one channel send per answer).
+    """
+    records: list[object] = []
+    async for item in receive:
+        records.extend(item if isinstance(item, list) else [item])
+    return records

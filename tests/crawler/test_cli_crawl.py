@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import resource
 import signal
 import socket as socket_module
 import sqlite3
@@ -22,9 +23,12 @@ from typing import Any
 import pytest
 import trio
 from click.testing import CliRunner
+from ethcrawl.crawler import cli_crawl as cli_crawl_module
 from ethcrawl.crawler.cli import main as cli_main
 from ethcrawl.crawler.cli_crawl import (
+    FD_HEADROOM,
     PROGRESS_WIDE,
+    WalkSetup,
     _duration,
     _host_port,
     _node_key,
@@ -34,10 +38,10 @@ from ethcrawl.crawler.cli_crawl import (
     _progress_table,
     crawl_command,
 )
-from ethcrawl.crawler.crawl import CrawlProgress
+from ethcrawl.crawler.crawl import CrawlOptions, CrawlProgress
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.discovery_v5 import DiscoveryV5
-from ethcrawl.crawler.engine import CrawlStats
+from ethcrawl.crawler.engine import DEFAULT_SILENT_DIAL_CONCURRENCY, CrawlStats
 from ethcrawl.db.engine import open_database
 from ethcrawl.db.records import CrawlSummary
 from ethcrawl.wire.crypto import generate_private_key
@@ -448,3 +452,95 @@ def test_the_default_udp_address_serves_both_families_and_an_empty_host_means_it
     assert _host_port(":30303") == ("::", 30303)  # geth's spelling of "every address"
     assert _host_port("0.0.0.0:30303") == ("0.0.0.0", 30303)  # pins IPv4
     assert _host_port("[::1]:30303") == ("::1", 30303)
+
+
+# ---------------------------------------------------------------------- dials of records that never answered
+
+
+def _options_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[Any, list[CrawlOptions]]:
+    """``ethcrawl crawl ARGS`` in this process with the crawl itself replaced: the CrawlOptions it would run."""
+    seen: list[CrawlOptions] = []
+
+    async def crawl(db: object, setup: WalkSetup, on_progress: object, metrics: object) -> CrawlSummary:
+        seen.append(setup.options)
+        now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        return CrawlSummary(
+            crawl_id=1, started_at=now, ended_at=now, nodes=0, responded=0, with_enr=0, edges=0, dials=0, dials_ok=0,
+            dials_failed=0, outcomes=(), clients=(), networks=(),
+        )
+
+    def run_without_trio(function: Callable[..., Any], *args: object) -> Any:
+        # trio.run opens a socket pair for its wakeups; what runs here never waits on trio.
+        try:
+            function(*args).send(None)
+        except StopIteration as done:
+            return done.value
+        raise AssertionError("the replaced crawl waited on trio")
+
+    monkeypatch.setattr(cli_crawl_module, "_crawl_with_metrics", crawl)
+    monkeypatch.setattr(cli_crawl_module.trio, "run", run_without_trio)
+    return _crawl_in_process(tmp_path, monkeypatch, "--bootnode", VALID_ENODE, *args), seen
+
+
+@pytest.mark.parametrize(
+    ("args", "concurrency", "dial_silent"),
+    [
+        ((), DEFAULT_SILENT_DIAL_CONCURRENCY, True),
+        (("--silent-dial-concurrency", "1000"), 1000, True),
+        (("--no-dial-silent",), DEFAULT_SILENT_DIAL_CONCURRENCY, False),
+        (("--dial-silent", "--silent-dial-concurrency", "1"), 1, True),
+    ],
+)
+def test_silent_dial_options_reach_the_crawl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], concurrency: int, dial_silent: bool
+) -> None:
+    result, seen = _options_of(tmp_path, monkeypatch, *args)
+    assert result.exit_code == 0, result.output
+    (options,) = seen
+    assert (options.silent_dial_concurrency, options.dial_silent, options.dial) == (concurrency, dial_silent, True)
+    assert DEFAULT_SILENT_DIAL_CONCURRENCY == 256
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many", "1.5", "100000"])
+def test_a_bad_silent_dial_concurrency_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    result, seen = _options_of(tmp_path, monkeypatch, "--silent-dial-concurrency", value)
+    assert result.exit_code == 2, result.output
+    assert "--silent-dial-concurrency" in result.output and "Traceback" not in result.output
+    assert not seen
+
+
+def test_dials_past_the_open_files_limit_raise_it_or_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dial needs a file descriptor: the soft limit is raised to fit the dials at once, as far as the hard limit
+    allows; past that, one line and nothing runs (a dial without a descriptor would be stored as a dead node's)."""
+    raised: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "setrlimit", lambda which, limits: raised.append(limits))
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, 8192))
+    result, seen = _options_of(tmp_path, monkeypatch, "--silent-dial-concurrency", "2000")
+    assert result.exit_code == 0, result.output
+    assert raised == [(64 + 2000 + FD_HEADROOM, 8192)] and len(seen) == 1
+    raised.clear()
+    result, seen = _options_of(tmp_path, monkeypatch, "--silent-dial-concurrency", "2000", "--no-dial-silent")
+    assert result.exit_code == 0 and not raised  # 64 dials fit
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, 1024))
+    result, seen = _options_of(tmp_path, monkeypatch, "--silent-dial-concurrency", "2000")
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert "open files" in line and "1024" in line and not seen and not raised
+    result, seen = _options_of(tmp_path, monkeypatch, "--silent-dial-concurrency", "2000", "--no-dial")
+    assert result.exit_code == 0 and len(seen) == 1  # nothing dialed, nothing needed
+
+
+def test_summary_counts_the_dials_of_silent_records_apart() -> None:
+    started = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    summary = CrawlSummary(
+        crawl_id=7, started_at=started, ended_at=started + timedelta(seconds=7.1), nodes=200, responded=150,
+        with_enr=194, edges=3735, dials=180, dials_ok=138, dials_failed=42, outcomes=(), clients=(), networks=(),
+        silent_dials=40,
+    )
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    _print_summary(console, summary)
+    first = console.file.getvalue().splitlines()[0]  # type: ignore[attr-defined]
+    assert first == (
+        "crawl 7: 200 nodes (150 answered, 194 with ENR), 3735 edges, 180 dials (138 ok, 42 failed; 40 to silent "
+        "records) in 7.1 s"
+    )

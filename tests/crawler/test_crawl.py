@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import sqlite3
@@ -12,10 +13,13 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from ipaddress import ip_address
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import trio
+from ethcrawl.crawler import crawl as crawl_module
 from ethcrawl.crawler.crawl import CrawlOptions, CrawlProgress, _RateMeter, run_crawl
+from ethcrawl.crawler.dialer import SILENT_CONNECT_TIMEOUT, DialConfig, DialResult
 from ethcrawl.crawler.devnet import open_devnet
 from ethcrawl.crawler.discovery import DiscoveryV4
 from ethcrawl.crawler.engine import UNCONFIRMED_PER_SOURCE
@@ -27,7 +31,7 @@ from ethcrawl.db.identity import claim_identity
 from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import PrivateKey, generate_private_key, keccak256, pubkey_from_private
 from ethcrawl.wire.discv4 import Decoded, NodeRecord
-from ethcrawl.wire.enode import parse_enode
+from ethcrawl.wire.enode import Node, parse_enode
 from ethcrawl.wire.enr import ENR
 from ethcrawl.wire.eth import Status66
 from ethcrawl.wire.forkid import ForkId
@@ -260,3 +264,64 @@ def test_the_visit_rate_follows_the_last_window_of_samples() -> None:
     for t in range(11, 31):
         rate = meter.sample(float(t), 1000 + 10 * (t - 10))  # then 10 a second
     assert rate == pytest.approx(10.0)  # the fast start has left the window
+
+
+async def test_the_stats_line_reports_the_visit_limit_and_the_periods_a_saturated_core_held_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A crawl whose one bootnode never answers waits ~2 s (two bond attempts): the governor runs through its
+    periods on an idle core, and the "crawl stats" line says so (``governor.cpu_saturated``)."""
+    silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    bootnode = parse_enode(f"enode://{DiscoveryV4(generate_private_key()).pubkey.hex()}@127.0.0.1:{silent.getsockname()[1]}")
+    db = open_database(tmp_path / "crawl.db")
+    with caplog.at_level(logging.INFO, logger="ethcrawl.crawler.crawl"), trio.fail_after(CRAWL_DEADLINE):
+        await run_crawl(db, CrawlOptions(seeds=(bootnode,), dial=False, listen_host="127.0.0.1"), handle_signals=False)
+    db.close()
+    silent.close()
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("crawl stats ")]
+    fields = dict(field.split("=", 1) for field in line.removeprefix("crawl stats ").split())
+    assert fields["visit_limit"] == fields["max_concurrency"] == "256"  # nothing waited: it never widened
+    assert int(fields["governed_periods"]) >= 1
+    assert fields["cpu_saturated_periods"] == "0"  # waiting on a silent peer uses next to no CPU
+@pytest.mark.parametrize("dial_silent", [True, False], ids=["dial-silent", "no-dial-silent"])
+async def test_a_record_that_never_answers_is_dialed_once_with_the_short_connect_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, dial_silent: bool
+) -> None:
+    """The one seed never answers discovery; its TCP port is closed (loopback refuses at once).  Dialed, it gets
+    one attempt with ``SILENT_CONNECT_TIMEOUT``, stored as refused and counted apart (the crawl row's stats, the
+    summary); with ``dial_silent`` off it is not dialed at all."""
+    silent = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    closed = trio.socket.socket()
+    await closed.bind(("127.0.0.1", 0))
+    tcp_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    pubkey = DiscoveryV4(generate_private_key()).pubkey.hex()
+    seed = parse_enode(f"enode://{pubkey}@127.0.0.1:{tcp_port}?discport={silent.getsockname()[1]}")
+    timeouts: list[float] = []
+    real_dial = crawl_module.dial
+
+    async def dial(node: Node, key: PrivateKey, *, config: DialConfig, wall_clock: Callable[[], float]) -> DialResult:
+        timeouts.append(config.connect_timeout)
+        return await real_dial(node, key, config=config, wall_clock=wall_clock)
+
+    monkeypatch.setattr(crawl_module, "dial", dial)
+    path = tmp_path / "crawl.db"
+    db = open_database(path)
+    options = CrawlOptions(
+        seeds=(seed,), listen_host="127.0.0.1", response_timeout=0.1, v5_response_timeout=0.1, dial_silent=dial_silent
+    )
+    with trio.fail_after(30), caplog.at_level(logging.INFO, logger="ethcrawl.crawler.crawl"):
+        summary = await run_crawl(db, options, handle_signals=False)
+    db.close()
+    silent.close()
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("crawl stats ")]
+    with sqlite3.connect(path) as conn:
+        outcomes = conn.execute("SELECT outcome FROM dial_attempts").fetchall()
+        (stats_text,) = conn.execute("SELECT stats FROM crawls").fetchone()
+    dialed = 1 if dial_silent else 0
+    assert timeouts == [SILENT_CONNECT_TIMEOUT] * dialed
+    assert outcomes == [("refused",)] * dialed
+    assert json.loads(stats_text)["silent_dials"] == summary.silent_dials == summary.dials == dialed
+    assert f" dials={dialed} silent_dials={dialed} " in line

@@ -401,3 +401,22 @@ async def test_a_16_mib_frame_header_before_hello_ends_the_dial_at_once(
     assert "PacketTooLarge" in (result.error or "") and str(HANDSHAKE_MAX_FRAME_SIZE) in (result.error or "")
     # Decided on the header: at most one read past the ack, never the megabyte behind it.
     assert streams[0].received <= ack_sizes[0] + READ_SIZE
+
+
+def test_our_client_id_reads_the_package_metadata_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every dial's Hello carries our client id; importlib.metadata parses files per call (8% of a crawl's CPU)."""
+    calls: list[str] = []
+
+    def counting_version(name: str) -> str:
+        calls.append(name)
+        return "9.9.9"
+
+    monkeypatch.setattr(dialer, "version", counting_version)
+    dialer.client_id_string.cache_clear()
+    try:
+        ids = {local_hello(generate_private_key()).client_id for _ in range(50)}
+    finally:
+        dialer.client_id_string.cache_clear()
+    assert calls == ["ethcrawl"]
+    (only,) = ids
+    assert only.startswith("ethcrawl/v9.9.9/")

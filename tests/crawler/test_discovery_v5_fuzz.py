@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from ipaddress import ip_address
 
 import trio
-from memnet import MemoryEndpoint, MemoryNetwork
+from memnet import MemoryEndpoint, MemoryNetwork, collect_records
 from trio.testing import MockClock
 
 from ethcrawl.crawler.discovery import DiscoveryV4
@@ -552,7 +552,7 @@ async def test_crawl_finds_every_node_under_a_flood(autojump_clock: MockClock) -
             duration = trio.current_time() - started
             flooding.cancel_scope.cancel()
         send.close()
-        records = [record async for record in receive]
+        records = await collect_records(receive)
         nursery.cancel_scope.cancel()
 
     found = {r.node_id for r in records if isinstance(r, NodeSeen)}

@@ -6,8 +6,11 @@ import random
 import sys
 from array import array
 from ipaddress import ip_address
+from typing import Callable
 
+import pytest
 import trio
+from ethcrawl.crawler.dialer import CONNECT_TIMEOUT, SILENT_CONNECT_TIMEOUT
 from ethcrawl.crawler.discovery import DiscoveryConfig, DiscoveryV4
 from ethcrawl.crawler.table import BUCKET_SIZE
 from ethcrawl.crawler.engine import (
@@ -24,7 +27,7 @@ from ethcrawl.wire import discv4
 from ethcrawl.wire.crypto import generate_private_key, pubkey_from_private
 from ethcrawl.wire.discv4 import Decoded, FindNode, NodeRecord
 from ethcrawl.wire.enode import Node
-from memnet import MemoryNetwork
+from memnet import MemoryNetwork, collect_records
 from trio.testing import MockClock
 
 WALL_EPOCH = 1_700_000_000.0
@@ -32,6 +35,17 @@ WALL_EPOCH = 1_700_000_000.0
 
 def wall_clock() -> float:
     return WALL_EPOCH + trio.current_time()
+
+
+def idle_cpu() -> float:
+    """The crawl's CPU clock in these tests: MockClock's periods pass in no real time, so ``time.process_time``
+    would count whatever the test's own work took; this one says the crawl used none."""
+    return 0.0
+
+
+def saturated_cpu() -> float:
+    """A CPU clock that runs as fast as the (mock) wall clock: the crawl used a whole core, every period."""
+    return trio.current_time()
 
 
 async def start_nodes(net: MemoryNetwork, nursery: trio.Nursery, count: int) -> list[DiscoveryV4]:
@@ -53,18 +67,26 @@ async def start_tree(net: MemoryNetwork, nursery: trio.Nursery, count: int, fano
     return nodes
 
 
-async def crawl(net: MemoryNetwork, seeds: list[Node], **config: int) -> tuple[list[object], Crawler]:
+async def crawl(
+    net: MemoryNetwork, seeds: list[Node], *, cpu_clock: Callable[[], float] = idle_cpu, **config: int
+) -> tuple[list[object], Crawler]:
     crawler_node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
     send, receive = trio.open_memory_channel[object](100_000)
     async with trio.open_nursery() as nursery:
         await nursery.start(crawler_node.run)
         crawler = Crawler(
-            crawler_node, TargetTable.default(), send, crawl_id=1, config=CrawlConfig(**config), wall_clock=wall_clock
+            crawler_node,
+            TargetTable.default(),
+            send,
+            crawl_id=1,
+            config=CrawlConfig(**config),
+            wall_clock=wall_clock,
+            cpu_clock=cpu_clock,
         )
         await crawler.run(list(seeds))
         nursery.cancel_scope.cancel()
     send.close()
-    return [record async for record in receive], crawler
+    return await collect_records(receive), crawler
 
 
 async def test_walks_a_tree_only_reachable_from_the_root(autojump_clock: MockClock) -> None:
@@ -152,7 +174,7 @@ async def test_our_identities_and_self_listings_are_never_nodes_or_edges(autojum
         # Seeds that are us are dropped too.
         await crawler.run([nodes[0].local_node, earlier.local_node, crawler_node.local_node])
         send.close()
-        records = [record async for record in receive]
+        records = await collect_records(receive)
         nursery.cancel_scope.cancel()
     found = {r.node_id for r in records if isinstance(r, NodeSeen)}
     assert found == {n.node_id for n in nodes}
@@ -404,6 +426,63 @@ async def test_the_visit_limit_widens_while_visits_wait_on_dead_records(autojump
     assert elapsed[512] < elapsed[4] / 4, elapsed
 
 
+async def dead_records_behind_a_root(
+    net: MemoryNetwork, nursery: trio.Nursery, count: int = 200
+) -> DiscoveryV4:
+    """One live node whose table names ``count`` dead records (its buckets keep some of them)."""
+    (root,) = await start_nodes(net, nursery, 1)
+    for i in range(count):  # nothing listens at these endpoints: every datagram to them is lost
+        dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=None)
+        root.table.add_verified(dead)
+    return root
+
+
+async def test_a_saturated_core_keeps_the_visit_limit_at_the_floor(autojump_clock: MockClock) -> None:
+    """As above, visits wait on dead records, but the crawl's CPU clock says the core is saturated (the measured
+    failure: the loop kept up, its lag under 50 ms, and the limit went to its ceiling): the limit never widens."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        root = await dead_records_behind_a_root(net, nursery)
+        records, crawler = await crawl(
+            net, [root.local_node], cpu_clock=saturated_cpu, concurrency=4, max_concurrency=512
+        )
+        nursery.cancel_scope.cancel()
+    stats = crawler.statistics()
+    assert stats.discovered >= 50 and stats.responded == 1
+    assert stats.max_concurrency_reached == 4 and stats.concurrency == 4
+    assert stats.governed_periods > 10 and stats.cpu_saturated_periods == stats.governed_periods
+
+
+def saturated_after(seconds: float) -> Callable[[], float]:
+    """A CPU clock idle for ``seconds`` of mock time from now, then saturated (one CPU-s per wall s)."""
+    start = trio.current_time()
+    return lambda: max(0.0, trio.current_time() - start - seconds)
+
+
+@pytest.mark.parametrize("late", [False, True])
+async def test_answers_late_on_a_saturated_core_narrow_the_visit_limit(autojump_clock: MockClock, late: bool) -> None:
+    """The core has room for 1.5 s (the limit widens: 4, 6, 9), then is saturated: the limit holds while every
+    answer comes in time, and narrows once answers come after their window (a seed answering 3.5 s late)."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        root = await dead_records_behind_a_root(net, nursery)
+        seeds = [root.local_node]
+        if late:
+            (slow,) = await start_nodes(net, nursery, 1)
+            slow.config = DiscoveryConfig(reply_delay=3.5)
+            seeds.append(slow.local_node)
+        records, crawler = await crawl(
+            net, seeds, cpu_clock=saturated_after(1.5), concurrency=4, max_concurrency=512
+        )
+        nursery.cancel_scope.cancel()
+    stats = crawler.statistics()
+    assert stats.max_concurrency_reached == 9, stats
+    if late:  # one STEP_DOWN per period with late answers (its second bond attempt's Pong comes late too)
+        assert stats.concurrency < 9, stats
+    else:
+        assert stats.concurrency == 9, stats
+
+
 async def test_a_node_that_answers_only_after_its_visit_gave_up_is_visited_once_more(autojump_clock: MockClock) -> None:
     """A node's answers come 3 s late (beyond the widest window): both bond attempts time out and its table, the
     only way to its child, goes unread.  Its late Pong shows it is alive; by then it answers in time, and the
@@ -432,33 +511,152 @@ async def test_a_node_that_answers_only_after_its_visit_gave_up_is_visited_once_
     assert answered
 
 
-async def test_nodes_that_answered_are_dialed_before_silent_records(autojump_clock: MockClock) -> None:
-    """Dead records finish their visits first (two bond attempts, 2 s) and queue their dials before a slow live
-    node is done; the live node is still dialed next, not after every dead record."""
+class FakeDialer:
+    """Records each dial (node id, connect timeout, when) and how many of each kind were in flight at once; a dial
+    takes ``takes`` s, as a dial of a dead record waits out its connect timeout."""
+
+    def __init__(self, silent_ids: set[bytes], takes: float = 1.0) -> None:
+        self.silent_ids, self.takes = silent_ids, takes
+        self.dials: list[tuple[bytes, float, float]] = []
+        self.in_flight = {True: 0, False: 0}
+        self.most = {True: 0, False: 0}
+        self.both_at_once = False
+
+    async def __call__(self, node: Node, enr: object, *, connect_timeout: float) -> None:
+        self.dials.append((node.node_id, connect_timeout, trio.current_time()))
+        silent = node.node_id in self.silent_ids
+        self.in_flight[silent] += 1
+        self.most[silent] = max(self.most[silent], self.in_flight[silent])
+        self.both_at_once |= all(self.in_flight.values())
+        try:
+            await trio.sleep(self.takes)
+        finally:
+            self.in_flight[silent] -= 1
+
+
+async def crawl_with_dead_records(
+    dialer: FakeDialer, dead: int, *, slow: bool = False, **config: object
+) -> tuple[list[DiscoveryV4], list[Node], Crawler]:
+    """A root holding a live peer (``slow``: its visit takes several seconds) and ``dead`` records nothing answers at
+    (127.0.0.2), every one with a TCP port; crawled from the root with ``dialer``."""
     net = MemoryNetwork()
-    dialed: list[bytes] = []
-    times: list[float] = []
-
-    async def dialer(node: Node, enr: object) -> None:
-        dialed.append(node.node_id)
-        times.append(trio.current_time())
-        await trio.sleep(1)  # a dial of a dead record waits out its connect timeout
-
     async with trio.open_nursery() as nursery:
-        root, slow = await start_nodes(net, nursery, 2)
-        slow.config = DiscoveryConfig(reply_delay=0.6)  # its visit: a bond retry and several such round trips
-        root.table.add_verified(slow.local_node)
-        for i in range(6):
-            dead = Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=40000 + i)
-            root.table.add_verified(dead)
+        live = await start_nodes(net, nursery, 2)
+        root, peer = live
+        if slow:
+            peer.config = DiscoveryConfig(reply_delay=0.6)  # its visit: a bond retry and several such round trips
+        root.table.add_verified(peer.local_node)
+        records = [
+            Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address("127.0.0.2"), udp=40000 + i, tcp=40000 + i)
+            for i in range(dead)
+        ]
+        for record in records:
+            root.table.add_verified(record)
+        dialer.silent_ids.update(record.node_id for record in records)
         crawler_node = DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock)
         await nursery.start(crawler_node.run)
-        send, receive = trio.open_memory_channel[object](100_000)
+        send, _ = trio.open_memory_channel[object](100_000)
         crawler = Crawler(
             crawler_node, TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock, dialer=dialer,
-            config=CrawlConfig(dial_concurrency=1, dial_all=True),
+            config=CrawlConfig(dial_all=True, **config),  # type: ignore[arg-type]
         )
         await crawler.run([root.local_node])
         nursery.cancel_scope.cancel()
-    assert len(dialed) == 8  # root, slow, 6 dead
-    assert dialed.index(slow.node_id) <= 2, (dialed.index(slow.node_id), times)
+    return live, records, crawler
+
+
+async def test_a_node_that_answered_is_dialed_when_its_visit_ends_whatever_silent_records_wait(
+    autojump_clock: MockClock,
+) -> None:
+    """Dead records finish their visits first (two bond attempts, 2 s) and queue their dials before a slow live
+    node is done; they wait in their own queue with their own limit, so the live node is dialed the moment its
+    visit ends, and both kinds are dialed at once."""
+    dialer = FakeDialer(set())
+    (root, slow), records, crawler = await crawl_with_dead_records(
+        dialer, 6, slow=True, dial_concurrency=1, silent_dial_concurrency=1
+    )
+    when = {node_id: at for node_id, _, at in dialer.dials}
+    assert len(dialer.dials) == len(when) == 8  # root, slow, 6 dead: each once
+    dead_dials = sorted(when[record.node_id] for record in records)
+    # The dead records' six 1 s dials, one at a time, had started before the slow node's visit ended: it was not
+    # dialed after them (at the earliest 6 s after the first) but while they went on.
+    assert when[slow.node_id] < dead_dials[0] + 5, (when[slow.node_id], dead_dials)
+    assert dialer.both_at_once
+    assert dialer.most == {True: 1, False: 1}
+
+
+async def test_a_record_that_never_answered_gets_the_short_connect_timeout(autojump_clock: MockClock) -> None:
+    """Nodes that answered discovery are dialed with the full connect timeout, records that never did with the
+    short one (``dialer.SILENT_CONNECT_TIMEOUT``), once each; the crawl counts the silent dials apart."""
+    dialer = FakeDialer(set())
+    live, records, crawler = await crawl_with_dead_records(dialer, 5)
+    timeouts = {node_id: timeout for node_id, timeout, _ in dialer.dials}
+    assert len(dialer.dials) == len(timeouts) == 7
+    assert {timeouts[node.node_id] for node in live} == {CONNECT_TIMEOUT}
+    assert {timeouts[record.node_id] for record in records} == {SILENT_CONNECT_TIMEOUT}
+    assert SILENT_CONNECT_TIMEOUT < CONNECT_TIMEOUT
+    stats = crawler.statistics()
+    assert (stats.dials_started, stats.silent_dials_started) == (7, 5)
+    assert stats.dials_in_flight == stats.silent_dials_in_flight == 0
+    # The config's timeouts are the ones the dialer gets.
+    dialer = FakeDialer(set())
+    live, records, _ = await crawl_with_dead_records(dialer, 2, connect_timeout=7.5, silent_connect_timeout=0.25)
+    timeouts = {node_id: timeout for node_id, timeout, _ in dialer.dials}
+    assert [timeouts[node.node_id] for node in live] == [7.5, 7.5]
+    assert [timeouts[record.node_id] for record in records] == [0.25, 0.25]
+
+
+async def test_silent_dials_keep_their_own_limit(autojump_clock: MockClock) -> None:
+    """Dead records at 8 dials at once: the silent limit is reached, never passed, and the answering nodes'
+    limit of 1 is apart from it."""
+    dialer = FakeDialer(set(), takes=2.0)
+    live, records, crawler = await crawl_with_dead_records(dialer, 40, dial_concurrency=1, silent_dial_concurrency=8)
+    stats = crawler.statistics()
+    assert stats.discovered > 20  # the root's table keeps some of the 40 (the /24 limits of its buckets)
+    assert len(dialer.dials) == len({node_id for node_id, _, _ in dialer.dials}) == stats.discovered
+    assert dialer.most == {True: 8, False: 1}
+    assert stats.silent_dials_started == stats.discovered - 2
+
+
+async def test_no_dial_silent_dials_only_nodes_that_answered(autojump_clock: MockClock) -> None:
+    dialer = FakeDialer(set())
+    live, records, crawler = await crawl_with_dead_records(dialer, 5, dial_silent=False)
+    assert sorted(node_id for node_id, _, _ in dialer.dials) == sorted(node.node_id for node in live)
+    stats = crawler.statistics()
+    assert (stats.dials_started, stats.silent_dials_started) == (2, 0)
+
+
+# -- issue 12: CPU per FindNode exchange -----------------------------------------------------------
+
+
+async def test_an_answer_leaves_as_one_send_and_known_entries_reuse_their_node() -> None:
+    net = MemoryNetwork()
+    send, receive = trio.open_memory_channel[object](10)
+    crawler = Crawler(
+        DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock),
+        TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock,
+    )
+
+    def node(i: int) -> Node:
+        return Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address(f"10.0.{i}.1"), udp=30303, tcp=30303)
+
+    peer, known, new = node(1), node(2), node(3)
+    peer_state = await crawler._learn(peer, source="bootnode")
+    known_state = await crawler._learn(known, source="bootnode")
+    assert peer_state is not None and known_state is not None
+    before = [receive.receive_nowait(), receive.receive_nowait()]
+    entries = [NodeRecord(ip=n.ip, udp=n.udp or 0, tcp=n.tcp or 0, pubkey=n.pubkey) for n in (known, new)]
+    returned: list[Node] = []
+    assert await crawler._take_neighbors(peer_state, entries, returned) == 2
+    # A known entry is the Node the crawl holds (none built for it); a new one is built from the entry.
+    assert returned[0] is known_state.node and returned[1] == new
+    # Everything the answer taught in one item, each node's record before the first edge naming it.
+    answer = receive.receive_nowait()
+    assert [type(r) for r in before] == [list, list]
+    assert isinstance(answer, list) and [type(r).__name__ for r in answer] == ["EdgeSeen", "NodeSeen", "EdgeSeen"]
+    assert [r.to_id for r in answer if isinstance(r, EdgeSeen)] == [known.node_id, new.node_id]
+    assert answer[1].node_id == new.node_id
+    # The same answer again teaches nothing and sends nothing.
+    assert await crawler._take_neighbors(peer_state, entries, []) == 0
+    with pytest.raises(trio.WouldBlock):
+        receive.receive_nowait()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import trio
-from memnet import MemoryNetwork
+from memnet import MemoryNetwork, collect_records
 from trio.testing import MockClock
 
 from ethcrawl.crawler.discovery import DiscoveryV4
-from ethcrawl.crawler.discovery_v5 import DiscoveryV5
+from ethcrawl.crawler.crawl import v5_protocol_config
+from ethcrawl.crawler.discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from ethcrawl.crawler.engine import EDGE_PROTOCOL_BIT, CrawlConfig, Crawler, _looks_like_execution, _NodeState
 from ethcrawl.crawler.node import DiscoveryNode
 from ethcrawl.crawler.table import log_distance
@@ -15,6 +16,7 @@ from ethcrawl.crawler.targets import TargetTable
 from ethcrawl.db.records import EdgeSeen, NodeSeen
 from ethcrawl.wire.crypto import generate_private_key
 from ethcrawl.wire.discv5.messages import FindNode
+from ethcrawl.wire.discv5.session import Config as SessionConfig
 from ethcrawl.wire.discv5.session import MessageReceived
 from ethcrawl.wire.enode import Node
 from ethcrawl.wire.enr import ENR
@@ -76,7 +78,7 @@ async def crawl(
         await crawler.run(seeds)
         nursery.cancel_scope.cancel()
     send.close()
-    return [record async for record in receive], crawler
+    return await collect_records(receive), crawler
 
 
 def final_protocols(records: list[object]) -> dict[bytes, set[str]]:
@@ -210,6 +212,81 @@ async def test_late_nodes_answers_still_reach_the_crawl(autojump_clock: MockCloc
     edges = {(e.from_id, e.to_id) for e in records if isinstance(e, EdgeSeen)}
     assert {(root.node_id, c.node_id) for c in children} <= edges
     assert crawler.discovery_v5 is not None and crawler.discovery_v5.statistics().late_nodes >= 1
+
+
+class LossyFinder(DiscoveryV5):
+    """Loses the first FINDNODE of every set of distances (a datagram lost on the way), answers the second."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lost: set[tuple[int, ...]] = set()
+
+    async def _answer(self, event: MessageReceived) -> None:
+        message = event.message
+        if isinstance(message, FindNode) and message.distances not in self.lost:
+            self.lost.add(message.distances)
+            return
+        await super()._answer(event)
+
+
+async def test_a_lost_findnode_is_asked_again_not_taken_for_an_empty_distance(autojump_clock: MockClock) -> None:
+    """Silence is not an empty answer: a walk that took each lost FINDNODE for empty distances stopped after two
+    and read nothing of these tables."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        nodes: list[DiscoveryV5] = []
+        for _ in range(15):
+            node = LossyFinder(generate_private_key(), transport=net.open())
+            await nursery.start(node.run)
+            nodes.append(node)
+        link_tree_v5(nodes, fanout=2)
+        records, crawler = await crawl(net, [nodes[0].enr], v4=False, v5=True)
+        nursery.cancel_scope.cancel()
+    assert {r.node_id for r in records if isinstance(r, NodeSeen)} == {n.node_id for n in nodes}
+    assert crawler.statistics().answered_v5 == 15
+    assert all(node.lost for node in nodes[:7])  # the parents did lose requests
+
+
+async def _v5_handshakes_of_a_crawl(protocol: SessionConfig, nodes: int) -> tuple[int, int]:
+    """A v5 crawl of a star of ``nodes`` (all visited at once) whose own wire layer has ``protocol``'s caches:
+    (handshakes made, nodes answering v5)."""
+    net = MemoryNetwork()
+    async with trio.open_nursery() as nursery:
+        peers = [await v5_node(net, nursery) for _ in range(nodes)]
+        for peer in peers[1:]:
+            peers[0].add_to_table(peer.enr)
+            for other in peers[1:]:  # every peer has a table to walk, so every session is used for a while
+                if other is not peer:
+                    peer.add_to_table(other.enr)
+        own = DiscoveryNode(
+            generate_private_key(), transport=net.open(), wall_clock=wall_clock,
+            v5_config=DiscoveryV5Config(protocol=protocol),
+        )
+        await nursery.start(own.run)
+        send, receive = trio.open_memory_channel[object](100_000)
+        crawler = Crawler(
+            None, TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock, discovery_v5=own.v5,
+            config=CrawlConfig(concurrency=nodes, max_concurrency=nodes),
+        )
+        await crawler.run([peers[0].enr])
+        nursery.cancel_scope.cancel()
+    assert own.v5 is not None
+    return own.v5.statistics().handshakes, crawler.statistics().answered_v5
+
+
+async def test_a_session_cache_smaller_than_the_visits_at_once_makes_handshakes_again(autojump_clock: MockClock) -> None:
+    """go-ethereum's 1,024 sessions against 2,048 visits at once: sessions evicted mid-walk, a handshake per
+    request, refused by peers that allow one a second.  The crawl sizes its cache from its visit limit
+    (``crawl.v5_protocol_config``)."""
+    nodes = 24
+    starved, answered_starved = await _v5_handshakes_of_a_crawl(SessionConfig(session_cache_size=4), nodes)
+    sized, answered_sized = await _v5_handshakes_of_a_crawl(v5_protocol_config(nodes), nodes)
+    assert answered_sized == nodes  # every peer read, one handshake each
+    assert sized <= nodes + 2, sized
+    # Starved: handshakes again and again (a peer allows one a second: geth's rate), and walks that failed for it.
+    assert starved > sized and answered_starved < nodes, (starved, answered_starved, sized)
+    assert v5_protocol_config(256).session_cache_size == SessionConfig().session_cache_size  # geth's 1,024 floor
+    assert v5_protocol_config(2048).session_cache_size >= 2 * 2048
 
 
 async def test_a_newer_record_without_an_address_does_not_end_the_visit(autojump_clock: MockClock) -> None:

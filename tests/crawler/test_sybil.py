@@ -62,13 +62,13 @@ async def test_a_source_gets_a_budget_of_unconfirmed_news_that_confirmation_refi
     honest = await crawler._learn(_node("127.0.0.1", 1101), source="bootnode")
     first, second, third = (_node("127.0.0.1", port) for port in (2001, 2002, 2003))
     for node in (first, second):
-        assert await crawler._take_relayed(liar, node, source="neighbors", protocol="v4") == 1
-    assert await crawler._take_relayed(liar, third, source="neighbors", protocol="v4") == 0
+        assert crawler._take_relayed([], liar, node, source="neighbors", protocol="v4") == 1
+    assert crawler._take_relayed([], liar, third, source="neighbors", protocol="v4") == 0
     assert dict(crawler.statistics().dropped_by_rule)["source"] == 1
     # Another peer returning one of them confirms it: the liar's budget has room again.
-    assert await crawler._take_relayed(honest, first, source="neighbors", protocol="v4") == 1
-    assert await crawler._take_relayed(liar, third, source="neighbors", protocol="v4") == 1
+    assert crawler._take_relayed([], honest, first, source="neighbors", protocol="v4") == 1
+    assert crawler._take_relayed([], liar, third, source="neighbors", protocol="v4") == 1
     # Returning a node again (its own, or a confirmed one) is no news and costs nothing.
-    assert await crawler._take_relayed(liar, first, source="neighbors", protocol="v4") == 0
+    assert crawler._take_relayed([], liar, first, source="neighbors", protocol="v4") == 0
     stats = crawler.statistics()
     assert stats.discovered == 5 and stats.dropped == 1 and stats.edges == 4

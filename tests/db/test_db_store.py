@@ -24,7 +24,9 @@ from ethcrawl.db.engine import Database, open_database
 from ethcrawl.db.errors import InvalidRecord
 from ethcrawl.db.models import Crawl, DialAttempt, Edge, EnrHistory, Node, Sighting
 from ethcrawl.db.records import (
+    DROPPED_PREFIX,
     OUTCOMES,
+    SILENT_DIALS,
     CrawlFinished,
     CrawlStarted,
     DialRecord,
@@ -370,6 +372,17 @@ def test_crawl_summary_matches_independent_counts(db: Database) -> None:
         summary.dials_ok,
         summary.dials_failed,
     )
+
+
+def test_summary_reads_the_silent_dials_and_drops_from_the_crawl_stats(db: Database) -> None:
+    """Counters no other table holds come from the crawl row's stats; a crawl that stored none counts none."""
+    counted, bare = new_crawl(db), new_crawl(db)
+    stats = {SILENT_DIALS: 17, DROPPED_PREFIX + "source": 5, "relay_rejected": 2}
+    write(db, [CrawlFinished(crawl_id=counted, ended_at=T0, stats=stats), CrawlFinished(crawl_id=bare, ended_at=T0)])
+    with db.session() as session:
+        summary, nothing = crawl_summary(session, counted), crawl_summary(session, bare)
+    assert (summary.silent_dials, summary.dropped) == (17, (("source", 5),))
+    assert (nothing.silent_dials, nothing.dropped) == (0, ())
 
 
 def test_summary_of_unknown_crawl_is_an_error(db: Database) -> None:

@@ -93,6 +93,46 @@ async def test_full_batches_are_written_without_waiting(db: Database, mock_clock
     assert count(db, Node) == 9 and count(db, Sighting) == 9
 
 
+class _StepCounter(trio.abc.Instrument):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.name in task.name:
+            self.steps += 1
+
+
+async def test_queued_records_are_taken_in_one_step_not_one_scheduler_trip_each(db: Database) -> None:
+    """Under a busy event loop every checkpoint waits for all runnable tasks: taking one item per trip, the
+    writer fell behind a 30,000-record crawl and senders waited 5-10 s for room in the channel."""
+    crawl_id = await begin_crawl(db, CrawlStarted(started_at=T0))
+    send, receive = trio.open_memory_channel[object](1000)
+    for n in range(300):
+        send.send_nowait(seen(crawl_id, n))
+    counter = _StepCounter("<lambda>")  # the writer's task: the one started below
+    trio.lowlevel.add_instrument(counter)
+    try:
+        async with trio.open_nursery() as nursery:
+            writer: Writer = await nursery.start(
+                lambda **kw: run_writer(db, receive, batch_size=500, flush_interval=60.0, **kw)
+            )
+            await wait_received(writer, 300)
+            steps = counter.steps
+            send.close()
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    assert steps <= 5, steps  # 300 before
+    assert count(db, Node) == 300
+
+
+async def wait_received(writer: Writer, records: int) -> None:
+    give_up = time.monotonic() + 5.0
+    while writer.statistics().records_received < records:
+        assert time.monotonic() < give_up, f"writer stuck at {writer.statistics()}"
+        await trio.sleep(0)
+
+
 async def test_interval_flush(db: Database, mock_clock: trio.testing.MockClock) -> None:
     crawl_id = await begin_crawl(db, CrawlStarted(started_at=T0))
     send, receive = trio.open_memory_channel[object](10)

@@ -137,8 +137,8 @@ async def test_chainsafe_client_handshakes_with_the_crawlers_node_during_and_aft
     crawl_done = trio.Event()
 
     async def drain() -> None:
-        async for record in receive:
-            records.append(record)
+        async for item in receive:  # a record, or the list of records one answer made
+            records.extend(item if isinstance(item, list) else [item])
 
     async def crawl(net: Discv5Network) -> None:
         async with send:

@@ -20,7 +20,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from Crypto.Cipher import AES
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..crypto import PrivateKey, ecdh_compressed, sign_recoverable, verify_compact
 from ..errors import BadSignature, DecryptionFailed, LocalProtocolError
@@ -69,19 +71,16 @@ def mask(dest_id: bytes, masking_iv: bytes, data: bytes) -> bytes:
     """AES-128-CTR of ``data`` under ``dest_id[:16]``; CTR is its own inverse, so this also unmasks."""
     _check_size(dest_id, NODE_ID_SIZE, "destination node id")
     _check_size(masking_iv, MASKING_IV_SIZE, "masking iv")
-    # The whole 16-byte IV is a big-endian counter, as Go's cipher.NewCTR counts.
-    cipher = AES.new(dest_id[:KEY_SIZE], AES.MODE_CTR, nonce=b"", initial_value=masking_iv)
-    return cipher.encrypt(data)
+    # The whole 16-byte IV is a big-endian counter, as Go's cipher.NewCTR counts (and OpenSSL's CTR).
+    masker = Cipher(algorithms.AES(dest_id[:KEY_SIZE]), modes.CTR(masking_iv)).encryptor()
+    return masker.update(data) + masker.finalize()
 
 
 def encrypt_message(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
     """AES-128-GCM ciphertext of ``plaintext`` with the tag appended."""
     _check_size(key, KEY_SIZE, "message key")
     _check_size(nonce, NONCE_SIZE, "message nonce")
-    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-    cipher.update(ad)
-    ciphertext, tag = cipher.encrypt_and_digest(plaintext)
-    return bytes(ciphertext) + bytes(tag)
+    return AESGCM(key).encrypt(nonce, plaintext, ad)  # the 16-byte tag appended, as the spec lays it out
 
 
 def decrypt_message(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
@@ -90,11 +89,9 @@ def decrypt_message(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> b
     _check_size(nonce, NONCE_SIZE, "message nonce")
     if len(ciphertext) < TAG_SIZE:
         raise DecryptionFailed(f"message of {len(ciphertext)} bytes is shorter than the {TAG_SIZE}-byte GCM tag")
-    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_SIZE)
-    cipher.update(ad)
     try:
-        return bytes(cipher.decrypt_and_verify(ciphertext[:-TAG_SIZE], ciphertext[-TAG_SIZE:]))
-    except ValueError as exc:  # pycryptodome's only signal for a tag mismatch
+        return AESGCM(key).decrypt(nonce, ciphertext, ad)
+    except InvalidTag as exc:
         raise DecryptionFailed("message does not authenticate under the session key (GCM tag mismatch)") from exc
 
 
