@@ -565,16 +565,15 @@ class Crawler:
         by something else is read by raw-target regions instead, from the answer that shows it.
         """
         ranking = RankingCheck()
-        empty_in_a_row = silent_in_a_row = 0
+        empty_in_a_row = 0
+        silences = _Silences(self.config.empty_answers_to_stop)
         for _distance, target in self.targets.iter_targets_for_peer(state.node.node_id):
             returned: list[Node] = []
             new = await self._find_node(discovery, state, target, returned)
+            if silences.gone(new):
+                break
             if new is None:
-                silent_in_a_row += 1
-                if silent_in_a_row >= self.config.empty_answers_to_stop:
-                    break
                 continue
-            silent_in_a_row = 0
             ranking.observe(target, [node.node_id for node in returned])
             if not ranking.hashed:
                 break
@@ -594,17 +593,16 @@ class Crawler:
     async def _enumerate_unhashed(self, discovery: DiscoveryV4, state: _NodeState) -> None:
         """Read a peer region by region of the raw target space, then by random targets until they dry up."""
         walk = RegionWalk()
-        empty_in_a_row = silent_in_a_row = 0
+        empty_in_a_row = 0
+        silences = _Silences(self.config.empty_answers_to_stop)
         for _ in range(self.config.unhashed_targets_max):
             reading_regions = walk.regions_open > 0
             returned: list[Node] = []
             new = await self._find_node(discovery, state, walk.next_target(), returned)
+            if silences.gone(new):
+                break
             if new is None:
-                silent_in_a_row += 1
-                if silent_in_a_row >= self.config.empty_answers_to_stop:
-                    break
                 continue
-            silent_in_a_row = 0
             walk.observe(node.pubkey for node in returned)
             if reading_regions:
                 continue
@@ -652,19 +650,17 @@ class Crawler:
         distance = MAX_DISTANCE
         group_size = 1  # the top buckets of a real table are full: one distance per request
         empty_distances = 0
-        silent_in_a_row = 0
+        silences = _Silences(self.config.empty_answers_to_stop)
         while distance >= 1 and empty_distances < self.config.v5_empty_distances_to_stop:
             group = tuple(range(distance, max(distance - group_size, 0), -1))
             answer = await self._find_node_v5(v5, enr, group)
+            # No answer at all (not even an empty one), asked twice: a node that stopped answering FINDNODE is
+            # not worth a timeout per distance.
+            if silences.gone(answer):
+                break
             if answer is None:
-                # No answer at all (not even an empty one), asked twice: a node that stopped answering
-                # FINDNODE is not worth a timeout per distance.  Silence says nothing of the distances.
-                silent_in_a_row += 1
-                if silent_in_a_row >= self.config.empty_answers_to_stop:
-                    break
-                distance -= len(group)
+                distance -= len(group)  # silence says nothing of these distances
                 continue
-            silent_in_a_row = 0
             records = answer
             if len(records) >= NODES_RESULT_LIMIT and len(group) > 1:
                 # The answer hit the per-request cap: some distance was cut short.
@@ -823,6 +819,23 @@ class Crawler:
         state.dial_queued = True
         (self._dial_queue if state.responded else self._silent_dial_queue).append(state)
         self._wakeup.set()
+
+
+@dataclass(slots=True)
+class _Silences:
+    """Requests of one peer's walk met by silence in a row (``EMPTY_ANSWERS_TO_STOP`` end it: the peer has gone).
+
+    Silence is not an empty answer: it neither ends a walk as answers that bring nothing new do, nor is it read as
+    one (no ranking check, no distance counted empty).
+    """
+
+    limit: int
+    in_a_row: int = 0
+
+    def gone(self, answer: object | None) -> bool:
+        """Note an answer (None: silence); whether the walk should end here."""
+        self.in_a_row = self.in_a_row + 1 if answer is None else 0
+        return self.in_a_row >= self.limit
 
 
 def _add_edge(returned: array[int], target: int, protocol_bit: int) -> tuple[bool, bool]:
