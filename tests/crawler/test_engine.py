@@ -326,6 +326,14 @@ def test_a_dial_goes_to_the_rlpx_port_of_the_newest_record() -> None:
     assert _dial_target(old, elsewhere) == old
 
 
+def bare_crawler(net: MemoryNetwork, send: trio.MemorySendChannel[object]) -> Crawler:
+    """A crawler with a v4 node on ``net`` and nothing started: for driving the engine's methods directly."""
+    return Crawler(
+        DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock),
+        TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock,
+    )
+
+
 # -- issue 12: memory per known node ---------------------------------------------------------------
 
 # What the engine may keep per known node (its state, Node, ENR bytes, id map and frontier entry).  Measured
@@ -343,10 +351,7 @@ async def test_a_known_node_costs_the_engine_under_a_kilobyte() -> None:
 
     net = MemoryNetwork()
     send, receive = trio.open_memory_channel[object](10)
-    crawler = Crawler(
-        DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock),
-        TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock,
-    )
+    crawler = bare_crawler(net, send)
     # Records as they come off the wire: decoded and verified from their bytes.
     keys = [generate_private_key() for _ in range(1000)]
     raws = [make_local_enr(key, f"10.{i >> 8}.{i & 255}.1", 30303, 30303, seq=1).to_rlp() for i, key in enumerate(keys)]
@@ -632,10 +637,7 @@ async def test_no_dial_silent_dials_only_nodes_that_answered(autojump_clock: Moc
 async def test_an_answer_leaves_as_one_send_and_known_entries_reuse_their_node() -> None:
     net = MemoryNetwork()
     send, receive = trio.open_memory_channel[object](10)
-    crawler = Crawler(
-        DiscoveryV4(generate_private_key(), transport=net.open(), wall_clock=wall_clock),
-        TargetTable.default(), send, crawl_id=1, wall_clock=wall_clock,
-    )
+    crawler = bare_crawler(net, send)
 
     def node(i: int) -> Node:
         return Node(pubkey=pubkey_from_private(generate_private_key()), ip=ip_address(f"10.0.{i}.1"), udp=30303, tcp=30303)
