@@ -127,7 +127,7 @@ class Writer:
             await self._loop(receive_channel)
         finally:
             # Drain before closing: closing would throw away what senders already handed over.
-            self._drain(receive_channel)
+            self._take_queued(receive_channel)
             receive_channel.close()
             with trio.CancelScope(shield=True):
                 await self.flush(deadline=self._monotonic() + self.cleanup_timeout)
@@ -147,33 +147,25 @@ class Writer:
                 if not self._pending:
                     deadline = trio.current_time() + self.flush_interval
                 self._take(item)
-                self._take_queued(receive_channel)
+                self._take_queued(receive_channel, self.batch_size)
                 if len(self._pending) < self.batch_size:
                     continue
             await self.flush()
             deadline = math.inf
 
-    def _take_queued(self, receive_channel: trio.MemoryReceiveChannel[object]) -> None:
-        """Take what is already queued, up to a batch, without a trip through the scheduler per item.
+    def _take_queued(self, receive_channel: trio.MemoryReceiveChannel[object], up_to: float = math.inf) -> None:
+        """Take what senders already handed over (until ``up_to`` records are pending), without a trip through the
+        scheduler per item; so a cancelled crawl keeps it too.
 
         A receive is a checkpoint, and under a busy event loop each checkpoint waits for every runnable
         task to run once: taking one item per trip, the writer fell behind a 30,000-record crawl, the
         channel stayed full, and every sender (visits, dials) waited 5-10 s to hand over a record.
         """
-        while len(self._pending) < self.batch_size:
-            try:
-                item = receive_channel.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                return  # an ended channel shows at the next receive
-            self._take(item)
-
-    def _drain(self, receive_channel: trio.MemoryReceiveChannel[object]) -> None:
-        """Take what senders already handed over, so a cancelled crawl keeps it."""
-        while True:
+        while len(self._pending) < up_to:
             try:
                 self._take(receive_channel.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return
+                return  # an ended channel shows at the next receive
 
     async def flush(self, *, deadline: float = math.inf) -> None:
         """Write everything pending, in batches of ``batch_size``; start no batch after ``deadline``.
