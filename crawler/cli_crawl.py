@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import resource
 import sys
 from datetime import datetime, timezone
 from functools import partial
@@ -37,12 +36,11 @@ from .bootnodes import NETWORKS, SeedWithoutDiscovery, bootnodes, dns_lists, is_
 from .cli_common import database, parse_host_port
 from .cli_dns_sync import dns_server_option
 from .crawl import DISCOVERY_MODES, CrawlOptions, CrawlProgress, run_crawl
-from .discovery import DiscoveryConfig
-from .discovery_v5 import DiscoveryV5Config
 from .engine import DEFAULT_CONCURRENCY, DEFAULT_DIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, DEFAULT_SILENT_DIAL_CONCURRENCY
 from .dialer import CONNECT_TIMEOUT, SILENT_CONNECT_TIMEOUT, DialConfig, dial
 from .discovery import DiscoveryConfig
 from .discovery_v5 import DiscoveryV5Config, enr_address
+from .open_files import TooFewOpenFiles, fit_open_files
 from .dns import DNSListError, DNSResolver, SyncLimits, list_records
 from .cli_enrich import ASN_HELP, GEOIP_HELP, open_geoip
 from .geoip import GeoIP, GeoIPError
@@ -70,9 +68,6 @@ MIN_TIMEOUT = 0.05  # s: below a loopback round trip under load
 # s to resolve every DNS list seed before the crawl starts (all at once): a published list is a few thousand
 # lookups, seconds on a working resolver; a list not resolved by then is reported and the crawl starts without it.
 SEED_LISTS_TIMEOUT = 60.0
-# Open files a crawl needs beside its dials (a TCP connection each): discovery and RLPx sockets, the database, the
-# --geoip/--asn files, the metrics server, and inbound --listen peers (as devnet.FD_HEADROOM).
-FD_HEADROOM = 256
 
 
 class Seconds(click.ParamType[float]):
@@ -444,18 +439,15 @@ def walk_setup(
 
 
 def _fit_open_files(dials: int) -> None:
-    """Raise the soft open-files limit to fit ``dials`` at once (as far as the hard limit allows), or refuse in one
-    line: past it a dial would fail for want of a descriptor and be stored as a dead node's."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = dials + FD_HEADROOM
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
+    """Fit ``dials`` at once in the open-files limit, or refuse in one line: past it a dial would fail for want of a
+    descriptor and be stored as a dead node's."""
+    try:
+        fit_open_files(dials)
+    except TooFewOpenFiles as exc:
         raise click.ClickException(
-            f"{dials} dials at once (--dial-concurrency plus --silent-dial-concurrency) need {needed} open files; "
-            f"the limit is {hard} (lower them, or raise ulimit -Hn)"
-        )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+            f"{dials} dials at once (--dial-concurrency plus --silent-dial-concurrency) need {exc.needed} open files; "
+            f"the limit is {exc.hard} (lower them, or raise ulimit -Hn)"
+        ) from None
 
 
 @contextmanager

@@ -33,7 +33,6 @@ from __future__ import annotations
 import enum
 import logging
 import random
-import resource
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -67,6 +66,7 @@ from .devnet_profile import (
     plan_events,
 )
 from .devnet_tables import add_holders, connect_all, plan_tables, reachable, served
+from .open_files import TooFewOpenFiles, fit_open_files
 from .discovery import DiscoveryConfig, DiscoveryV4, make_local_enr
 from .discovery_v5 import DiscoveryV5, DiscoveryV5Config
 from .node import DiscoveryNode
@@ -95,7 +95,6 @@ SESSION_TIMEOUT = 15.0  # s, longest one RLPx session with a devnet node may las
 LISTEN_BACKLOG = 128  # pending TCP connections per node
 BIND_ATTEMPTS = 20  # OS-chosen ports: retries when the UDP twin of a TCP port is taken
 FDS_PER_NODE = 2  # UDP socket + TCP listener
-FD_HEADROOM = 256  # descriptors left for the rest of the process
 KEY_DOMAIN = b"ethcrawl-devnet-key"
 # With dead records (127.1.x.x and up, devnet_profile), live nodes must stay below them.
 LIVE_ADDRESSES_DIRTY = "127.0.0.0/16"
@@ -685,19 +684,16 @@ class Devnet:
 
 def _ensure_descriptors(plan: DevnetPlan) -> None:
     """Raise the soft open-files limit to fit the plan's sockets, or say why it cannot."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # A UDP socket per node, and a TCP listener for every node that has one; dead records need none.
     served = [spec for spec in plan.nodes if spec.served_by(plan.config)]
-    count = len(served)
     sockets = sum(FDS_PER_NODE - (spec.kind in WITHOUT_RLPX_LISTENER) for spec in served)
-    needed = sockets + FD_HEADROOM
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        if target < needed:
-            raise OSError(
-                f"{count} nodes need {needed} open files; the hard limit is {hard} (raise ulimit -Hn, or use --shards)"
-            )
+    try:
+        fit_open_files(sockets)
+    except TooFewOpenFiles as exc:
+        raise OSError(
+            f"{len(served)} nodes need {exc.needed} open files; the hard limit is {exc.hard} (raise ulimit -Hn, or use "
+            "--shards)"
+        ) from None
 
 
 async def run_devnet(config: DevnetConfig, *, task_status: trio.TaskStatus[Devnet] = trio.TASK_STATUS_IGNORED) -> None:

@@ -25,8 +25,8 @@ import trio
 from click.testing import CliRunner
 from ethcrawl.crawler import cli_crawl as cli_crawl_module
 from ethcrawl.crawler.cli import main as cli_main
+from ethcrawl.crawler.open_files import FD_HEADROOM
 from ethcrawl.crawler.cli_crawl import (
-    FD_HEADROOM,
     PROGRESS_WIDE,
     WalkSetup,
     _duration,
