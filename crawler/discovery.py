@@ -256,9 +256,7 @@ class DiscoveryV4:
 
     def statistics(self) -> DiscoveryStats:
         now = trio.current_time()
-        bonded = sum(
-            1 for peer in self._peers.values() if peer.pong is not None and now - peer.pong < self.config.bond_expiration
-        )
+        bonded = sum(1 for peer in self._peers.values() if self._within_bond(peer.pong, now))
         return DiscoveryStats(
             packets_in=self._counts["in"],
             packets_out=self._counts["out"],
@@ -429,7 +427,11 @@ class DiscoveryV4:
     def _bonded_by_pong(self, key: bytes) -> bool:
         """Whether the peer at ``key`` proved its endpoint lately (its Pong): geth serves FindNode only then."""
         peer = self._peers.get(key)
-        return peer is not None and peer.pong is not None and trio.current_time() - peer.pong < self.config.bond_expiration
+        return peer is not None and self._within_bond(peer.pong, trio.current_time())
+
+    def _within_bond(self, at: float | None, now: float) -> bool:
+        """Whether a Ping or Pong seen ``at`` still counts as a bond at ``now`` (geth's bondExpiration)."""
+        return at is not None and now - at < self.config.bond_expiration
 
     def speaks_eip868(self, node: Node) -> bool:
         """False only when the node's last Pong carried no ENR seq (pre-EIP-868, e.g. ethereumjs)."""
@@ -439,7 +441,7 @@ class DiscoveryV4:
     def is_bonded(self, node: Node) -> bool:
         """True when the remote verified our endpoint recently (it pinged us and got our Pong)."""
         peer = self._peers.get(_node_key(node))
-        return peer is not None and peer.ping is not None and trio.current_time() - peer.ping < self.config.bond_expiration
+        return peer is not None and self._within_bond(peer.ping, trio.current_time())
 
     async def bond(self, node: Node) -> bool:
         """Make sure ``node`` will answer FindNode from us, as geth's ``ensureBond``.
